@@ -1,0 +1,371 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Unmarshaler is implemented by types that decode themselves from a node.
+type Unmarshaler interface {
+	UnmarshalNode(n *yaml.Node) error
+}
+
+// decoder decodes YAML nodes into Go values strictly: an unknown key, a value
+// of the wrong type or a missing required key is an error at its position. It
+// collects every error instead of stopping at the first.
+type decoder struct {
+	file   string
+	raw    []string // the file's lines, for positions inside block scalars
+	lookup func(string) (string, bool)
+	errs   Errors
+}
+
+func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)})
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	posType      = reflect.TypeOf(Pos{})
+	nodeType     = reflect.TypeOf(yaml.Node{})
+	pluginType   = reflect.TypeOf(Plugin{})
+	textType     = reflect.TypeOf(Text{})
+	unmarshaler  = reflect.TypeOf((*Unmarshaler)(nil)).Elem()
+	varPattern   = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+)
+
+// scalar returns the node's value with ${NAME} replaced from the environment.
+func (d *decoder) scalar(n *yaml.Node) (string, bool) {
+	if !strings.Contains(n.Value, "${") || d.lookup == nil {
+		return n.Value, true
+	}
+	ok := true
+	out := varPattern.ReplaceAllStringFunc(n.Value, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, found := d.lookup(name)
+		if !found {
+			d.errorf(n, "environment variable %s is not set", name)
+			ok = false
+		}
+		return v
+	})
+	return out, ok
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch v.Type() {
+	case nodeType:
+		v.Set(reflect.ValueOf(*n))
+		return
+	case pluginType:
+		p := v.Addr().Interface().(*Plugin)
+		if err := p.UnmarshalNode(n); err != nil {
+			d.errorf(n, "%s", err.(*Error).Msg)
+		}
+		p.Pos.File, p.d = d.file, d
+		return
+	case textType:
+		t := v.Addr().Interface().(*Text)
+		if err := t.UnmarshalNode(n); err != nil {
+			d.errorf(n, "%s", err.(*Error).Msg)
+			return
+		}
+		if s, ok := d.scalar(n); ok {
+			t.Value = s
+		}
+		t.Pos.File = d.file
+		t.locate(n.Style, d.raw)
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(unmarshaler) {
+		if err := v.Addr().Interface().(Unmarshaler).UnmarshalNode(n); err != nil {
+			if e, ok := err.(*Error); ok {
+				d.errs = append(d.errs, e)
+			} else {
+				d.errorf(n, "%v", err)
+			}
+		}
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // leave the zero value: the key is as good as absent
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem())
+	case reflect.Struct:
+		d.decodeStruct(n, v)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, "expected a list, got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, "expected a mapping, got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := reflect.New(v.Type().Key()).Elem()
+			d.decode(n.Content[i], k)
+			e := reflect.New(v.Type().Elem()).Elem()
+			d.decode(n.Content[i+1], e)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+	case reflect.String:
+		if !d.expectScalar(n) {
+			return
+		}
+		s, _ := d.scalar(n)
+		v.SetString(s)
+	case reflect.Bool:
+		if !d.expectScalar(n) {
+			return
+		}
+		s, _ := d.scalar(n)
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			d.errorf(n, "expected true or false, got %q", s)
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		if !d.expectScalar(n) {
+			return
+		}
+		s, _ := d.scalar(n)
+		if v.Type() == durationType {
+			dur, err := time.ParseDuration(s)
+			if err != nil {
+				d.errorf(n, "expected a duration such as 10s or 1m30s, got %q", s)
+				return
+			}
+			v.SetInt(int64(dur))
+			return
+		}
+		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
+		if err != nil || v.OverflowInt(i) {
+			d.errorf(n, "expected an integer, got %q", s)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float64:
+		if !d.expectScalar(n) {
+			return
+		}
+		s, _ := d.scalar(n)
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			d.errorf(n, "expected a number, got %q", s)
+			return
+		}
+		v.SetFloat(f)
+	default:
+		d.errorf(n, "cannot decode into %s", v.Type())
+	}
+}
+
+func (d *decoder) expectScalar(n *yaml.Node) bool {
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, "expected a single value, got %s", describe(n))
+		return false
+	}
+	return true
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}
+
+type fieldInfo struct {
+	index    int
+	required bool
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "expected a mapping, got %s", describe(n))
+		return
+	}
+	t := v.Type()
+	fields := make(map[string]fieldInfo, t.NumField())
+	var known []string
+	posIndex := -1
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Type == posType && f.Name == "Pos" {
+			posIndex = i
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = fieldInfo{index: i, required: f.Tag.Get("required") == "true"}
+		known = append(known, name)
+	}
+	seen := make(map[string]bool, len(n.Content)/2)
+	keys := make(map[string][2]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		fi, ok := fields[k.Value]
+		if !ok {
+			d.errorf(k, "unknown key %q (expected one of: %s)", k.Value, strings.Join(known, ", "))
+			continue
+		}
+		if seen[k.Value] {
+			d.errorf(k, "key %q appears twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		keys[k.Value] = [2]int{val.Line, val.Column}
+		d.decode(val, v.Field(fi.index))
+	}
+	for _, name := range known {
+		if fields[name].required && !seen[name] {
+			d.errorf(n, "missing required key %q", name)
+		}
+	}
+	if posIndex >= 0 {
+		v.Field(posIndex).Set(reflect.ValueOf(Pos{File: d.file, Line: n.Line, Col: n.Column, keys: keys}))
+	}
+}
+
+// Plugin is a one-key mapping naming a kind of component and holding its
+// settings, such as `file: {path: out.jsonl}` under sinks. The component's
+// package decodes the settings into its own Config with Decode.
+type Plugin struct {
+	Pos  Pos
+	Kind string
+	node *yaml.Node
+	d    *decoder
+}
+
+// UnmarshalNode implements Unmarshaler.
+func (p *Plugin) UnmarshalNode(n *yaml.Node) error {
+	p.Pos = Pos{Line: n.Line, Col: n.Column}
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		return &Error{Line: n.Line, Col: n.Column, Msg: "expected a mapping with exactly one key naming the kind"}
+	}
+	p.Kind = n.Content[0].Value
+	p.node = n.Content[1]
+	return nil
+}
+
+// Decode decodes the plugin's settings strictly into v, a pointer to a struct.
+// The errors carry positions in the job file.
+func (p *Plugin) Decode(v any) error {
+	if p.node == nil {
+		return nil
+	}
+	d := &decoder{file: p.Pos.File, raw: p.d.raw, lookup: p.d.lookup}
+	d.decode(p.node, reflect.ValueOf(v).Elem())
+	if len(d.errs) > 0 {
+		return d.errs.sorted()
+	}
+	return nil
+}
+
+// Text is a string value that remembers where each of its characters stands in
+// the job file, so that errors inside it (SQL syntax errors) can be reported at
+// the file's line and column.
+type Text struct {
+	Value string
+	Pos   Pos
+	// lines maps the i-th line of Value to its line and first column in the file.
+	lines [][2]int
+}
+
+// UnmarshalNode implements Unmarshaler.
+func (t *Text) UnmarshalNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &Error{Line: n.Line, Col: n.Column, Msg: fmt.Sprintf("expected text, got %s", describe(n))}
+	}
+	t.Value = n.Value
+	t.Pos = Pos{Line: n.Line, Col: n.Column}
+	return nil
+}
+
+// At returns the file position of the byte at offset in Value. Positions
+// inside block scalars (`sql: |`) and single-line values are exact; inside
+// folded or multi-line quoted values they are the best estimate.
+func (t *Text) At(offset int) Pos {
+	line := strings.Count(t.Value[:min(max(offset, 0), len(t.Value))], "\n")
+	col := offset - (strings.LastIndexByte(t.Value[:min(max(offset, 0), len(t.Value))], '\n') + 1)
+	if line < len(t.lines) {
+		return Pos{File: t.Pos.File, Line: t.lines[line][0], Col: t.lines[line][1] + col}
+	}
+	return Pos{File: t.Pos.File, Line: t.Pos.Line + line, Col: t.Pos.Col + col}
+}
+
+// locate fills the line map of a Text from the raw file lines.
+func (t *Text) locate(style yaml.Style, raw []string) {
+	t.lines = t.lines[:0]
+	switch {
+	case style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		// The content starts on the line after the indicator, at the
+		// indentation of its first non-empty line.
+		indent := -1
+		ln := t.Pos.Line // 1-based line of the indicator; content from the next
+		for i := ln; i < len(raw); i++ {
+			if strings.TrimSpace(raw[i]) == "" {
+				continue
+			}
+			indent = len(raw[i]) - len(strings.TrimLeft(raw[i], " "))
+			break
+		}
+		if indent < 0 {
+			return
+		}
+		for i, row := 0, ln; i <= strings.Count(t.Value, "\n") && row < len(raw)+1; i, row = i+1, row+1 {
+			t.lines = append(t.lines, [2]int{row + 1, indent + 1})
+		}
+	case style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
+		t.lines = append(t.lines, [2]int{t.Pos.Line, t.Pos.Col + 1})
+	default:
+		t.lines = append(t.lines, [2]int{t.Pos.Line, t.Pos.Col})
+	}
+}
+
+// readFile reads a job file.
+func readFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,13 @@
+// Package config reads job files: the YAML a user writes for one job (see
+// docs/job-file.md). Decoding is strict: an unknown key, a value of the wrong
+// type, a missing required key or a missing ${NAME} environment variable is an
+// Error at its FILE:LINE:COL, and every error of a file is reported at once.
+// Defaults live in the Default* constants and nowhere else.
+//
+// Components decode their own settings from a Plugin (a sink's
+// `bigquery: {...}`) with Plugin.Decode, with the same strictness and
+// positions. A Text (the pipeline's SQL) maps offsets inside the value back to
+// the file, so that SQL errors point into the job file.
+//
+// Nothing here is concurrent: a Job is built once and then only read.
+package config

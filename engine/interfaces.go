@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"context"
+)
+
+// Decoder turns a raw record into a row of a pipeline's reader schema.
+//
+// Decode is called concurrently from the goroutines of many tasks; an
+// implementation that caches (writer schemas, compiled programs) must be safe
+// for that. row has been Reset to the schema's width by the caller; strings
+// written into it may alias rec's bytes. A record that cannot be decoded yields
+// an error wrapping *DecodeError and a row the caller ignores.
+type Decoder interface {
+	Schema() *Schema
+	Decode(rec *Record, row *Row) error
+}
+
+// Transform is a pipeline's compiled SQL: a filter and a projection from rows
+// of the reader schema to rows of Output().
+//
+// Eval is called concurrently from many task goroutines; per-call scratch lives
+// in out (Row.Arena). Eval resets out itself. keep is false when the WHERE
+// clause rejected the row. An error (wrapping *EvalError) sends the input
+// record to the dead-letter destination.
+type Transform interface {
+	Output() *Schema
+	Eval(in, out *Row) (keep bool, err error)
+}
+
+// Sink is one destination of a pipeline. The runtime opens one Writer per task
+// that feeds the pipeline, when the task is assigned, and closes it when the
+// task is released. Open and Close are called from the runtime's goroutines,
+// possibly concurrently for different tasks.
+type Sink interface {
+	Open(ctx context.Context, task TaskID) (Writer, error)
+	Close(ctx context.Context) error
+}
+
+// Writer writes the rows of one task's bundles. It is used by one goroutine.
+//
+// Write encodes or buffers row; it must not keep row or any string in it after
+// it returns. Flush returns once the destination has acknowledged every row
+// written since the previous Flush: only then is the bundle complete. Flush
+// retries what the destination lets it retry, for as long as ctx allows; an
+// error from Flush means the rows were not acknowledged and the bundle will be
+// replayed. A writer that blocks in Write or Flush applies backpressure to its
+// task. Close is called after a final Flush, or to abandon unflushed rows.
+type Writer interface {
+	Write(row *Row) error
+	Flush(ctx context.Context) error
+	Close(ctx context.Context) error
+}
+
+// Source feeds the records of tasks to the runtime.
+//
+// Run calls the Handler from its own goroutine(s) until ctx is done or, for a
+// bounded source, until every task has ended; it returns nil then. Commit is
+// called by the runtime after a checkpoint is durable, from one goroutine, and
+// must reject a commit from a member that no longer owns a task.
+type Source interface {
+	Run(ctx context.Context, h Handler) error
+	Commit(ctx context.Context, positions []Position, meta string) error
+}
+
+// Pauser is implemented by sources that can stop fetching individual tasks, so
+// that a task whose sinks are behind does not hold the memory of the others.
+// Records already fetched are still delivered after Pause.
+type Pauser interface {
+	Pause(tasks ...TaskID)
+	Resume(tasks ...TaskID)
+}
+
+// Assignment is a task handed to this member, with where it starts.
+type Assignment struct {
+	Task TaskID
+	// Offset is the committed offset (the next record to read), or -1 when
+	// nothing was committed and the source's start policy applies.
+	Offset int64
+	// Meta is the metadata committed with Offset: the checkpoint key.
+	Meta string
+}
+
+// Position is the offset of the next record to read of a task, with the event
+// time of the last record before it.
+type Position struct {
+	Task      TaskID
+	Offset    int64
+	Watermark int64 // unix microseconds; 0 when unknown
+}
+
+// Handler is implemented by the runtime and called by a Source.
+type Handler interface {
+	// Assign hands over tasks. It returns once the runtime is ready for their
+	// records.
+	Assign(ctx context.Context, tasks []Assignment)
+	// Revoke takes tasks away. It blocks until each is drained: its bundle
+	// complete, checkpointed and committed (the source commits before it
+	// returns from its revocation callback).
+	Revoke(ctx context.Context, tasks []TaskID)
+	// Deliver hands over records of one task in offset order. It does not
+	// block for long; a task that falls behind asks the source to pause it.
+	// The runtime keeps recs until their bundle is complete.
+	Deliver(task TaskID, recs []Record)
+	// End says that a bounded task has no more records.
+	End(task TaskID)
+}
+
+// Checkpoint is what a pod records at each interval: for each owned task, the
+// position after its last complete bundle (and later, its keyed state).
+type Checkpoint struct {
+	Job   string
+	Pod   string
+	Seq   uint64
+	Time  int64 // unix microseconds
+	Tasks []TaskState
+}
+
+// TaskState is one task's share of a checkpoint.
+type TaskState struct {
+	Task      TaskID
+	Offset    int64 // next offset to read
+	Watermark int64 // unix microseconds
+	// State names the task's keyed state object, "" for a stateless task.
+	State string
+}
+
+// CheckpointStore makes checkpoints durable. Save returns only once the
+// checkpoint can be read back after a crash, with the key that names it and
+// its encoded size. It is called from one goroutine at a time.
+type CheckpointStore interface {
+	Save(ctx context.Context, cp *Checkpoint) (key string, size int, err error)
+	Load(ctx context.Context, key string) (*Checkpoint, error)
+}
+
+// CheckpointCollector is implemented by stores that can delete the
+// checkpoints no committed offset references any more. keep lists the keys
+// still referenced.
+type CheckpointCollector interface {
+	Collect(ctx context.Context, job, pod string, keep []string) error
+}
