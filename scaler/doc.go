@@ -1,0 +1,53 @@
+// Package scaler is the coordinator: it watches sluice jobs and sets each
+// job's StatefulSet replicas from backlog and CPU signals, so that backlog
+// stays within the latency SLA at the lowest cost without flapping.
+//
+// # Parts
+//
+//   - Signals (signals.go): a Window turns Kafka samples (end offsets and the
+//     group's committed offsets, read with kadm) and CPU samples (the pods'
+//     process_cpu_seconds_total) into smoothed Signals: input rate,
+//     throughput, backlog records and bytes, backlog growth, backlog time and
+//     CPU utilization. Rates are least-squares slopes over the window; a
+//     backlog slope within two standard errors of zero reads as zero, because
+//     commits move in checkpoint steps. Fewer than two samples leave a signal
+//     missing, which the policy reads as "no decision".
+//   - Policy (policy.go): Decide is a pure function, modelled on etcd raft's
+//     core: signals and history in, a decision with its reasons and the next
+//     history out; no I/O, time passed in. Scale up when backlog time exceeds
+//     120 s or CPU exceeds 90 %: keep-up (input at the target CPU) plus
+//     catch-up (drain the backlog within 60 s). Scale down only when CPU is
+//     under 70 %, the backlog does not grow and backlog time is under 10 s,
+//     to the CPU-driven target. Worker counts are rounded to "balanced"
+//     counts (a partition is the unit of assignment, so 20 workers on 64
+//     partitions do no more than 16). Bounded by min/max workers and the
+//     partition count; up at once, down only to the highest recommendation of
+//     the last 5 minutes; optionally to zero after an idle period and back to
+//     one on the first new record. Missing or stale signals never decide.
+//   - Simulator (sim.go, simpolicies.go, report.go): a deterministic, seeded
+//     job (partitions, per-worker capacity with noise, pod start delay, a
+//     pause for moved tasks, checkpointed commits) run over four traces
+//     against the sluice policy, a KEDA-style lag-threshold policy, a static
+//     peak-provisioned job and an oracle. TestSimulatorTraces writes the
+//     report to docs/autoscaling.md.
+//   - Actuator and Coordinator (actuator.go, coordinator.go, main.go): reads
+//     the signals, runs the policy per job, patches the StatefulSet's scale
+//     subresource through client-go, records an event on the StatefulSet and
+//     exports sluice_scaler_desired_workers and sluice_scaler_decisions_total.
+//     A Lease (client-go leader election) makes sure only one coordinator
+//     acts; the others wait.
+//
+// # Concurrency
+//
+// Decide and the simulator are single-threaded and deterministic. A Window
+// is owned by one goroutine. The Coordinator's Run evaluates every job in
+// turn on one goroutine, only while it holds the lease; its metrics are safe
+// for concurrent scraping.
+//
+// # Lifecycle
+//
+// NewCoordinator builds the clients; Run blocks until its context is done,
+// campaigning for the lease, then evaluating every Interval while leading; on
+// cancellation it releases the lease so that a standby takes over at once.
+// Main is the `sluice coordinator` command: flags in, exit code out.
+package scaler
