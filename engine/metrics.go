@@ -117,3 +117,52 @@ func (e SinkEnv) Log() *slog.Logger {
 	}
 	return e.Logger
 }
+
+// Metrics are the runtime's own metrics. Build them once per process.
+type Metrics struct {
+	Registry prometheus.Registerer
+
+	RecordsIn     *prometheus.CounterVec   // job, pipeline
+	RecordsOut    *prometheus.CounterVec   // job, pipeline
+	DeadLetters   *prometheus.CounterVec   // job, pipeline, stage
+	BundleRecords *prometheus.HistogramVec // job
+	BundleSeconds *prometheus.HistogramVec // job: open to complete
+	WatermarkLag  *prometheus.GaugeVec     // job, topic, partition: now − watermark
+	Tasks         *prometheus.GaugeVec     // job
+	Paused        *prometheus.GaugeVec     // job: tasks paused for backpressure
+	CkptSeconds   *prometheus.HistogramVec // job
+	CkptBytes     *prometheus.GaugeVec     // job
+	CkptFailures  *prometheus.CounterVec   // job, stage (save, commit)
+	CkptLast      *prometheus.GaugeVec     // job: unix time of the last durable checkpoint
+	DrainSeconds  *prometheus.GaugeVec     // job
+	FlushFailures *prometheus.CounterVec   // job, pipeline
+	Sinks         *SinkMetrics
+}
+
+// NewMetrics builds and registers the runtime's metrics with reg (nil: none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	j := []string{"job"}
+	m := &Metrics{
+		Registry:      reg,
+		RecordsIn:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_pipeline_records_in_total", Help: "Records read by a pipeline."}, []string{"job", "pipeline"}),
+		RecordsOut:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_pipeline_records_out_total", Help: "Rows a pipeline's SQL passed to its sinks."}, []string{"job", "pipeline"}),
+		DeadLetters:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_pipeline_dead_letters_total", Help: "Records sent to the dead-letter destination, by stage."}, []string{"job", "pipeline", "stage"}),
+		BundleRecords: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_bundle_records", Help: "Records per complete bundle.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}, j),
+		BundleSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_bundle_seconds", Help: "Time from a bundle's first record to its completion.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, j),
+		WatermarkLag:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_task_watermark_lag_seconds", Help: "Now minus the task's watermark."}, []string{"job", "topic", "partition"}),
+		Tasks:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_tasks", Help: "Tasks owned by this member."}, j),
+		Paused:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_tasks_paused", Help: "Tasks whose fetching is paused because their sinks are behind."}, j),
+		CkptSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_checkpoint_seconds", Help: "Time to cut bundles, save the checkpoint and commit.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, j),
+		CkptBytes:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_bytes", Help: "Size of the last checkpoint."}, j),
+		CkptFailures:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_failures_total", Help: "Checkpoints that failed, by stage."}, []string{"job", "stage"}),
+		CkptLast:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_last_success_seconds", Help: "Unix time of the last durable, committed checkpoint."}, j),
+		DrainSeconds:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_drain_seconds", Help: "Duration of the last drain."}, j),
+		FlushFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bundle_flush_failures_total", Help: "Bundles whose sinks failed to flush; the bundle is replayed."}, []string{"job", "pipeline"}),
+		Sinks:         NewSinkMetrics(reg),
+	}
+	if reg != nil {
+		reg.MustRegister(m.RecordsIn, m.RecordsOut, m.DeadLetters, m.BundleRecords, m.BundleSeconds, m.WatermarkLag,
+			m.Tasks, m.Paused, m.CkptSeconds, m.CkptBytes, m.CkptFailures, m.CkptLast, m.DrainSeconds, m.FlushFailures)
+	}
+	return m
+}

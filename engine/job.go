@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Job is everything the runtime needs to run one job in this process. cmd/sluice
+// builds it from a job file; tests and benchmarks build it directly.
+type Job struct {
+	Name string
+	Pod  string // this member's name: the pod name, or a unique name per process
+
+	Pipelines []*Pipeline
+	Source    Source
+	Store     CheckpointStore
+
+	// Interval between checkpoints (default 10 s).
+	Interval time.Duration
+	// DrainDeadline bounds a drain; past it the runtime stops without a final
+	// checkpoint (default 60 s).
+	DrainDeadline time.Duration
+	// Retain is how many checkpoints the store keeps per pod (default 3).
+	Retain int
+	// MaxBufferedBytes is how many fetched bytes one task may hold before the
+	// source is asked to pause it (default 16 MiB); fetching resumes below half.
+	MaxBufferedBytes int
+
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Pipeline is one pipeline of a job: which topics it reads, how it decodes,
+// its SQL, and its sinks.
+type Pipeline struct {
+	Name string
+	// Reads reports whether the pipeline reads a topic.
+	Reads func(topic string) bool
+	// Decoder decodes the topic's records. Pipelines that share a Decoder
+	// value share the decoding of each record.
+	Decoder    Decoder
+	Transform  Transform
+	Sinks      []Sink
+	DeadLetter Sink
+
+	// MaxRecords closes a bundle at this many records (default 10,000).
+	MaxRecords int
+	// MaxWait is the longest a bundle stays open (default 10 s); the adaptive
+	// rule usually closes it much sooner (see task.go).
+	MaxWait time.Duration
+	// EventTime is the input column that drives watermarks; Slot < 0 means
+	// the record timestamp.
+	EventTime Column
+}
+
+func (j *Job) defaults() {
+	if j.Interval <= 0 {
+		j.Interval = 10 * time.Second
+	}
+	if j.DrainDeadline <= 0 {
+		j.DrainDeadline = 60 * time.Second
+	}
+	if j.Retain <= 0 {
+		j.Retain = 3
+	}
+	if j.MaxBufferedBytes <= 0 {
+		j.MaxBufferedBytes = 16 << 20
+	}
+	if j.Logger == nil {
+		j.Logger = slog.New(slog.DiscardHandler)
+	}
+	if j.Metrics == nil {
+		j.Metrics = NewMetrics(nil)
+	}
+	for _, p := range j.Pipelines {
+		if p.MaxRecords <= 0 {
+			p.MaxRecords = 10000
+		}
+		if p.MaxWait <= 0 {
+			p.MaxWait = 10 * time.Second
+		}
+	}
+}
