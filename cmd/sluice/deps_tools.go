@@ -1,4 +1,4 @@
-//go:build tools
+//go:build sluicedeps
 
 // This file pins the modules that the packages of this repository are being
 // written against, so that `go mod tidy` keeps them while work is in flight.
