@@ -1,0 +1,417 @@
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+// JobSpec is what Render needs to know about a job. cmd/sluice fills it from
+// the job file; JobYAML is the file itself, shipped verbatim in a ConfigMap.
+type JobSpec struct {
+	// Job is the job name: StatefulSet, Service and Kafka consumer group.
+	Job string
+	// Namespace of every object. Default "default".
+	Namespace string
+	// Image is the sluice image, for workers and the coordinator.
+	Image string
+	// Worker is the machine type, e.g. n2d-standard-1: *-standard-N gives N
+	// vCPU and 4N GiB, *-highmem-N N vCPU and 8N GiB, *-highcpu-N N vCPU and
+	// N GiB.
+	Worker string
+	// MinWorkers and MaxWorkers bound the coordinator. Defaults 1 and 50.
+	MinWorkers, MaxWorkers int
+	// MetricsPort serves /metrics, /healthz and /readyz. Default 9090.
+	MetricsPort int
+	// DrainDeadline is how long a pod may drain on SIGTERM; the pod's
+	// termination grace period is this plus 30 s. Default 60 s.
+	DrainDeadline time.Duration
+	// JobYAML is the job file, verbatim.
+	JobYAML []byte
+	// Brokers are the Kafka seed brokers the coordinator reads offsets from.
+	Brokers []string
+	// CoordinatorReplicas is the number of coordinator pods; one leads.
+	// Default 2.
+	CoordinatorReplicas int
+}
+
+// Defaults of JobSpec.
+const (
+	DefaultNamespace           = "default"
+	DefaultMinWorkers          = 1
+	DefaultMaxWorkers          = 50
+	DefaultMetricsPort         = 9090
+	DefaultDrainDeadline       = 60 * time.Second
+	DefaultCoordinatorReplicas = 2
+	// graceMargin is what the termination grace period adds to the drain
+	// deadline, so that the kubelet never kills a pod that is still draining.
+	graceMargin = 30 * time.Second
+	// runAsUser is distroless's "nonroot" user.
+	runAsUser = 65532
+)
+
+var (
+	dnsLabel   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	workerType = regexp.MustCompile(`^[a-z0-9]+-(standard|highmem|highcpu)-([1-9][0-9]*)$`)
+)
+
+// Resources returns the CPU cores and memory GiB of a worker type.
+func Resources(worker string) (cpus, memGiB int, err error) {
+	m := workerType.FindStringSubmatch(worker)
+	if m == nil {
+		return 0, 0, fmt.Errorf("unknown worker type %q: want FAMILY-standard-N, FAMILY-highmem-N or FAMILY-highcpu-N, e.g. n2d-standard-1", worker)
+	}
+	n, err := strconv.Atoi(m[2])
+	if err != nil || n > 1024 {
+		return 0, 0, fmt.Errorf("unknown worker type %q: vCPU count out of range", worker)
+	}
+	perCPU := map[string]int{"standard": 4, "highmem": 8, "highcpu": 1}[m[1]]
+	return n, n * perCPU, nil
+}
+
+func (s JobSpec) withDefaults() JobSpec {
+	if s.Namespace == "" {
+		s.Namespace = DefaultNamespace
+	}
+	if s.MinWorkers == 0 {
+		s.MinWorkers = DefaultMinWorkers
+	}
+	if s.MaxWorkers == 0 {
+		s.MaxWorkers = DefaultMaxWorkers
+	}
+	if s.MetricsPort == 0 {
+		s.MetricsPort = DefaultMetricsPort
+	}
+	if s.DrainDeadline == 0 {
+		s.DrainDeadline = DefaultDrainDeadline
+	}
+	if s.CoordinatorReplicas == 0 {
+		s.CoordinatorReplicas = DefaultCoordinatorReplicas
+	}
+	return s
+}
+
+func (s JobSpec) validate() error {
+	var errs []error
+	if len(s.Job) > 52 || !dnsLabel.MatchString(s.Job) {
+		// 52: StatefulSet pods get a "-<ordinal>" and a controller-revision
+		// label derived from the name, which must stay within 63 characters.
+		errs = append(errs, fmt.Errorf("job %q is not a DNS-1123 label of at most 52 characters", s.Job))
+	}
+	if !dnsLabel.MatchString(s.Namespace) {
+		errs = append(errs, fmt.Errorf("namespace %q is not a DNS-1123 label", s.Namespace))
+	}
+	if s.Image == "" {
+		errs = append(errs, errors.New("image is empty"))
+	}
+	if _, _, err := Resources(s.Worker); err != nil {
+		errs = append(errs, err)
+	}
+	if s.MinWorkers < 0 || s.MaxWorkers < max(s.MinWorkers, 1) {
+		errs = append(errs, fmt.Errorf("workers bounds [%d, %d] are inconsistent", s.MinWorkers, s.MaxWorkers))
+	}
+	if s.MetricsPort < 1 || s.MetricsPort > 65535 {
+		errs = append(errs, fmt.Errorf("metrics port %d out of range", s.MetricsPort))
+	}
+	if s.DrainDeadline < 0 {
+		errs = append(errs, fmt.Errorf("drain deadline %s is negative", s.DrainDeadline))
+	}
+	if len(s.JobYAML) == 0 {
+		errs = append(errs, errors.New("job file is empty"))
+	}
+	if len(s.Brokers) == 0 {
+		errs = append(errs, errors.New("no Kafka brokers for the coordinator"))
+	}
+	return errors.Join(errs...)
+}
+
+// Render writes the Kubernetes manifests of a job as multi-document YAML:
+// the job file's ConfigMap, a headless Service, the workers' StatefulSet and
+// PodDisruptionBudget, and the coordinator's ServiceAccount, Role,
+// RoleBinding and Deployment. The output depends only on spec.
+func Render(w io.Writer, spec JobSpec) error {
+	spec = spec.withDefaults()
+	if err := spec.validate(); err != nil {
+		return fmt.Errorf("deploy: render %s: %w", spec.Job, err)
+	}
+	objs := Objects(spec)
+	for i, o := range objs {
+		b, err := marshal(o)
+		if err != nil {
+			return fmt.Errorf("deploy: render %s: %w", spec.Job, err)
+		}
+		sep := "---\n"
+		if i == 0 {
+			sep = ""
+		}
+		if _, err := io.WriteString(w, sep+string(b)); err != nil {
+			return fmt.Errorf("deploy: render %s: %w", spec.Job, err)
+		}
+	}
+	return nil
+}
+
+// CoordinatorName is the name of the job's coordinator Deployment,
+// ServiceAccount, Role, RoleBinding and Lease.
+func CoordinatorName(job string) string { return job + "-coordinator" }
+
+// WorkerSelector is the label selector of the job's worker pods.
+func WorkerSelector(job string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":      "sluice",
+		"app.kubernetes.io/instance":  job,
+		"app.kubernetes.io/component": "worker",
+	}
+}
+
+// Objects returns the objects Render writes, in order. spec must be valid.
+func Objects(spec JobSpec) []any {
+	spec = spec.withDefaults()
+	cpus, mem, _ := Resources(spec.Worker)
+	ns, job := spec.Namespace, spec.Job
+	coord := CoordinatorName(job)
+	labels := func(component string) map[string]string {
+		return map[string]string{
+			"app.kubernetes.io/name":       "sluice",
+			"app.kubernetes.io/instance":   job,
+			"app.kubernetes.io/component":  component,
+			"app.kubernetes.io/managed-by": "sluice-render",
+		}
+	}
+	meta := func(name, component string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels(component)}
+	}
+	selector := &metav1.LabelSelector{MatchLabels: WorkerSelector(job)}
+	coordSelector := &metav1.LabelSelector{MatchLabels: map[string]string{
+		"app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": job, "app.kubernetes.io/component": "coordinator",
+	}}
+	grace := int64((spec.DrainDeadline + graceMargin) / time.Second)
+	replicas := int32(spec.MinWorkers)
+	coordReplicas := int32(spec.CoordinatorReplicas)
+	maxUnavailable := intstr.FromInt32(1)
+	secCtx := &corev1.SecurityContext{
+		RunAsNonRoot:             ptr(true),
+		RunAsUser:                ptr(int64(runAsUser)),
+		AllowPrivilegeEscalation: ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	podName := corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+		FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
+	}}
+	probe := func(path string, period int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: path, Port: intstr.FromString("metrics"),
+			}},
+			PeriodSeconds: period, FailureThreshold: 3,
+		}
+	}
+	res := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(cpus), resource.DecimalSI),
+		corev1.ResourceMemory: resource.MustParse(fmt.Sprintf("%dGi", mem)),
+	}
+
+	configMap := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: meta(job+"-job", "worker"),
+		Data:       map[string]string{"job.yaml": string(spec.JobYAML)},
+	}
+	service := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(job, "worker"),
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			Selector:                 WorkerSelector(job),
+			PublishNotReadyAddresses: true,
+			Ports: []corev1.ServicePort{{
+				Name: "metrics", Port: int32(spec.MetricsPort), TargetPort: intstr.FromString("metrics"),
+			}},
+		},
+	}
+	statefulSet := &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: meta(job, "worker"),
+		Spec: appsv1.StatefulSetSpec{
+			ServiceName: job,
+			Replicas:    &replicas,
+			Selector:    selector,
+			// Parallel: a scale-up starts every new pod at once; ordering
+			// buys nothing since partitions are assigned by the group.
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: labels("worker"),
+					Annotations: map[string]string{
+						"prometheus.io/scrape": "true",
+						"prometheus.io/port":   strconv.Itoa(spec.MetricsPort),
+						"sluice.dev/worker":    spec.Worker,
+					},
+				},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: &grace,
+					AutomountServiceAccountToken:  ptr(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(runAsUser)), FSGroup: ptr(int64(runAsUser)),
+					},
+					Containers: []corev1.Container{{
+						Name:       "sluice",
+						Image:      spec.Image,
+						Args:       []string{"run", "/etc/sluice/job.yaml"},
+						WorkingDir: "/var/lib/sluice",
+						Env: []corev1.EnvVar{
+							podName,
+							{Name: "SLUICE_DRAIN_DEADLINE", Value: spec.DrainDeadline.String()},
+						},
+						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(spec.MetricsPort)}},
+						Resources:      corev1.ResourceRequirements{Requests: res, Limits: res},
+						ReadinessProbe: probe("/readyz", 5),
+						LivenessProbe:  probe("/healthz", 10),
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "job", MountPath: "/etc/sluice", ReadOnly: true},
+							{Name: "work", MountPath: "/var/lib/sluice"},
+						},
+						SecurityContext: secCtx,
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "job", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: job + "-job"},
+						}}},
+						{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+				},
+			},
+		},
+	}
+	pdb := &policyv1.PodDisruptionBudget{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+		ObjectMeta: meta(job, "worker"),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: &maxUnavailable,
+			Selector:       selector,
+		},
+	}
+	serviceAccount := &corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: meta(coord, "coordinator"),
+	}
+	role := &rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: meta(coord, "coordinator"),
+		// Exactly what the coordinator calls, nothing more.
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"statefulsets/scale"}, Verbs: []string{"get", "update", "patch"}},
+			{APIGroups: []string{coordv1.GroupName}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+		},
+	}
+	binding := &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: meta(coord, "coordinator"),
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: coord, Namespace: ns}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: coord},
+	}
+	deployment := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: meta(coord, "coordinator"),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &coordReplicas,
+			Selector: coordSelector,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels("coordinator")},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: coord,
+					SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(runAsUser))},
+					Containers: []corev1.Container{{
+						Name:  "coordinator",
+						Image: spec.Image,
+						Args: []string{
+							"coordinator",
+							"--namespace=" + ns,
+							"--job=" + job,
+							"--brokers=" + strings.Join(spec.Brokers, ","),
+							"--lease-name=" + coord,
+							"--min-workers=" + strconv.Itoa(spec.MinWorkers),
+							"--max-workers=" + strconv.Itoa(spec.MaxWorkers),
+							"--metrics-port=" + strconv.Itoa(spec.MetricsPort),
+							"--listen=:9091",
+						},
+						Env:   []corev1.EnvVar{podName},
+						Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9091}},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+						},
+						ReadinessProbe:  probe("/readyz", 10),
+						LivenessProbe:   probe("/healthz", 10),
+						SecurityContext: secCtx,
+					}},
+				},
+			},
+		},
+	}
+	return []any{configMap, service, statefulSet, pdb, serviceAccount, role, binding, deployment}
+}
+
+// marshal writes an object as YAML without the empty status and
+// creationTimestamp that the API types carry.
+func marshal(o any) ([]byte, error) {
+	j, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("marshal: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(j, &m); err != nil {
+		return nil, fmt.Errorf("marshal: %w", err)
+	}
+	prune(m)
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal: %w", err)
+	}
+	return b, nil
+}
+
+// prune removes status and null or empty maps (creationTimestamp: null,
+// resources: {}) recursively.
+func prune(m map[string]any) {
+	delete(m, "status")
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			prune(x)
+			if len(x) == 0 && k != "emptyDir" {
+				delete(m, k)
+			}
+		case []any:
+			for _, e := range x {
+				if em, ok := e.(map[string]any); ok {
+					prune(em)
+				}
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
