@@ -1,0 +1,46 @@
+# sluice — `make demo` and `make test` are all a newcomer needs (Go installed).
+GO        ?= go
+BIN       := bin/sluice
+FUZZTIME  ?= 10s
+# Fuzz targets run briefly by `make test`: package:target.
+FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzOCF ./sql:FuzzSQL \
+             ./checkpoint:FuzzCheckpointDecode ./source/jsonrow:FuzzJSONRow \
+             ./engine/config:FuzzJobFile
+
+.PHONY: all build test unit fuzz bench demo lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sluice
+
+## demo: the default job on its embedded Kafka with generated traffic (Ctrl-C drains)
+demo: build
+	./$(BIN) dev
+
+## test: lint, every test with -race, then each fuzz target briefly
+test: lint unit fuzz
+
+unit:
+	$(GO) test -race -timeout 20m ./...
+
+fuzz:
+	@set -e; for f in $(FUZZ); do \
+	  pkg=$${f%%:*}; target=$${f##*:}; \
+	  if grep -qs "func $$target(" $$pkg/*_test.go; then \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  else echo "fuzz target $$target missing in $$pkg" >&2; exit 1; fi; \
+	done
+
+## bench: the benchmark suite; writes bench/RESULTS.md
+bench:
+	$(GO) run ./bench/cmd/results -out bench/RESULTS.md
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin .sluice out
