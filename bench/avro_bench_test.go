@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	havro "github.com/hamba/avro/v2"
+	"github.com/linkedin/goavro/v2"
+	"github.com/sluicehq/sluice/bench/gen"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/source/avro"
+)
+
+// benchRecords is the number of distinct pre-generated records a decode
+// benchmark cycles through: enough to defeat a warm branch predictor on one
+// record, few enough to stay in cache like a fetched batch.
+const benchRecords = 4096
+
+type trafficSet struct {
+	schema []byte
+	recs   [][]byte
+	bytes  []int64 // bytes_total of each record, to check the decoders' output
+	size   int
+}
+
+func loadTraffic(b *testing.B) *trafficSet {
+	b.Helper()
+	schema, err := os.ReadFile(filepath.Join("..", "testdata", "schemas", "traffic.avsc"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &trafficSet{schema: schema}
+	g := gen.New(42)
+	for i := 0; i < benchRecords; i++ {
+		rec := g.Next()
+		data := rec.AppendAvro(nil)
+		s.recs = append(s.recs, data)
+		s.bytes = append(s.bytes, rec.BytesTotal)
+		s.size += len(data)
+	}
+	return s
+}
+
+// check fails the benchmark unless sum is the sum of bytes_total of the
+// records decoded in n iterations.
+func (s *trafficSet) check(b *testing.B, n int, sum int64) {
+	var want int64
+	for i := 0; i < n; i++ {
+		want += s.bytes[i%len(s.recs)]
+	}
+	if sum != want {
+		b.Fatalf("sum of bytes_total %d, want %d", sum, want)
+	}
+}
+
+func report(b *testing.B, s *trafficSet) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.SetBytes(int64(s.size / len(s.recs)))
+}
+
+func BenchmarkAvroDecode(b *testing.B) {
+	s := loadTraffic(b)
+	b.Run("direct", func(b *testing.B) {
+		typ, err := avro.ParseSchema(s.schema)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := avro.Compile(typ, typ)
+		if err != nil {
+			b.Fatal(err)
+		}
+		schema := engine.MustSchema(typ)
+		col, _ := schema.Lookup("bytes_total")
+		row := engine.NewRow(p.Width())
+		var sum int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			row.Reset(p.Width())
+			if err := p.Decode(s.recs[i%len(s.recs)], row); err != nil {
+				b.Fatal(err)
+			}
+			sum += row.Int(col.Slot)
+		}
+		b.StopTimer()
+		report(b, s)
+		s.check(b, b.N, sum)
+	})
+	b.Run("goavro", func(b *testing.B) {
+		codec, err := goavro.NewCodec(string(s.schema))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sum int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			v, _, err := codec.NativeFromBinary(s.recs[i%len(s.recs)])
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += v.(map[string]any)["bytes_total"].(int64)
+		}
+		b.StopTimer()
+		report(b, s)
+		s.check(b, b.N, sum)
+	})
+	b.Run("hamba", func(b *testing.B) {
+		schema, err := havro.ParseBytesWithCache(s.schema, "", &havro.SchemaCache{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		api := havro.Config{}.Freeze()
+		var rec gen.Record
+		var sum int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := api.Unmarshal(schema, s.recs[i%len(s.recs)], &rec); err != nil {
+				b.Fatal(err)
+			}
+			sum += rec.BytesTotal
+		}
+		b.StopTimer()
+		report(b, s)
+		s.check(b, b.N, sum)
+	})
+}

@@ -1,0 +1,76 @@
+// Package avro decodes Avro binary data straight into engine rows.
+//
+// # Schemas
+//
+// ParseSchema reads an Avro 1.11 schema (JSON) into an *engine.Type with its
+// own parser over encoding/json (neither goavro nor hamba exposes a parsed
+// schema with defaults as JSON and full names as engine.Type needs them):
+// named types and namespaces, references by full or short name, field
+// aliases, defaults (kept as JSON text in Field.Default and validated against
+// the field's type), enum defaults, and the logical types decimal (bytes and
+// fixed), uuid, date, time-millis, time-micros, timestamp-millis,
+// timestamp-micros, local-timestamp-millis, local-timestamp-micros and
+// duration. An unknown or invalid logical type is ignored, as the
+// specification says. Recursive types are rejected, because a row gives every
+// value a fixed number of slots. Aliases of named types are not kept
+// (engine.Type has no place for them).
+//
+// Canonical writes the Parsing Canonical Form, Fingerprint its CRC-64-AVRO
+// Rabin fingerprint, and SchemaJSON a schema that reads back to the same type
+// (canonical layout, with logical types and defaults kept).
+//
+// # Programs
+//
+// Compile resolves a (writer, reader) pair per the specification's schema
+// resolution: fields matched by name or reader alias, writer fields the
+// reader lacks skipped, reader fields the writer lacks filled from their
+// defaults, int→long→float→double and string↔bytes promotions, enum symbols
+// mapped by name with the reader's default for unknown ones, unions on either
+// side. Every incompatibility is a *CompatError, all reported at once: a bad
+// pair fails when it is compiled, never in the middle of a stream. Unlike the
+// specification, which lets a writer union branch without a reader match
+// fail only when such a value arrives, Compile rejects it up front. The names
+// of the two top-level records are not compared (registries routinely rename
+// them); nested named types must match by unqualified name.
+//
+// A Program is a tree of small ops executed by an interpreter that writes
+// each value into its slot of the reader row (layout: engine.Type.Width):
+// scalars into their slot, nested records into consecutive slots after a
+// header slot whose Null marks a null record, a nullable union into the
+// inner type's slots with Null set on the first for null, a general union as
+// a branch-index slot followed by each non-null branch's slots, arrays and
+// maps into Row.Ext (an element of width w takes w consecutive slots, a map
+// entry one more in front for its key). A default is decoded from its Avro
+// encoding, prepared at compile time, by the same interpreter.
+//
+// Strings and bytes alias the input (engine.UnsafeString): the caller keeps
+// the input alive as long as the row. In steady state a decode allocates
+// nothing: Row.Slots and Row.Ext are reused.
+//
+// # Malformed input
+//
+// Every length, count and index is checked against the bytes left before it
+// is used, so no input panics or allocates without bound: a block count is
+// bounded by the bytes left divided by the element's minimum size, and the
+// elements of one record by MaxElements (DefaultMaxElements). Errors are
+// *engine.DecodeError with the field path, wrapping ErrTruncated,
+// ErrVarintOverflow, ErrIntOverflow, ErrNegativeLength, ErrUnionIndex,
+// ErrEnumIndex, ErrTooManyElems, ErrBlockCount or ErrTrailing.
+//
+// # Concurrency
+//
+// Types and Programs are immutable once built and shared freely between
+// goroutines. A Decode uses only the row it is given.
+//
+// # Binary encoding, byte by byte
+//
+// int and long: zig-zag varint, 7 bits per byte, least significant group
+// first, high bit set on all but the last byte (at most 10 bytes). float and
+// double: 4 and 8 bytes, little-endian IEEE 754. boolean: one byte, 0 or 1.
+// bytes and string: a long length, then the bytes. fixed: its size in bytes.
+// enum: a long index. union: a long branch index, then the branch's value.
+// record: its fields in order, nothing else. array and map: blocks, each a
+// long count then that many items (map: a string key before each value); a
+// negative count -n is followed by a long byte size of the block's n items;
+// a zero count ends the value.
+package avro

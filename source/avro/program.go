@@ -1,0 +1,456 @@
+package avro
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// CompatError is a (writer, reader) schema pair that cannot be resolved: Field
+// is the path of the reader field (or writer field) concerned, Rule says which
+// rule of the specification's schema resolution fails.
+type CompatError struct {
+	Field string
+	Rule  string
+}
+
+func (e *CompatError) Error() string {
+	if e.Field == "" {
+		return "avro resolution: " + e.Rule
+	}
+	return "avro resolution: field " + e.Field + ": " + e.Rule
+}
+
+// DefaultMaxElements is the default bound on the array and map element slots
+// one record may fill (Row.Ext), which keeps a hostile block count from
+// allocating without bound.
+const DefaultMaxElements = 1 << 20
+
+type opcode uint8
+
+const (
+	opSetNull opcode = iota // writer null: mark slot null (N = aux for a general union)
+	opBool
+	opInt   // writer int → reader int or long
+	opLong  // writer long → reader long
+	opIntF  // writer int → reader float
+	opIntD  // writer int → reader double
+	opLongF // writer long → reader float
+	opLongD // writer long → reader double
+	opFloat // writer float → reader float or double
+	opDouble
+	opBytes // writer bytes or string → reader bytes or string
+	opFixed // aux = size
+	opEnum
+	opRecord
+	opArray // aux = reader element width
+	opMap   // aux = reader entry width (1 + value width)
+	opUnion // writer union: branches[index]
+	opBranch
+	opSkip    // a writer field the reader lacks
+	opDefault // a reader field the writer lacks: elem decodes def
+)
+
+// op reads one writer value and writes one reader value at base+slot, where
+// base is the slot of the enclosing record's own (header) slot, -1 at the top.
+// What only rare or error paths need lives behind x, to keep ops small.
+type op struct {
+	code opcode
+	slot int32
+	aux  int32
+	sub  []op // record fields; writer union branches
+	elem *op  // array/map element, branch value, default value
+	x    *opExtra
+}
+
+type opExtra struct {
+	path  string
+	min   int64 // array/map: minimum encoded size of an element, 0 if it can be empty
+	enum  []enumTarget
+	wtype *engine.Type // skip: the writer's type
+	def   []byte
+}
+
+func (o *op) path() string {
+	if o.x == nil {
+		return ""
+	}
+	return o.x.path
+}
+
+type enumTarget struct {
+	n   uint64
+	sym string
+}
+
+// Program decodes the Avro binary encoding of values of one writer schema into
+// rows of one reader schema. It is immutable once compiled and safe for
+// concurrent use.
+type Program struct {
+	writer, reader *engine.Type
+	fields         []op
+	width          int
+	maxExt         int
+}
+
+// CompileOption tunes a Program.
+type CompileOption func(*Program)
+
+// MaxElements bounds the array and map element slots (Row.Ext) that one record
+// may fill; a record over it is a DecodeError. Default DefaultMaxElements.
+func MaxElements(n int) CompileOption {
+	return func(p *Program) { p.maxExt = n }
+}
+
+// Compile builds the program that reads values written with writer into rows
+// of reader, resolving the two schemas as the Avro specification says. Both
+// must be records. Every incompatibility is reported at once, each as a
+// *CompatError naming the field and the rule.
+func Compile(writer, reader *engine.Type, opts ...CompileOption) (*Program, error) {
+	if writer == nil || reader == nil || writer.Kind != engine.KindRecord || reader.Kind != engine.KindRecord {
+		return nil, &CompatError{Rule: "writer and reader schemas must be records"}
+	}
+	p := &Program{writer: writer, reader: reader, width: reader.FieldsWidth(), maxExt: DefaultMaxElements}
+	for _, o := range opts {
+		o(p)
+	}
+	c := &compiler{}
+	p.fields = c.record(writer, reader, "")
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return p, nil
+}
+
+// Reader is the reader schema.
+func (p *Program) Reader() *engine.Type { return p.reader }
+
+// Writer is the writer schema.
+func (p *Program) Writer() *engine.Type { return p.writer }
+
+type compiler struct {
+	errs []error
+}
+
+func (c *compiler) fail(path, format string, args ...any) op {
+	c.errs = append(c.errs, &CompatError{Field: path, Rule: fmt.Sprintf(format, args...)})
+	return op{code: opSkip, x: &opExtra{path: path, wtype: &engine.Type{Kind: engine.KindNull}}}
+}
+
+func shortName(n string) string {
+	if i := strings.LastIndexByte(n, '.'); i >= 0 {
+		return n[i+1:]
+	}
+	return n
+}
+
+func describe(t *engine.Type) string {
+	switch t.Kind {
+	case engine.KindRecord, engine.KindEnum, engine.KindFixed:
+		return t.Kind.String() + " " + t.Name
+	}
+	return t.Kind.String()
+}
+
+// record compiles the fields of a record; slots are relative to the record's
+// own slot.
+func (c *compiler) record(w, r *engine.Type, path string) []op {
+	r.Width()
+	used := make([]bool, len(r.Fields))
+	var ops []op
+	for _, wf := range w.Fields {
+		fpath := join(path, wf.Name)
+		ri := -1
+		for i, rf := range r.Fields {
+			if rf.Name == wf.Name {
+				ri = i
+				break
+			}
+		}
+		if ri < 0 {
+			for i, rf := range r.Fields {
+				for _, a := range rf.Aliases {
+					if a == wf.Name && !used[i] {
+						ri = i
+					}
+				}
+			}
+		}
+		if ri < 0 {
+			ops = append(ops, op{code: opSkip, x: &opExtra{wtype: wf.Type, path: fpath}})
+			continue
+		}
+		used[ri] = true
+		rf := r.Fields[ri]
+		ops = append(ops, c.value(wf.Type, rf.Type, int32(rf.Slot), join(path, rf.Name)))
+	}
+	for i, rf := range r.Fields {
+		if used[i] {
+			continue
+		}
+		fpath := join(path, rf.Name)
+		if rf.Default == nil {
+			c.fail(fpath, "missing from the writer schema and has no default in the reader schema")
+			continue
+		}
+		v, err := decodeJSON(rf.Default)
+		var def []byte
+		if err == nil {
+			def, err = encodeDefault(nil, rf.Type, v)
+		}
+		if err != nil {
+			c.fail(fpath, "invalid default: %v", err)
+			continue
+		}
+		inner := c.value(rf.Type, rf.Type, int32(rf.Slot), fpath)
+		ops = append(ops, op{code: opDefault, elem: &inner, x: &opExtra{def: def, path: fpath}})
+	}
+	return ops
+}
+
+// branchFor picks the reader union branch a writer value of type w is read
+// into: the first branch of the same type (same name for named types), else
+// the first it can be promoted to.
+func branchFor(w, r *engine.Type) int {
+	for i, b := range r.Branches {
+		if b.Kind == w.Kind {
+			switch b.Kind {
+			case engine.KindRecord, engine.KindEnum, engine.KindFixed:
+				if shortName(b.Name) != shortName(w.Name) {
+					continue
+				}
+			}
+			return i
+		}
+	}
+	for i, b := range r.Branches {
+		if promotable(w.Kind, b.Kind) {
+			return i
+		}
+	}
+	return -1
+}
+
+func promotable(w, r engine.Kind) bool {
+	switch w {
+	case engine.KindInt:
+		return r == engine.KindLong || r == engine.KindFloat || r == engine.KindDouble
+	case engine.KindLong:
+		return r == engine.KindFloat || r == engine.KindDouble
+	case engine.KindFloat:
+		return r == engine.KindDouble
+	case engine.KindString:
+		return r == engine.KindBytes
+	case engine.KindBytes:
+		return r == engine.KindString
+	}
+	return false
+}
+
+func (c *compiler) value(w, r *engine.Type, slot int32, path string) op {
+	if w.Kind == engine.KindUnion {
+		o := op{code: opUnion, slot: slot, x: &opExtra{path: path}}
+		for _, b := range w.Branches {
+			o.sub = append(o.sub, c.value(b, r, slot, path))
+		}
+		return o
+	}
+	if r.Kind == engine.KindUnion {
+		i := branchFor(w, r)
+		if i < 0 {
+			return c.fail(path, "writer %s matches no branch of the reader union", describe(w))
+		}
+		rb := r.Branches[i]
+		if _, ok := r.Nullable(); ok {
+			if rb.Kind == engine.KindNull {
+				return op{code: opSetNull, slot: slot}
+			}
+			return c.value(w, rb, slot, path)
+		}
+		if rb.Kind == engine.KindNull {
+			return op{code: opSetNull, slot: slot, aux: int32(i)}
+		}
+		inner := c.value(w, rb, slot+int32(r.BranchSlot(i)), path)
+		return op{code: opBranch, slot: slot, aux: int32(i), elem: &inner}
+	}
+	mismatch := func() op {
+		if w.Kind == engine.KindLong && r.Kind == engine.KindInt || w.Kind == engine.KindDouble && r.Kind == engine.KindFloat {
+			return c.fail(path, "writer %s cannot be promoted to reader %s (a narrowing conversion)", describe(w), describe(r))
+		}
+		return c.fail(path, "writer %s cannot be read as reader %s", describe(w), describe(r))
+	}
+	o := op{slot: slot, x: &opExtra{path: path}}
+	switch r.Kind {
+	case engine.KindNull:
+		if w.Kind != engine.KindNull {
+			return mismatch()
+		}
+		o.code = opSetNull
+	case engine.KindBool:
+		if w.Kind != engine.KindBool {
+			return mismatch()
+		}
+		o.code = opBool
+	case engine.KindInt, engine.KindLong:
+		switch {
+		case w.Kind == engine.KindInt:
+			o.code = opInt
+		case w.Kind == engine.KindLong && r.Kind == engine.KindLong:
+			o.code = opLong
+		default:
+			return mismatch()
+		}
+	case engine.KindFloat, engine.KindDouble:
+		dbl := r.Kind == engine.KindDouble
+		switch w.Kind {
+		case engine.KindInt:
+			o.code = opIntF
+			if dbl {
+				o.code = opIntD
+			}
+		case engine.KindLong:
+			o.code = opLongF
+			if dbl {
+				o.code = opLongD
+			}
+		case engine.KindFloat:
+			o.code = opFloat
+		case engine.KindDouble:
+			if !dbl {
+				return mismatch()
+			}
+			o.code = opDouble
+		default:
+			return mismatch()
+		}
+	case engine.KindString, engine.KindBytes:
+		if w.Kind != engine.KindString && w.Kind != engine.KindBytes {
+			return mismatch()
+		}
+		o.code = opBytes
+	case engine.KindFixed:
+		if w.Kind != engine.KindFixed {
+			return mismatch()
+		}
+		if shortName(w.Name) != shortName(r.Name) {
+			return c.fail(path, "writer fixed %s and reader fixed %s have different names", w.Name, r.Name)
+		}
+		if w.Size != r.Size {
+			return c.fail(path, "writer fixed %s has size %d, reader's has size %d", w.Name, w.Size, r.Size)
+		}
+		o.code, o.aux = opFixed, int32(r.Size)
+	case engine.KindEnum:
+		if w.Kind != engine.KindEnum {
+			return mismatch()
+		}
+		if shortName(w.Name) != shortName(r.Name) {
+			return c.fail(path, "writer enum %s and reader enum %s have different names", w.Name, r.Name)
+		}
+		o.code = opEnum
+		for _, ws := range w.Symbols {
+			ri := -1
+			for i, rs := range r.Symbols {
+				if rs == ws {
+					ri = i
+				}
+			}
+			if ri < 0 {
+				ri = r.EnumDefault
+			}
+			if ri < 0 {
+				return c.fail(path, "writer enum symbol %s is not in reader enum %s, which has no default", ws, r.Name)
+			}
+			o.x.enum = append(o.x.enum, enumTarget{n: uint64(ri), sym: r.Symbols[ri]})
+		}
+	case engine.KindRecord:
+		if w.Kind != engine.KindRecord {
+			return mismatch()
+		}
+		if shortName(w.Name) != shortName(r.Name) {
+			return c.fail(path, "writer record %s and reader record %s have different names", w.Name, r.Name)
+		}
+		o.code = opRecord
+		o.sub = c.record(w, r, path)
+	case engine.KindArray, engine.KindMap:
+		if w.Kind != r.Kind {
+			return mismatch()
+		}
+		var elem op
+		if r.Kind == engine.KindArray {
+			o.code, o.aux = opArray, int32(r.Items.Width())
+			elem = c.value(w.Items, r.Items, 0, path+"[]")
+		} else {
+			o.code, o.aux = opMap, int32(1+r.Items.Width())
+			elem = c.value(w.Items, r.Items, 1, path+"{}")
+		}
+		o.elem = &elem
+		o.x.min = int64(minSize(w.Items))
+		if r.Kind == engine.KindMap {
+			o.x.min++
+		}
+	default:
+		return mismatch()
+	}
+	return o
+}
+
+// minSize is the fewest bytes a value of t takes in the binary encoding.
+func minSize(t *engine.Type) int {
+	switch t.Kind {
+	case engine.KindNull:
+		return 0
+	case engine.KindFloat:
+		return 4
+	case engine.KindDouble:
+		return 8
+	case engine.KindFixed:
+		return t.Size
+	case engine.KindRecord:
+		n := 0
+		for _, f := range t.Fields {
+			n += minSize(f.Type)
+			if n > 1<<20 {
+				return n
+			}
+		}
+		return n
+	case engine.KindUnion:
+		m := -1
+		for _, b := range t.Branches {
+			if s := minSize(b); m < 0 || s < m {
+				m = s
+			}
+		}
+		return 1 + m
+	}
+	return 1
+}
+
+// fixedSize is the size of every value of t when it is constant, else -1.
+func fixedSize(t *engine.Type) int {
+	switch t.Kind {
+	case engine.KindNull:
+		return 0
+	case engine.KindBool:
+		return 1
+	case engine.KindFloat:
+		return 4
+	case engine.KindDouble:
+		return 8
+	case engine.KindFixed:
+		return t.Size
+	case engine.KindRecord:
+		n := 0
+		for _, f := range t.Fields {
+			s := fixedSize(f.Type)
+			if s < 0 {
+				return -1
+			}
+			n += s
+		}
+		return n
+	}
+	return -1
+}

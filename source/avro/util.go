@@ -1,0 +1,18 @@
+package avro
+
+import (
+	"bytes"
+	"io"
+	"sort"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
