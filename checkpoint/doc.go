@@ -1,0 +1,86 @@
+// Package checkpoint makes the engine's checkpoints durable: the object format,
+// the blob stores that hold the objects (a local directory and Google Cloud
+// Storage), and the Checkpointer that ties them to the engine's
+// CheckpointStore and CheckpointCollector interfaces.
+//
+// # Objects and keys
+//
+// Each pod writes one object per checkpoint, holding every task it owns, at
+//
+//	<prefix>/<4 hex>/<job>/<pod>/<seq>.ckpt
+//
+// where <prefix> is the path of the store URL and the 4 hex digits are a hash
+// of "<job>/<pod>/<seq>" (see Key), so that writes spread over the bucket's
+// key space instead of piling onto one sequential range. Objects are
+// immutable: a Store creates an object only if its key is free (GCS
+// ifGenerationMatch=0; link(2) in a directory), so two writers never
+// overwrite one another and a committed offset's metadata names bytes that
+// cannot change under it. Old objects are deleted by Collect once no
+// committed offset references them and they are not among the pod's newest
+// (WithRetain).
+//
+// # Format, version 1
+//
+// All integers are little-endian. uvarint and varint are encoding/binary's
+// (LEB128; varint is zigzag-signed). A string is a uvarint byte length and
+// the bytes. An object is:
+//
+//	offset  size  field
+//	0       4     magic   "SLCP" (0x53 0x4c 0x43 0x50)
+//	4       1     version 1
+//	5       1     flags   0; no flag is defined in version 1, a reader
+//	                      rejects any bit it does not know
+//	6       4     length  uint32, the whole object's size in bytes, header
+//	                      and checksum included: truncation is detected
+//	                      before anything else is read
+//	10      ...   body
+//	n-4     4     crc     uint32 CRC-32C (Castagnoli) of bytes [0, n-4)
+//
+// The body is:
+//
+//	string   job
+//	string   pod
+//	uvarint  seq
+//	varint   time          unix microseconds
+//	uvarint  topic count
+//	per topic, in byte order of the names:
+//	  string   topic       each topic's name appears once
+//	  uvarint  task count
+//	  per task, in partition order:
+//	    uvarint  lead      zigzag(partition − previous partition) << 2 | flags,
+//	                       where the previous partition of a topic's first task
+//	                       is 0; flag bit 0: a state reference follows; bit 1:
+//	                       the watermark is 0 (unknown) and is not written
+//	    varint   offset    the next offset to read
+//	    varint   time − watermark   only if flag bit 1 is clear
+//	    string   state     only if flag bit 0 is set: the name of the task's
+//	                       keyed state object
+//
+// The body ends exactly at the checksum: bytes left over are corruption. A
+// stateless task therefore costs about 9 bytes (1 for the lead, 4–5 for an
+// offset in the millions to billions, 2–4 for a watermark a second or less
+// behind the checkpoint time), and its topic's name once per checkpoint.
+//
+// Decode checks the length, then the checksum, then the version, before it
+// reads a single field, and returns either the whole checkpoint or a
+// *CorruptError (errors.Is(err, ErrCorrupt)) and nothing: a damaged object is
+// never half-applied. A new layout gets a new version number; readers keep
+// decoding every version they ever wrote. The constants marked "part of the
+// format, never change" in format.go are this layout.
+//
+// # Retries and errors
+//
+// The GCS store retries, with exponential backoff and jitter (Backoff), only
+// what may succeed when tried again: HTTP 408, 429 and 5xx, refused and reset
+// connections, attempts that timed out. It never retries a precondition
+// failure (ErrExists), a missing object (ErrNotFound) or corruption
+// (ErrCorrupt), and it stops when the caller's context is done. Errors name
+// the key they concern.
+//
+// # Concurrency and lifecycle
+//
+// Stores are safe for concurrent use. A Checkpointer's Save is called from
+// one goroutine at a time (engine.CheckpointStore's contract); Load,
+// LoadLatest, LoadBefore and Collect may be called concurrently with it.
+// Close releases the storage client Open created, once.
+package checkpoint
