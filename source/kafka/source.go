@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -62,6 +63,8 @@ type Source struct {
 	owned  map[engine.TaskID]bool
 	avg    map[engine.TaskID]float64 // moving average record size, for backlog bytes
 	allEnd chan struct{}
+
+	regexes []*regexp.Regexp
 }
 
 type metrics struct {
@@ -91,6 +94,13 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.m.backlog, s.m.backlogBytes)
+	}
+	for _, r := range cfg.TopicRegex {
+		re, err := regexp.Compile(r)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: topic regex %q: %w", r, err)
+		}
+		s.regexes = append(s.regexes, re)
 	}
 	reset := kgo.NewOffset().AtStart()
 	if cfg.Start == "latest" {
@@ -259,11 +269,8 @@ func (s *Source) loadEnds(ctx context.Context) error {
 			return fmt.Errorf("kafka: list topics: %w", err)
 		}
 		for _, name := range md.Names() {
-			for _, re := range s.cfg.TopicRegex {
-				if ok, _ := regexp.MatchString(re, name); ok {
-					topics = append(topics, name)
-					break
-				}
+			if s.subscribed(name) {
+				topics = append(topics, name)
 			}
 		}
 	}
@@ -386,6 +393,9 @@ func (s *Source) release(m map[string][]int32) []engine.TaskID {
 func (s *Source) Commit(ctx context.Context, positions []engine.Position, meta string) error {
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
 	for _, p := range positions {
+		if !s.subscribed(p.Task.Topic) {
+			continue // another source's task, in a job that reads files too
+		}
 		if offsets[p.Task.Topic] == nil {
 			offsets[p.Task.Topic] = map[int32]kgo.EpochOffset{}
 		}
@@ -418,6 +428,18 @@ func (s *Source) Commit(ctx context.Context, positions []engine.Position, meta s
 		return fmt.Errorf("kafka: commit: %w", cerr)
 	}
 	return nil
+}
+
+func (s *Source) subscribed(topic string) bool {
+	if slices.Contains(s.cfg.Topics, topic) {
+		return true
+	}
+	for _, re := range s.regexes {
+		if re.MatchString(topic) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pause implements engine.Pauser.
