@@ -1,0 +1,80 @@
+// Package sql compiles a pipeline's SQL — one SELECT over the table input —
+// into a Program that filters and projects rows of typed slots
+// (engine.Transform).
+//
+// # Language
+//
+//	SELECT <expr [AS name]>, ... | * | input.* FROM input [AS alias] [WHERE <expr>]
+//
+// The text is parsed by vitess's MySQL parser and the semantics are MySQL's,
+// with these documented choices:
+//
+//   - Comparisons and LIKE are binary (case-sensitive), as with a _bin
+//     collation. Use LOWER() for case-insensitive matching. Enum columns
+//     compare as their symbols.
+//   - Nested record fields are a.b or a.b.c (input.a.b also works). Array
+//     elements and map values are read with ELEMENT_AT(tags, 1) (1-based)
+//     and ELEMENT_AT(labels, 'k'), or with MySQL's JSON arrow syntax,
+//     tags->'$[0]' (0-based) and labels->'$.k' / labels->>'$."k"'; tags[0]
+//     and labels['k'] do not parse in the MySQL dialect.
+//   - Integers are BIGINT; overflow of + - * is an error (as in MySQL).
+//     Decimal literals and columns are exact (up to 18 digits); exact
+//     division gives 4 more decimals (7 / 2 = 3.5000). Division or modulo by
+//     zero is NULL. A string in arithmetic or compared with a number is read
+//     as a DOUBLE by its numeric prefix ('12abc' is 12, 'abc' is 0).
+//   - CAST(x AS SIGNED|UNSIGNED|CHAR|BINARY|DOUBLE|DECIMAL(p,s)|DATE|DATETIME):
+//     a string with no numeric prefix casts to 0, a string that is not a
+//     date or timestamp casts to NULL, as MySQL does (without the warning).
+//   - Timestamps (Avro timestamp-millis/-micros) are SQL timestamps in UTC;
+//     they compare with 'YYYY-MM-DD[ hh:mm:ss[.ffffff]]' strings. Functions
+//     that read the clock (NOW, RAND, ...) are rejected: output depends on the
+//     record only. UNIX_TIMESTAMP returns whole seconds (BIGINT).
+//   - REGEXP/RLIKE/REGEXP_LIKE use Go's RE2 syntax and need a constant
+//     pattern, compiled once.
+//   - HASH64(x) is XXH64 (seed 0) of a string's bytes or an integer's 8
+//     little-endian bytes, shifted right by one so that it is never
+//     negative: WHERE HASH64(session_id) % 100 < 5 keeps a stable 5 %.
+//   - CIDR_MATCH(ip, cidr, ...) is true when ip (text, INET6_ATON bytes, or
+//     an INET_ATON number) is in one of the CIDRs (IPv4 or IPv6; an
+//     IPv4-mapped IPv6 address matches IPv4 prefixes); constant CIDRs are
+//     parsed once; an unparsable address is NULL.
+//   - JSON_EXTRACT(s, path) and s->path return the raw JSON text of the value
+//     (not re-serialized); s->>path unquotes it; an invalid document is an
+//     evaluation error, as in MySQL. One constant path per call.
+//   - GROUP BY, aggregates, window functions, JOIN, subqueries, ORDER BY and
+//     LIMIT are rejected with a message saying so.
+//
+// Output columns are named by their alias, else by the column name for a
+// column reference, else f<i>_ (BigQuery's convention) for the i-th
+// (0-based) select item. Duplicate names are an error.
+// Output types: BOOLEAN → boolean, BIGINT → long, DOUBLE → double,
+// DECIMAL → bytes/decimal(18, s), strings → string, TIMESTAMP → long
+// timestamp-micros, DATE → int date; a column that may be NULL is the union
+// [null, T]. Copied columns keep their input type (enums, fixed, nested
+// records, arrays and maps included).
+//
+// # Errors
+//
+// Compile returns *Error for syntax and semantic errors, with the byte
+// offset of the offending token in the SQL text (and its line:column within
+// it), so that the caller can report FILE:LINE:COL through
+// config.Text.At(Offset). Eval returns an error wrapping *engine.EvalError,
+// naming the expression, for what MySQL does not turn into NULL: integer
+// overflow, invalid JSON, decimals out of range.
+//
+// # Compilation and concurrency
+//
+// Compile resolves every column to its slot, chooses the type of every
+// expression, folds constants and compiles the tree into nested typed
+// closures (func(in, out *engine.Row) (T, ok, error) for T in bool, int64,
+// float64, string): nothing is interpreted from the AST per row, no value is
+// boxed. Constant patterns (LIKE, REGEXP, CIDR, DATE_FORMAT, JSON paths, IN
+// lists) are prepared once.
+//
+// A Program is immutable: Eval may be called from any number of goroutines
+// at once. All per-call state lives in out: computed strings are appended to
+// out.Arena; copied strings alias in. Eval allocates nothing in steady state
+// (once out's slices have grown) except for string functions on non-ASCII
+// text. A Registry of user functions is written before Compile and only read
+// afterwards.
+package sql
