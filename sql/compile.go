@@ -276,6 +276,7 @@ func (c *compiler) selectExpr(p *Program, i int, se sqlparser.SelectExpr, fields
 			}
 		}
 		c.loc.find("*")
+		first := -1
 		for _, f := range c.in.Fields() {
 			col, _ := c.in.Lookup(f.Name)
 			ref := c.colRef(col)
@@ -283,9 +284,17 @@ func (c *compiler) selectExpr(p *Program, i int, se sqlparser.SelectExpr, fields
 			if err != nil {
 				return err
 			}
-			p.cols = append(p.cols, outCol{name: f.Name, write: copyWriter(ref, slot)})
+			if first < 0 {
+				first = slot
+			}
 			p.copyExt = p.copyExt || hasExt(ref.inner)
 		}
+		// The input's top-level fields are laid out as the output's: one copy.
+		w := c.in.Width()
+		p.cols = append(p.cols, outCol{name: "*", write: func(in, out *engine.Row) error {
+			copy(out.Slots[first:first+w], in.Slots[:w])
+			return nil
+		}})
 		return nil
 	case *sqlparser.AliasedExpr:
 		e, err := c.expr(se.Expr)
