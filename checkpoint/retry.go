@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -93,11 +94,18 @@ type retrier struct {
 // error, so isRetryable still tells what kind of failure it was.
 func (r *retrier) do(ctx context.Context, op string, fn func(ctx context.Context, attempt int) error) error {
 	var rnd *rand.Rand
+	var prev error // the last retryable error
 	for attempt := 0; ; attempt++ {
 		err := r.attempt(ctx, attempt, fn)
+		if prev != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			// The caller's context ended during a retry: what stopped
+			// the operation is the transient failure before it.
+			return fmt.Errorf("%w (gave up: %v)", prev, ctx.Err())
+		}
 		if err == nil || !isRetryable(err) || ctx.Err() != nil {
 			return err
 		}
+		prev = err
 		if r.policy.Attempts > 0 && attempt+1 >= r.policy.Attempts {
 			return err
 		}
