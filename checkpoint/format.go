@@ -72,11 +72,8 @@ func Encode(cp *engine.Checkpoint) []byte {
 	})
 
 	// A stateless task costs about 9 bytes; the estimate avoids regrowth.
-	b := make([]byte, headerSize, headerSize+64+len(cp.Job)+len(cp.Pod)+len(tasks)*12)
-	copy(b, magic)
-	b[4] = formatVersion
-	b[5] = 0 // flags
-
+	// A stateless task costs about 10 bytes; the estimate avoids regrowth.
+	b := newFrame(magic, 64+len(cp.Job)+len(cp.Pod)+len(tasks)*12)
 	b = appendString(b, cp.Job)
 	b = appendString(b, cp.Pod)
 	b = binary.AppendUvarint(b, cp.Seq)
@@ -103,10 +100,25 @@ func Encode(cp *engine.Checkpoint) []byte {
 		}
 		i = j
 	}
+	return sealFrame(b)
+}
 
+// newFrame starts an object of the given magic: the header, with the length
+// left for sealFrame, and room for size more bytes.
+func newFrame(magic string, size int) []byte {
+	b := make([]byte, headerSize, headerSize+size+trailerSize)
+	copy(b, magic)
+	b[4] = formatVersion
+	b[5] = 0 // flags
+	return b
+}
+
+// sealFrame sets the length of an object started by newFrame and appends
+// its checksum.
+func sealFrame(b []byte) []byte {
 	n := len(b) + trailerSize
 	if n > math.MaxUint32 {
-		panic("checkpoint: encoded checkpoint exceeds 4 GiB")
+		panic("checkpoint: encoded object exceeds 4 GiB")
 	}
 	binary.LittleEndian.PutUint32(b[offLength:], uint32(n))
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
@@ -141,21 +153,15 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
-func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
-
-// Decode verifies and decodes an object written by Encode. Any damage —
-// wrong magic, a length that does not match (truncation or trailing bytes), a
-// checksum mismatch, an unknown version or flag, a field that runs past the
-// end — yields a *CorruptError wrapping ErrCorrupt and no checkpoint: the
-// checksum is verified before a single field is decoded. Tasks come back in
-// (topic, partition) order. data is not retained.
-func Decode(data []byte) (*engine.Checkpoint, error) {
-	fail := func(off int, field, format string, args ...any) (*engine.Checkpoint, error) {
+// openFrame checks the envelope of an object — size, magic, length,
+// checksum, version, flags, in that order — and returns a decoder over its
+// body.
+func openFrame(data []byte, magic string) (*decoder, error) {
+	fail := func(off int, field, format string, args ...any) (*decoder, error) {
 		return nil, &CorruptError{Offset: off, Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	if len(data) < headerSize+trailerSize {
-		return fail(0, "header", "object is %d bytes, shorter than the %d of an empty checkpoint", len(data), headerSize+trailerSize)
+		return fail(0, "header", "object is %d bytes, shorter than the %d bytes of an empty object", len(data), headerSize+trailerSize)
 	}
 	if string(data[:4]) != magic {
 		return fail(0, "magic", "got %q, want %q", data[:4], magic)
@@ -176,8 +182,34 @@ func Decode(data []byte) (*engine.Checkpoint, error) {
 	if f := data[5]; f&^knownHeaderFlags != 0 {
 		return fail(5, "flags", "unknown flags %#02x", f)
 	}
+	return &decoder{b: data[:end], off: headerSize}, nil
+}
 
-	d := decoder{b: data[:end], off: headerSize}
+// finish reports unread bytes, or the first failure.
+func (d *decoder) finish() error {
+	if d.err == nil && d.off != len(d.b) {
+		d.fail(d.off, "end", "%d unread bytes before the checksum", len(d.b)-d.off)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}
+
+func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// Decode verifies and decodes an object written by Encode. Any damage —
+// wrong magic, a length that does not match (truncation or trailing bytes), a
+// checksum mismatch, an unknown version or flag, a field that runs past the
+// end — yields a *CorruptError wrapping ErrCorrupt and no checkpoint: the
+// checksum is verified before a single field is decoded. Tasks come back in
+// (topic, partition) order. data is not retained.
+func Decode(data []byte) (*engine.Checkpoint, error) {
+	d, err := openFrame(data, magic)
+	if err != nil {
+		return nil, err
+	}
 	cp := &engine.Checkpoint{}
 	cp.Job = d.string("job")
 	cp.Pod = d.string("pod")
@@ -217,11 +249,8 @@ func Decode(data []byte) (*engine.Checkpoint, error) {
 			cp.Tasks = append(cp.Tasks, t)
 		}
 	}
-	if d.err == nil && d.off != len(d.b) {
-		d.fail(d.off, "end", "%d unread bytes before the checksum", len(d.b)-d.off)
-	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.finish(); err != nil {
+		return nil, err
 	}
 	return cp, nil
 }
