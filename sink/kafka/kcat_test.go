@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/linkedin/goavro/v2"
@@ -99,7 +101,7 @@ func TestKafkaSinkKcat(t *testing.T) {
 			cfg := kafka.Config{Topic: topic, Key: "user", Transactional: tc.transactional,
 				Headers: map[string]string{"action": "action", "origin": "sluice-test"}}
 			s, err := kafka.New(ctx, cfg, schema(), engine.SinkEnv{Job: "j", Pipeline: "p", Name: "kafka/0"},
-				kafka.WithClientOpts(kgo.SeedBrokers(broker)))
+				kafka.WithClientOpts(kgo.SeedBrokers(broker), kgo.AllowAutoTopicCreation()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +184,7 @@ func TestKafkaSinkAvroRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := kafka.New(ctx, kafka.Config{Topic: "denied.avro", Format: "avro"}, schema(), engine.SinkEnv{},
-		kafka.WithClientOpts(kgo.SeedBrokers(broker)), kafka.WithRegistry(rc))
+		kafka.WithClientOpts(kgo.SeedBrokers(broker), kgo.AllowAutoTopicCreation()), kafka.WithRegistry(rc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,5 +236,36 @@ func TestKafkaSinkAvroRegistry(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("values (-want +got):\n%s", diff)
+	}
+}
+
+// TestKafkaSinkDeadLetters: the sink as a dead-letter destination, rows of
+// engine.DeadLetterSchema as JSON, read back by kcat.
+func TestKafkaSinkDeadLetters(t *testing.T) {
+	ctx := t.Context()
+	broker := cluster(t)
+	s, err := kafka.New(ctx, kafka.Config{Topic: "acme.dlq", Key: "topic"}, engine.DeadLetterSchema, engine.SinkEnv{},
+		kafka.WithClientOpts(kgo.SeedBrokers(broker), kgo.AllowAutoTopicCreation()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	w, err := s.Open(ctx, engine.TaskID{Topic: "in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := engine.NewRow(engine.DeadLetterSchema.Width())
+	rec := &engine.Record{Value: []byte{0, 1, 2}, Offset: 7, Timestamp: time.UnixMicro(1700000000000000)}
+	engine.FillDeadLetter(row, "p1", "decode", errors.New("bad magic byte"), engine.TaskID{Topic: "acme.traffic", Partition: 3}, rec)
+	if err := w.Write(row); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := kcat(t, broker, "acme.dlq")
+	want := []string{"acme.traffic\t\t" + `{"pipeline":"p1","stage":"decode","error":"bad magic byte","topic":"acme.traffic","partition":3,"offset":7,"timestamp":"2023-11-14T22:13:20.000000Z","key":null,"value":"AAEC"}`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("kcat read (-want +got):\n%s", diff)
 	}
 }

@@ -107,7 +107,6 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.ProducerBatchCompression(codec),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 of the key, as the Java client
-		kgo.AllowAutoTopicCreation(),
 	}, o.clientOpts...)
 	switch {
 	case cfg.Transactional:
