@@ -373,3 +373,25 @@ func (w *memWriter) Write(row *engine.Row) error {
 }
 func (w *memWriter) Flush(context.Context) error { w.s.flushed.Add(w.n); w.n = 0; return nil }
 func (w *memWriter) Close(context.Context) error { return nil }
+
+func TestStateRoundTrip(t *testing.T) {
+	for _, st := range []bigquery.State{{}, {Stream: table + "/streams/s0001", Offset: 1 << 40}} {
+		t.Run(st.Stream, func(t *testing.T) {
+			b, err := st.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bigquery.State
+			if err := got.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(st, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	var s bigquery.State
+	if err := s.UnmarshalBinary([]byte{9}); err == nil {
+		t.Error("UnmarshalBinary accepted an unknown version")
+	}
+}
