@@ -68,6 +68,33 @@
 // decoding every version they ever wrote. The constants marked "part of the
 // format, never change" in format.go are this layout.
 //
+// # Keyed state
+//
+// State snapshots a task's Pebble database into the store. A snapshot is one
+// manifest object, whose key goes in TaskState.State, plus shared objects:
+//
+//	<4 hex>/<job>/state/<sha-256 hex>.state   the manifest
+//	<4 hex>/<job>/state/<sha-256 hex>.sst     an sstable of at least the
+//	                                          threshold (default 1 MiB)
+//
+// Both are named by the SHA-256 of their bytes (the 4 hex digits are its
+// first two bytes), so an sstable that later snapshots still hold is written
+// once and referred to by each: snapshots are incremental. A manifest has the
+// envelope of a checkpoint object (same version, flags, length and CRC-32C)
+// with magic "SLST" (0x53 0x4c 0x53 0x54), and the body:
+//
+//	string   job
+//	uvarint  file count
+//	per file, in byte order of the names:
+//	  string   name      a plain file name of the Pebble checkpoint
+//	  uvarint  size
+//	  32 bytes           SHA-256 of the contents
+//	  1 byte   kind      0: the size bytes of contents follow;
+//	                     1: a string follows, the key of a shared object
+//
+// Restore checks every file against its size and hash before the database is
+// opened, and removes what it wrote if any check fails.
+//
 // # Retries and errors
 //
 // The GCS store retries, with exponential backoff and jitter (Backoff), only

@@ -18,13 +18,15 @@ type config struct {
 	log     *slog.Logger
 	retain  int
 	backoff Backoff
+	// stateThreshold is the size from which a state file is shared.
+	stateThreshold int64
 	// onRetry is set by New for the stores it builds, so that their
 	// retries count in the Checkpointer's metrics.
 	onRetry func(op string)
 }
 
 func newConfig(opts []Option) *config {
-	cfg := &config{log: slog.Default(), retain: 3, backoff: defaultBackoff()}
+	cfg := &config{log: slog.Default(), retain: 3, backoff: defaultBackoff(), stateThreshold: 1 << 20}
 	for _, o := range opts {
 		o(cfg)
 	}
