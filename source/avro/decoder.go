@@ -1,0 +1,351 @@
+package avro
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// Mode says where a pipeline's writer schemas come from.
+type Mode string
+
+// Writer schema modes, as the job file names them (format.avro.writer_schema).
+const (
+	// ModeReader: records are written with the reader schema, unframed.
+	ModeReader Mode = "reader"
+	// ModeRegistry: Confluent framing, 0x00 then a 4-byte big-endian schema
+	// id of a Schema Registry, then the record.
+	ModeRegistry Mode = "registry"
+	// ModeHeader: the Kafka header sluice.schema holds the writer schema's
+	// JSON, or its 8-byte little-endian Rabin fingerprint (a schema seen
+	// before in a header or registered with Decoder.Register).
+	ModeHeader Mode = "header"
+)
+
+// HeaderKey is the Kafka header that carries the writer schema in ModeHeader.
+const HeaderKey = "sluice.schema"
+
+// Errors of records whose writer schema cannot be found.
+var (
+	ErrFraming       = errors.New("record lacks the registry framing (0x00 and a 4-byte schema id)")
+	ErrNoHeader      = errors.New("record lacks the " + HeaderKey + " header")
+	ErrUnknownSchema = errors.New("unknown writer schema")
+)
+
+// Registry fetches writer schemas by id. *sr.Client implements it.
+type Registry interface {
+	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
+}
+
+// Decoder is the engine.Decoder of a pipeline reading Avro: it finds each
+// record's writer schema (per its Mode), compiles a Program for the (writer,
+// reader) pair the first time it meets the writer, and decodes into rows of
+// the reader schema.
+//
+// Decode is safe for concurrent use. Its hot path takes no lock: compiled
+// programs live in maps published through an atomic pointer and replaced
+// (copied) whenever a new writer schema arrives, which is rare. Fetching and
+// compiling a new writer schema holds mu, so concurrent misses on one schema
+// fetch it once.
+type Decoder struct {
+	reader  *engine.Type
+	schema  *engine.Schema
+	mode    Mode
+	reg     Registry
+	own     Program // ModeReader's program, writer = reader
+	timeout time.Duration
+	retry   time.Duration
+	log     *slog.Logger
+	opts    []CompileOption
+
+	cache atomic.Pointer[programs]
+	mu    sync.Mutex // guards writers of cache: fetching, compiling, publishing
+}
+
+// programs is an immutable snapshot of the compiled programs.
+type programs struct {
+	byID   map[uint32]*entry
+	byFP   map[uint64]*entry
+	byText map[string]*entry
+}
+
+type entry struct {
+	p   *Program
+	err error     // the schema is unknown or incompatible
+	at  time.Time // when err was seen: a fetch failure is retried after Decoder.retry
+}
+
+// Option configures a Decoder.
+type Option func(*Decoder) error
+
+// WithRegistry sets the Schema Registry client for ModeRegistry.
+func WithRegistry(r Registry) Option {
+	return func(d *Decoder) error { d.reg = r; return nil }
+}
+
+// WithRegistryURL builds a Schema Registry client (franz-go pkg/sr) for url.
+func WithRegistryURL(url string, hc *http.Client) Option {
+	return func(d *Decoder) error {
+		opts := []sr.ClientOpt{sr.URLs(url)}
+		if hc != nil {
+			opts = append(opts, sr.HTTPClient(hc))
+		}
+		cl, err := sr.NewClient(opts...)
+		if err != nil {
+			return fmt.Errorf("schema registry client: %w", err)
+		}
+		d.reg = cl
+		return nil
+	}
+}
+
+// WithFetchTimeout bounds one fetch of a schema from the registry, retries
+// included (default 10s).
+func WithFetchTimeout(t time.Duration) Option {
+	return func(d *Decoder) error { d.timeout = t; return nil }
+}
+
+// WithRetryAfter sets how long an id the registry did not know (or could not
+// serve) is answered from the cache as unknown before it is asked again
+// (default 30s).
+func WithRetryAfter(t time.Duration) Option {
+	return func(d *Decoder) error { d.retry = t; return nil }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(d *Decoder) error { d.log = l; return nil }
+}
+
+// WithCompileOptions passes options to every Program the Decoder compiles.
+func WithCompileOptions(opts ...CompileOption) Option {
+	return func(d *Decoder) error { d.opts = append(d.opts, opts...); return nil }
+}
+
+// NewDecoder returns a Decoder of records into rows of reader.
+func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error) {
+	schema, err := engine.NewSchema(reader)
+	if err != nil {
+		return nil, fmt.Errorf("avro decoder: %w", err)
+	}
+	d := &Decoder{reader: reader, schema: schema, mode: mode, timeout: 10 * time.Second, retry: 30 * time.Second, log: slog.Default()}
+	for _, o := range opts {
+		if err := o(d); err != nil {
+			return nil, fmt.Errorf("avro decoder: %w", err)
+		}
+	}
+	switch mode {
+	case ModeReader, ModeHeader:
+	case ModeRegistry:
+		if d.reg == nil {
+			return nil, fmt.Errorf("avro decoder: mode registry needs a schema registry")
+		}
+	default:
+		return nil, fmt.Errorf("avro decoder: unknown writer schema mode %q (want reader, registry or header)", mode)
+	}
+	p, err := Compile(reader, reader, d.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("avro decoder: %w", err)
+	}
+	d.own = *p
+	d.cache.Store(&programs{byID: map[uint32]*entry{}, byFP: map[uint64]*entry{Fingerprint(reader): {p: p}}, byText: map[string]*entry{}})
+	return d, nil
+}
+
+// Schema is the reader schema.
+func (d *Decoder) Schema() *engine.Schema { return d.schema }
+
+// Register compiles writer for ModeHeader records that name it by
+// fingerprint. An incompatible writer is an error.
+func (d *Decoder) Register(writer *engine.Type) error {
+	p, err := Compile(writer, d.reader, d.opts...)
+	if err != nil {
+		return fmt.Errorf("avro decoder: register writer schema: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.publish(func(c *programs) { c.byFP[Fingerprint(writer)] = &entry{p: p} })
+	return nil
+}
+
+// publish copies the cache, lets edit change the copy, and publishes it.
+// d.mu must be held.
+func (d *Decoder) publish(edit func(*programs)) {
+	old := d.cache.Load()
+	c := &programs{byID: make(map[uint32]*entry, len(old.byID)+1), byFP: make(map[uint64]*entry, len(old.byFP)+1), byText: make(map[string]*entry, len(old.byText)+1)}
+	for k, v := range old.byID {
+		c.byID[k] = v
+	}
+	for k, v := range old.byFP {
+		c.byFP[k] = v
+	}
+	for k, v := range old.byText {
+		c.byText[k] = v
+	}
+	edit(c)
+	d.cache.Store(c)
+}
+
+func decodeErr(rec *engine.Record, err error) error {
+	var de *engine.DecodeError
+	if errors.As(err, &de) {
+		de.Origin.Offset = rec.Offset
+		return err
+	}
+	return &engine.DecodeError{Origin: engine.Origin{Offset: rec.Offset}, Err: err}
+}
+
+// Decode decodes rec into row. Strings in row alias rec.Value. The error of a
+// record that cannot be decoded is an *engine.DecodeError with the record's
+// offset (the caller adds the task) and the field path where known.
+func (d *Decoder) Decode(rec *engine.Record, row *engine.Row) error {
+	data := rec.Value
+	var p *Program
+	switch d.mode {
+	case ModeReader:
+		p = &d.own
+	case ModeRegistry:
+		if len(data) < 5 || data[0] != 0 {
+			return decodeErr(rec, ErrFraming)
+		}
+		id := binary.BigEndian.Uint32(data[1:5])
+		data = data[5:]
+		e := d.cache.Load().byID[id]
+		if e == nil || e.err != nil && time.Since(e.at) >= d.retry {
+			e = d.fetch(id)
+		}
+		if e.err != nil {
+			return decodeErr(rec, e.err)
+		}
+		p = e.p
+	case ModeHeader:
+		h := rec.Header(HeaderKey)
+		if h == nil {
+			return decodeErr(rec, ErrNoHeader)
+		}
+		c := d.cache.Load()
+		var e *entry
+		if len(h) == 8 && h[0] != '{' {
+			if e = c.byFP[binary.LittleEndian.Uint64(h)]; e == nil {
+				return decodeErr(rec, fmt.Errorf("%w: fingerprint %016x", ErrUnknownSchema, binary.LittleEndian.Uint64(h)))
+			}
+		} else if e = c.byText[string(h)]; e == nil {
+			e = d.parseHeader(h)
+		}
+		if e.err != nil {
+			return decodeErr(rec, e.err)
+		}
+		p = e.p
+	}
+	if err := p.Decode(data, row); err != nil {
+		return decodeErr(rec, err)
+	}
+	return nil
+}
+
+// fetch gets schema id from the registry, compiles it and caches the result,
+// an error included.
+func (d *Decoder) fetch(id uint32) *entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.cache.Load().byID[id]; e != nil && (e.err == nil || time.Since(e.at) < d.retry) {
+		return e
+	}
+	e := &entry{at: time.Now()}
+	text, err := d.fetchText(id)
+	if err != nil {
+		e.err = err
+	} else {
+		e.p, e.err = d.compileText(text)
+		if e.err != nil {
+			e.err = fmt.Errorf("%w: registry id %d: %w", ErrUnknownSchema, id, e.err)
+		}
+	}
+	if e.err != nil {
+		d.log.Warn("avro writer schema unusable", slog.Uint64("schema_id", uint64(id)), slog.Any("error", e.err))
+	} else {
+		d.log.Info("avro writer schema compiled", slog.Uint64("schema_id", uint64(id)), slog.String("fingerprint", fmt.Sprintf("%016x", Fingerprint(e.p.writer))))
+	}
+	d.publish(func(c *programs) { c.byID[id] = e })
+	return e
+}
+
+// fetchText asks the registry, retrying what can succeed later (not a 4xx).
+func (d *Decoder) fetchText(id uint32) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		s, err := d.reg.SchemaByID(ctx, int(id))
+		if err == nil {
+			if s.Type != sr.TypeAvro {
+				return "", fmt.Errorf("%w: registry id %d is a %s schema, not avro", ErrUnknownSchema, id, s.Type)
+			}
+			if len(s.References) > 0 {
+				return "", fmt.Errorf("%w: registry id %d has schema references, which are not supported", ErrUnknownSchema, id)
+			}
+			return s.Schema, nil
+		}
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests {
+			return "", fmt.Errorf("%w: registry id %d: %v", ErrUnknownSchema, id, err)
+		}
+		if attempt == 3 {
+			return "", fmt.Errorf("%w: registry id %d: after %d attempts: %v", ErrUnknownSchema, id, attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: registry id %d: %v", ErrUnknownSchema, id, err)
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// compileText parses a writer schema and compiles it against the reader,
+// reusing a program compiled before for the same fingerprint. d.mu is held.
+func (d *Decoder) compileText(text string) (*Program, error) {
+	w, err := ParseSchema([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	fp := Fingerprint(w)
+	if e := d.cache.Load().byFP[fp]; e != nil && e.err == nil {
+		return e.p, nil
+	}
+	p, err := Compile(w, d.reader, d.opts...)
+	if err != nil {
+		return nil, err
+	}
+	d.publish(func(c *programs) { c.byFP[fp] = &entry{p: p} })
+	return p, nil
+}
+
+func (d *Decoder) parseHeader(h []byte) *entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.cache.Load().byText[string(h)]; e != nil {
+		return e
+	}
+	e := &entry{at: time.Now()}
+	e.p, e.err = d.compileText(string(h))
+	if e.err != nil {
+		e.err = fmt.Errorf("%w: header schema: %w", ErrUnknownSchema, e.err)
+		d.log.Warn("avro writer schema unusable", slog.Any("error", e.err))
+	}
+	// Bound the cache: a producer that writes a different text per record
+	// must not grow it forever.
+	if len(d.cache.Load().byText) < 1024 {
+		d.publish(func(c *programs) { c.byText[string(h)] = e })
+	}
+	return e
+}
