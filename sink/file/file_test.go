@@ -1,0 +1,225 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/linkedin/goavro/v2"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+var schema = engine.MustSchema(&engine.Type{Kind: engine.KindRecord, Name: "t.Row", Fields: []engine.Field{
+	{Name: "id", Type: &engine.Type{Kind: engine.KindLong}},
+	{Name: "msg", Type: &engine.Type{Kind: engine.KindString}},
+	{Name: "loc", Type: &engine.Type{Kind: engine.KindRecord, Name: "t.Loc", Fields: []engine.Field{
+		{Name: "country", Type: &engine.Type{Kind: engine.KindString}},
+	}}},
+}})
+
+// writeTasks writes rows id = task*1000+i from several tasks at once, one
+// flush every 10 rows.
+func writeTasks(t *testing.T, s *Sink, tasks, rows int, base int) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*tasks)
+	for k := range tasks {
+		wg.Go(func() {
+			w, err := s.Open(ctx, engine.TaskID{Topic: "in", Partition: int32(k)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			row := engine.NewRow(schema.Width())
+			for i := range rows {
+				row.Reset(schema.Width())
+				row.SetInt(0, int64(base+k*1000+i))
+				row.SetStr(1, fmt.Sprintf("hello, \"%d\"\n", i))
+				row.SetStr(3, "US")
+				if err := w.Write(row); err != nil {
+					errs <- err
+					return
+				}
+				if i%10 == 9 {
+					if err := w.Flush(ctx); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- w.Flush(ctx)
+			errs <- w.Close(ctx)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func wantIDs(tasks, rows int, bases ...int) []int64 {
+	var ids []int64
+	for _, b := range bases {
+		for k := range tasks {
+			for i := range rows {
+				ids = append(ids, int64(b+k*1000+i))
+			}
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// TestFileSink writes from concurrent tasks in each format, twice (the second
+// sink continues the file), and reads the file back with independent readers.
+func TestFileSink(t *testing.T) {
+	for _, tc := range []struct{ format, codec string }{{"json", ""}, {"csv", ""}, {"avro", "snappy"}, {"avro", "deflate"}} {
+		t.Run(tc.format+tc.codec, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sub", "out")
+			for _, base := range []int{0, 100000} {
+				s, err := New(context.Background(), Config{Path: path, Format: tc.format, Codec: tc.codec}, schema, engine.SinkEnv{Name: "file/0"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeTasks(t, s, 4, 95, base)
+				if err := s.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := readIDs(t, path, tc.format, tc.codec)
+			sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+			if diff := cmp.Diff(wantIDs(4, 95, 0, 100000), got); diff != "" {
+				t.Errorf("ids (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func readIDs(t *testing.T, path, format, codec string) []int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ids []int64
+	switch format {
+	case "json":
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var v struct {
+				ID  int64
+				Msg string
+				Loc struct{ Country string }
+			}
+			if err := json.Unmarshal(sc.Bytes(), &v); err != nil || v.Loc.Country != "US" {
+				t.Fatalf("line %q: %v", sc.Text(), err)
+			}
+			ids = append(ids, v.ID)
+		}
+	case "csv":
+		recs, err := csv.NewReader(f).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"id", "msg", "loc.country"}, recs[0]); diff != "" {
+			t.Fatalf("header (-want +got):\n%s", diff)
+		}
+		for _, r := range recs[1:] {
+			var id int64
+			fmt.Sscan(r[0], &id)
+			ids = append(ids, id)
+		}
+	case "avro":
+		r, err := goavro.NewOCFReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Scan() {
+			v, err := r.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, v.(map[string]any)["id"].(int64))
+		}
+	}
+	return ids
+}
+
+// TestFileDeadLetter sends a row that Avro cannot encode to a JSON-lines
+// dead-letter file sink.
+func TestFileDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dl, err := New(ctx, Config{Path: filepath.Join(dir, "dlq.jsonl")}, engine.DeadLetterSchema, engine.SinkEnv{Name: "file/dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Config{Path: filepath.Join(dir, "out.avro"), Format: "avro"}, schema, engine.SinkEnv{Pipeline: "p", Name: "file/0", DeadLetter: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := s.Open(ctx, engine.TaskID{Topic: "in", Partition: 3})
+	row := engine.NewRow(schema.Width())
+	row.SetInt(0, 7)
+	row.SetNull(1) // msg is not nullable
+	if err := w.Write(row); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close(ctx)
+	s.Close(ctx)
+	dl.Close(ctx)
+	b, err := os.ReadFile(filepath.Join(dir, "dlq.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	delete(got, "timestamp")
+	want := map[string]any{"pipeline": "p", "stage": "sink", "error": "encode: field msg: null for a value of non-null type string",
+		"topic": "in", "partition": 3.0, "offset": -1.0, "key": nil,
+		"value": "eyJpZCI6NywibXNnIjpudWxsLCJsb2MiOnsiY291bnRyeSI6IiJ9fQ=="}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dead letter (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Path: "x"}, ""},
+		{Config{Path: "x", Format: "xml"}, `:0:0: unknown format "xml" (expected json, csv or avro)`},
+		{Config{Path: "x", Format: "json", Codec: "zstd"}, ":0:0: codec applies to format avro only"},
+		{Config{Path: "x", Format: "avro", Codec: "lz4"}, `:0:0: unknown codec "lz4" (expected null, deflate, snappy or zstd)`},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			got := ""
+			if err := tc.cfg.Validate(); err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
