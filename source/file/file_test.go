@@ -21,8 +21,10 @@ type handler struct {
 	ended    bool
 }
 
-func (h *handler) Assign(ctx context.Context, a []engine.Assignment) { h.assigned = append(h.assigned, a...) }
-func (h *handler) Revoke(ctx context.Context, t []engine.TaskID)      {}
+func (h *handler) Assign(ctx context.Context, a []engine.Assignment) {
+	h.assigned = append(h.assigned, a...)
+}
+func (h *handler) Revoke(ctx context.Context, t []engine.TaskID) {}
 func (h *handler) Deliver(t engine.TaskID, recs []engine.Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -421,4 +421,3 @@ func twos(n *big.Int, t *engine.Type) string {
 	}
 	return string(out)
 }
-
