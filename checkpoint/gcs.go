@@ -62,8 +62,11 @@ func (g *GCS) Put(ctx context.Context, key string, data []byte) error {
 		if attempt > 0 && errors.Is(err, ErrExists) {
 			// An earlier attempt may have created the object and lost
 			// the response: if the object is ours, the Put succeeded.
-			if got, gerr := g.get(ctx, key); gerr == nil && bytes.Equal(got, data) {
+			switch got, gerr := g.get(ctx, key); {
+			case gerr == nil && bytes.Equal(got, data):
 				return nil
+			case isRetryable(gerr): // cannot tell yet whose it is
+				return gerr
 			}
 		}
 		return err
