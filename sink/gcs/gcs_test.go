@@ -1,0 +1,147 @@
+package gcs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/storage"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/google/go-cmp/cmp"
+	"github.com/linkedin/goavro/v2"
+	"google.golang.org/api/iterator"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+var schema = engine.MustSchema(&engine.Type{Kind: engine.KindRecord, Name: "t.Row", Fields: []engine.Field{
+	{Name: "id", Type: &engine.Type{Kind: engine.KindLong}},
+	{Name: "msg", Type: &engine.Type{Kind: engine.KindString}},
+}})
+
+// TestGCSSink writes objects through the real client to fake-gcs-server over
+// HTTP (STORAGE_EMULATOR_HOST), then lists and reads them back.
+func TestGCSSink(t *testing.T) {
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "export"})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
+	ctx := context.Background()
+	reader, err := storage.NewClient(ctx, storage.WithJSONReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+
+	for _, format := range []string{"json", "csv", "avro"} {
+		t.Run(format, func(t *testing.T) {
+			s, err := New(ctx, Config{Bucket: "export", Prefix: format + "/", Format: format, Codec: map[string]string{"avro": "deflate"}[format], MaxObjectBytes: 400},
+				schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "gcs/0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []int64
+			for k := range 2 {
+				w, err := s.Open(ctx, engine.TaskID{Topic: "in", Partition: int32(k)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				row := engine.NewRow(schema.Width())
+				for i := range 60 {
+					id := int64(k*1000 + i)
+					row.SetInt(0, id)
+					row.SetStr(1, "hello, \"world\"")
+					w.Write(row)
+					want = append(want, id)
+					if i%20 == 19 {
+						if err := w.Flush(ctx); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				w.Close(ctx)
+			}
+			s.Close(ctx)
+
+			var got []int64
+			prefixes := map[string]bool{}
+			it := reader.Bucket("export").Objects(ctx, &storage.Query{Prefix: format + "/"})
+			for {
+				a, err := it.Next()
+				if err == iterator.Done {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts := strings.Split(strings.TrimPrefix(a.Name, format+"/"), "/")
+				if len(parts) != 4 || len(parts[0]) != 4 || parts[1] != "pipe" || !strings.HasSuffix(parts[3], map[string]string{"json": ".jsonl", "csv": ".csv", "avro": ".avro"}[format]) {
+					t.Errorf("object name %q", a.Name)
+				}
+				prefixes[parts[0]] = true
+				r, err := reader.Bucket("export").Object(a.Name).NewReader(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(r)
+				r.Close()
+				got = append(got, readIDs(t, format, b)...)
+			}
+			sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ids (-want +got):\n%s", diff)
+			}
+			if len(prefixes) < 4 {
+				t.Errorf("objects under %d hash prefixes, want them spread", len(prefixes))
+			}
+		})
+	}
+}
+
+func readIDs(t *testing.T, format string, b []byte) []int64 {
+	t.Helper()
+	var ids []int64
+	switch format {
+	case "json":
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			var v struct{ ID int64 }
+			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, v.ID)
+		}
+	case "csv":
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil || recs[0][0] != "id" {
+			t.Fatalf("csv: %v %v", err, recs)
+		}
+		for _, r := range recs[1:] {
+			id, _ := strconv.ParseInt(r[0], 10, 64)
+			ids = append(ids, id)
+		}
+	case "avro":
+		r, err := goavro.NewOCFReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Scan() {
+			v, err := r.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, v.(map[string]any)["id"].(int64))
+		}
+	}
+	return ids
+}
