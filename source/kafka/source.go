@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -40,11 +39,35 @@ type Config struct {
 	// started (a bounded backfill).
 	StopAtEnd bool
 	TLS       *tls.Config
-	// Opts are extra franz-go options (SASL, balancers, tuning).
+	// Opts are extra franz-go options (SASL, tuning). They are applied last:
+	// a kgo.Balancers here replaces the default balancer (see doc.go).
 	Opts []kgo.Opt
 	// Registerer receives the source metrics (nil: none).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+
+	// PipelinesOf names the pipelines that read a topic, for the pipeline
+	// label of the per-task metrics (nil: the label is empty). The names
+	// are joined with commas into one label value, so that a task has one
+	// series whatever the number of pipelines reading it.
+	PipelinesOf func(topic string) []string
+	// OnHealth is called with a reason when the source cannot make
+	// progress (unreachable brokers, a missing topic, an authorization
+	// failure), and with "" once it can again. It is called from the
+	// source's goroutines, one call at a time. The runtime's SetUnready
+	// fits it.
+	OnHealth func(reason string)
+	// MetadataMaxAge is how often metadata is refreshed, which bounds how
+	// long a new partition or a new topic matching TopicRegex waits to be
+	// consumed (default 10 s).
+	MetadataMaxAge time.Duration
+	// WatchInterval is how often end offsets are listed for the backlog
+	// metrics and the brokers probed for health (default 5 s).
+	WatchInterval time.Duration
+	// LeaveOnClose makes Close leave the group even with static membership:
+	// for a member removed for good (a scale-down), whose tasks should move
+	// at once rather than after the session timeout.
+	LeaveOnClose bool
 }
 
 // Source is a Kafka group consumer feeding engine tasks.
@@ -56,22 +79,26 @@ type Source struct {
 	log *slog.Logger
 	m   *metrics
 
-	mu     sync.Mutex // guards ends, ended, empty, owned, avg
-	ends   map[engine.TaskID]int64
-	ended  map[engine.TaskID]bool
-	empty  map[engine.TaskID]bool
-	owned  map[engine.TaskID]bool
-	avg    map[engine.TaskID]float64 // moving average record size, for backlog bytes
-	allEnd chan struct{}
+	mu      sync.Mutex // guards ends, ended, empty, owned, allDone, revokes
+	ends    map[engine.TaskID]int64
+	ended   map[engine.TaskID]bool
+	empty   map[engine.TaskID]bool
+	owned   map[engine.TaskID]*taskStats
+	allDone bool
+	revokes int // tasks revoked from this member, for tests and logs
+	allEnd  chan struct{}
+	// started is closed by Run once h is set. franz-go joins the group as
+	// soon as the client exists, so a rebalance callback can come before
+	// Run; the callbacks wait for it (see handler).
+	started chan struct{}
 
+	health  health
 	regexes []*regexp.Regexp
+	now     func() time.Time
 }
 
-type metrics struct {
-	backlog, backlogBytes *prometheus.GaugeVec
-}
-
-// New builds the client. It does not contact the brokers until Run.
+// New builds the client. franz-go starts joining the group at once, but
+// tasks are handed over only once Run has started.
 func New(cfg Config) (*Source, error) {
 	if len(cfg.Brokers) == 0 || cfg.Group == "" {
 		return nil, errors.New("kafka: brokers and group are required")
@@ -79,22 +106,28 @@ func New(cfg Config) (*Source, error) {
 	if len(cfg.Topics) == 0 && len(cfg.TopicRegex) == 0 {
 		return nil, errors.New("kafka: no topics to consume")
 	}
+	switch cfg.Start {
+	case "", "earliest", "latest":
+	default:
+		return nil, fmt.Errorf("kafka: start %q: want earliest or latest", cfg.Start)
+	}
+	if cfg.MetadataMaxAge <= 0 {
+		cfg.MetadataMaxAge = 10 * time.Second
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 5 * time.Second
+	}
 	s := &Source{
 		cfg: cfg, log: cfg.Logger,
-		ends: map[engine.TaskID]int64{}, ended: map[engine.TaskID]bool{}, empty: map[engine.TaskID]bool{}, owned: map[engine.TaskID]bool{},
-		avg: map[engine.TaskID]float64{}, allEnd: make(chan struct{}),
+		ends: map[engine.TaskID]int64{}, ended: map[engine.TaskID]bool{}, empty: map[engine.TaskID]bool{}, owned: map[engine.TaskID]*taskStats{},
+		allEnd: make(chan struct{}), started: make(chan struct{}), now: time.Now,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	l := []string{"group", "topic", "partition"}
-	s.m = &metrics{
-		backlog:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_backlog_records", Help: "End offset minus position, per task."}, l),
-		backlogBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_backlog_bytes", Help: "Backlog records times the task's average record size."}, l),
-	}
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.m.backlog, s.m.backlogBytes)
-	}
+	s.log = s.log.With("source", "kafka", "group", cfg.Group)
+	s.health = health{report: cfg.OnHealth, log: s.log, reasons: map[string]string{}}
+	s.m = newMetrics(cfg.Registerer)
 	for _, r := range cfg.TopicRegex {
 		re, err := regexp.Compile(r)
 		if err != nil {
@@ -117,11 +150,14 @@ func New(cfg Config) (*Source, error) {
 		kgo.OnPartitionsLost(s.lost),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.MetadataMaxAge(cfg.MetadataMaxAge),
+		kgo.MetadataMinAge(min(cfg.MetadataMaxAge, time.Second)),
+		kgo.Balancers(&balancer{rates: s.rates}),
 	}
 	if len(cfg.TopicRegex) > 0 {
-		opts = append(opts, kgo.ConsumeTopics(cfg.TopicRegex...), kgo.ConsumeRegex(), kgo.MetadataMaxAge(10*time.Second))
+		opts = append(opts, kgo.ConsumeTopics(cfg.TopicRegex...), kgo.ConsumeRegex())
 	} else {
-		opts = append(opts, kgo.ConsumeTopics(cfg.Topics...), kgo.MetadataMaxAge(10*time.Second))
+		opts = append(opts, kgo.ConsumeTopics(cfg.Topics...))
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -142,39 +178,79 @@ func New(cfg Config) (*Source, error) {
 // Client returns the franz-go client (for tests and admin tools).
 func (s *Source) Client() *kgo.Client { return s.cl }
 
-// Run implements engine.Source.
+// Run implements engine.Source. It polls until ctx ends (or, for a bounded
+// job, until the group has read every task to its end) and returns nil; bad
+// input (unreachable brokers, missing topics, authorization failures) is
+// logged, reported through Config.OnHealth and retried with backoff, never
+// returned, so that a misconfigured job waits without losing its position
+// instead of crash-looping.
 func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 	s.h = h
+	close(s.started)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
 	if s.cfg.StopAtEnd {
-		if err := s.loadEnds(ctx); err != nil {
-			return err
+		for attempt := 0; ; attempt++ {
+			err := s.loadEnds(wctx)
+			if err == nil {
+				s.health.set("brokers", "")
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.health.set("brokers", err.Error())
+			if !sleep(ctx, backoff(attempt)) {
+				return nil
+			}
 		}
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watch(wctx)
+	}()
+	failures := 0
 	for {
 		fs := s.cl.PollRecords(ctx, 0)
 		if ctx.Err() != nil {
 			s.cl.AllowRebalance()
 			return nil
 		}
-		var fatal error
+		failed := false
 		fs.EachError(func(topic string, p int32, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			s.log.Warn("fetch failed", "topic", topic, "partition", p, "error", err)
-			if errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.TopicAuthorizationFailed) {
-				fatal = fmt.Errorf("kafka: %s/%d: %w", topic, p, err)
+			if s.fetchFailed(topic, p, err) {
+				failed = true
+				return
 			}
+			s.log.Warn("fetch failed; franz-go retries", "topic", topic, "partition", p, "error", err)
 		})
+		delivered := false
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
 			}
+			delivered = true
 			s.deliver(p)
 		})
 		s.cl.AllowRebalance()
-		if fatal != nil {
-			return fatal
+		if delivered && !failed {
+			s.health.set("fetch", "")
+		}
+		if failed {
+			// Back off before polling again: the error repeats at every
+			// poll until an operator fixes the ACLs.
+			if !sleep(ctx, backoff(failures)) {
+				return nil
+			}
+			failures++
+		} else {
+			failures = 0
 		}
 		if s.cfg.StopAtEnd {
 			select {
@@ -183,6 +259,17 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 			default:
 			}
 		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -210,7 +297,7 @@ func (s *Source) deliver(p kgo.FetchTopicPartition) {
 	}
 	if len(recs) > 0 {
 		s.h.Deliver(id, recs)
-		s.observe(id, p.HighWatermark, recs[len(recs)-1].Offset+1, size, len(recs))
+		s.observe(id, p.HighWatermark, recs[0].Offset, size, len(recs))
 	}
 	if bounded && (len(recs) < len(p.Records) || recs[len(recs)-1].Offset+1 >= end) {
 		s.endTask(id)
@@ -228,21 +315,32 @@ func headers(h []kgo.RecordHeader) []engine.Header {
 
 var _ = [1]struct{}{}[unsafe.Sizeof(kgo.RecordHeader{})-unsafe.Sizeof(engine.Header{})]
 
-func (s *Source) observe(id engine.TaskID, hwm, next int64, size, n int) {
+// observe accounts n records of size bytes from offset first on, with the
+// partition's high watermark from the same fetch.
+func (s *Source) observe(id engine.TaskID, hwm, first int64, size, n int) {
+	now := s.now()
 	s.mu.Lock()
-	avg := s.avg[id]
-	cur := float64(size) / float64(n)
-	if avg == 0 {
-		avg = cur
-	} else {
-		avg = 0.9*avg + 0.1*cur
+	defer s.mu.Unlock()
+	ts := s.owned[id]
+	if ts == nil {
+		return // revoked while the batch was delivered
 	}
-	s.avg[id] = avg
-	s.mu.Unlock()
-	backlog := max(hwm-next, 0)
-	part := strconv.Itoa(int(id.Partition))
-	s.m.backlog.WithLabelValues(s.cfg.Group, id.Topic, part).Set(float64(backlog))
-	s.m.backlogBytes.WithLabelValues(s.cfg.Group, id.Topic, part).Set(float64(backlog) * avg)
+	cur := float64(size) / float64(n)
+	if ts.avg == 0 {
+		ts.avg = cur
+	} else {
+		ts.avg = 0.9*ts.avg + 0.1*cur
+	}
+	ts.addBytes(size, now)
+	if ts.committed < 0 {
+		ts.committed = first // nothing committed: the backlog counts from where reading started
+	}
+	ts.end = max(ts.end, hwm)
+	ts.in.Add(float64(n))
+	ts.bytes.Add(float64(size))
+	r, b := ts.backlog()
+	s.m.backlog.WithLabelValues(ts.labels...).Set(float64(r))
+	s.m.backlogBytes.WithLabelValues(ts.labels...).Set(float64(b))
 }
 
 func (s *Source) endTask(id engine.TaskID) {
@@ -256,7 +354,7 @@ func (s *Source) endTask(id engine.TaskID) {
 	s.mu.Unlock()
 	s.h.End(id)
 	if all {
-		close(s.allEnd)
+		s.finishAll()
 	}
 }
 
@@ -300,7 +398,21 @@ func (s *Source) loadEnds(ctx context.Context) error {
 
 // adjust receives the committed offsets of newly assigned partitions before
 // fetching starts; it hands the tasks to the runtime with them.
+// handler waits for Run to have set the Handler; false means the client is
+// closing and the callback should do nothing.
+func (s *Source) handler(ctx context.Context) bool {
+	select {
+	case <-s.started:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (s *Source) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	if !s.handler(ctx) {
+		return offsets, ctx.Err()
+	}
 	var as []engine.Assignment
 	for topic, ps := range offsets {
 		for p, o := range ps {
@@ -317,6 +429,9 @@ func (s *Source) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 }
 
 func (s *Source) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+	if !s.handler(ctx) {
+		return
+	}
 	// Partitions without a committed offset are not passed to adjust; hand
 	// them over here. Assign ignores tasks it already has.
 	var as []engine.Assignment
@@ -335,8 +450,8 @@ func (s *Source) handOver(ctx context.Context, as []engine.Assignment) {
 	s.mu.Lock()
 	var fresh []engine.Assignment
 	for _, a := range as {
-		if !s.owned[a.Task] {
-			s.owned[a.Task] = true
+		if s.owned[a.Task] == nil {
+			s.owned[a.Task] = s.newTaskStats(a.Task, a.Offset)
 			fresh = append(fresh, a)
 		}
 	}
@@ -344,6 +459,8 @@ func (s *Source) handOver(ctx context.Context, as []engine.Assignment) {
 	if len(fresh) == 0 {
 		return
 	}
+	s.m.assigned.WithLabelValues(s.cfg.Group).Add(float64(len(fresh)))
+	s.health.set("fetch", "") // the group let us in
 	s.h.Assign(ctx, fresh)
 	if s.cfg.StopAtEnd {
 		for _, a := range fresh {
@@ -359,6 +476,9 @@ func (s *Source) handOver(ctx context.Context, as []engine.Assignment) {
 }
 
 func (s *Source) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+	if !s.handler(ctx) {
+		return
+	}
 	ids := s.release(m)
 	if len(ids) > 0 {
 		s.h.Revoke(ctx, ids)
@@ -378,13 +498,18 @@ func (s *Source) release(m map[string][]int32) []engine.TaskID {
 	for topic, ps := range m {
 		for _, p := range ps {
 			id := engine.TaskID{Topic: topic, Partition: p}
-			if s.owned[id] {
+			if ts := s.owned[id]; ts != nil {
+				s.forgetLocked(ts)
 				delete(s.owned, id)
 				ids = append(ids, id)
 			}
 		}
 	}
+	s.revokes += len(ids)
 	s.mu.Unlock()
+	if len(ids) > 0 {
+		s.m.revoked.WithLabelValues(s.cfg.Group).Add(float64(len(ids)))
+	}
 	return ids
 }
 
@@ -427,6 +552,22 @@ func (s *Source) Commit(ctx context.Context, positions []engine.Position, meta s
 	if cerr != nil {
 		return fmt.Errorf("kafka: commit: %w", cerr)
 	}
+	s.mu.Lock()
+	for _, p := range positions {
+		ts := s.owned[p.Task]
+		if ts == nil {
+			continue // a revoked task's final commit
+		}
+		if ts.committed >= 0 && p.Offset > ts.committed {
+			ts.out.Add(float64(p.Offset - ts.committed))
+		}
+		ts.committed = p.Offset
+		if p.Watermark > 0 {
+			ts.watermark = p.Watermark
+		}
+	}
+	s.publishLocked()
+	s.mu.Unlock()
 	return nil
 }
 
@@ -460,6 +601,14 @@ func toMap(ids []engine.TaskID) map[string][]int32 {
 // (that is the point of static membership): their partitions wait for them
 // for the session timeout.
 func (s *Source) Close() error {
+	if s.cfg.LeaveOnClose && s.cfg.InstanceID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := s.adm.LeaveGroup(ctx, kadm.LeaveGroup(s.cfg.Group).InstanceIDs(s.cfg.InstanceID).Reason("scaled down"))
+		if err != nil {
+			s.log.Warn("static member did not leave the group; its tasks move after the session timeout", "error", err)
+		}
+	}
 	s.cl.Close()
 	return nil
 }
