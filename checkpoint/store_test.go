@@ -70,6 +70,32 @@ func testStore(t *testing.T, s Store) {
 			t.Fatalf("Get = %q, %v; want the winner's (%d) bytes", got, err, winner)
 		}
 	})
+	t.Run("atomic", func(t *testing.T) {
+		// A reader racing a writer sees nothing or everything.
+		big := make([]byte, 4<<20)
+		for i := range big {
+			big[i] = byte(i % 251)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Put(ctx, "atomic/big", big) }()
+		for seen := 0; ; seen++ {
+			got, err := s.Get(ctx, "atomic/big")
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(big) || string(got) != string(big) {
+				t.Fatalf("read %d bytes of a %d-byte object while it was written", len(got), len(big))
+			}
+			t.Logf("%d reads before the object appeared", seen)
+			break
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("missing", func(t *testing.T) {
 		if _, err := s.Get(ctx, "a/none"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get of a missing key: err = %v, want ErrNotFound", err)
