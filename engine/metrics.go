@@ -152,17 +152,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		WatermarkLag:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_task_watermark_lag_seconds", Help: "Now minus the task's watermark."}, []string{"job", "topic", "partition"}),
 		Tasks:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_tasks", Help: "Tasks owned by this member."}, j),
 		Paused:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_tasks_paused", Help: "Tasks whose fetching is paused because their sinks are behind."}, j),
-		CkptSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_checkpoint_seconds", Help: "Time to cut bundles, save the checkpoint and commit.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, j),
-		CkptBytes:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_bytes", Help: "Size of the last checkpoint."}, j),
-		CkptFailures:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_failures_total", Help: "Checkpoints that failed, by stage."}, []string{"job", "stage"}),
-		CkptLast:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_last_success_seconds", Help: "Unix time of the last durable, committed checkpoint."}, j),
+		CkptSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_checkpoint_cycle_seconds", Help: "Time to complete every task's bundle, save the checkpoint and commit its offsets.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, j),
+		CkptFailures:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_cycle_failures_total", Help: "Checkpoint cycles that failed, by stage (save, commit); no offset is committed then."}, []string{"job", "stage"}),
+		CkptLast:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_last_commit_timestamp_seconds", Help: "Unix time of the last checkpoint whose offsets were committed."}, j),
 		DrainSeconds:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_drain_seconds", Help: "Duration of the last drain."}, j),
 		FlushFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bundle_flush_failures_total", Help: "Bundles whose sinks failed to flush; the bundle is replayed."}, []string{"job", "pipeline"}),
 		Sinks:         NewSinkMetrics(reg),
 	}
 	if reg != nil {
 		reg.MustRegister(m.RecordsIn, m.RecordsOut, m.DeadLetters, m.BundleRecords, m.BundleSeconds, m.WatermarkLag,
-			m.Tasks, m.Paused, m.CkptSeconds, m.CkptBytes, m.CkptFailures, m.CkptLast, m.DrainSeconds, m.FlushFailures)
+			m.Tasks, m.Paused, m.CkptSeconds, m.CkptFailures, m.CkptLast, m.DrainSeconds, m.FlushFailures)
 	}
 	return m
 }

@@ -76,6 +76,10 @@ func New(job *Job) (*Runtime, error) {
 		endedCh:   make(chan struct{}, 1),
 		drainReq:  make(chan struct{}),
 	}
+	// Checkpoint sequence numbers start at the current time in microseconds,
+	// so that a restarted pod never reuses the key of an object it wrote
+	// before (stores refuse to overwrite one) and keys still sort in order.
+	r.seq = uint64(time.Now().UnixMicro())
 	starting := "starting"
 	r.ready.Store(&starting)
 	return r, nil
@@ -326,7 +330,6 @@ func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
 		r.committed[p.Task] = p
 	}
 	m.CkptSeconds.WithLabelValues(r.job.Name).Observe(time.Since(start).Seconds())
-	m.CkptBytes.WithLabelValues(r.job.Name).Set(float64(size))
 	m.CkptLast.WithLabelValues(r.job.Name).SetToCurrentTime()
 	r.stats.Checkpoints.Add(1)
 	r.stats.LastCheckpointBytes.Store(int64(size))

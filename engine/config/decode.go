@@ -324,6 +324,9 @@ func (t *Text) UnmarshalNode(n *yaml.Node) error {
 // inside block scalars (`sql: |`) and single-line values are exact; inside
 // folded or multi-line quoted values they are the best estimate.
 func (t *Text) At(offset int) Pos {
+	// An error at the end of the text (an unfinished statement) is reported
+	// after its last token, not on the line after a block scalar.
+	offset = min(offset, len(strings.TrimRight(t.Value, " \t\r\n")))
 	line := strings.Count(t.Value[:min(max(offset, 0), len(t.Value))], "\n")
 	col := offset - (strings.LastIndexByte(t.Value[:min(max(offset, 0), len(t.Value))], '\n') + 1)
 	if line < len(t.lines) {
