@@ -96,7 +96,7 @@ func TestAvroDifferential(t *testing.T) {
 			}
 		}
 	})
-	for seed := int64(1); seed <= 60; seed++ {
+	for seed := int64(1); seed <= 100; seed++ {
 		t.Run(fmt.Sprintf("random-%d", seed), func(t *testing.T) {
 			r := rand.New(rand.NewSource(seed))
 			rg := &randSchema{r: r}
@@ -189,7 +189,7 @@ func (g *randSchema) typ(depth int, unionOK bool) string {
 	case 7:
 		return `"string"`
 	case 8:
-		return fmt.Sprintf(`{"type":"fixed","name":%q,"size":%d}`, g.name("F"), g.r.Intn(20))
+		return fmt.Sprintf(`{"type":"fixed","name":%q,"size":%d}`, g.name("F"), 1+g.r.Intn(19))
 	case 9:
 		return fmt.Sprintf(`{"type":"enum","name":%q,"symbols":["A","B","C","D"]}`, g.name("E"))
 	case 10:
@@ -198,6 +198,9 @@ func (g *randSchema) typ(depth int, unionOK bool) string {
 		return []string{`{"type":"long","logicalType":"timestamp-millis"}`, `{"type":"int","logicalType":"date"}`,
 			`{"type":"int","logicalType":"time-millis"}`, `{"type":"long","logicalType":"time-micros"}`}[g.r.Intn(4)]
 	case 12:
+		if g.r.Intn(2) == 0 {
+			return fmt.Sprintf(`{"type":"fixed","name":%q,"size":8,"logicalType":"decimal","precision":12,"scale":3}`, g.name("D"))
+		}
 		return `{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}`
 	case 13:
 		return `{"type":"string","logicalType":"uuid"}`
