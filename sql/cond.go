@@ -85,7 +85,10 @@ func (c *compiler) branches(pos int, conds []*expr, vals []*expr, els *expr, wha
 	}
 	ce := c.convert(els, t, scale)
 	r.konst = r.konst && els.konst
-	cf := make([]fn[bool], len(conds))
+	var cf []fn[bool] // stays nil for COALESCE
+	if conds != nil {
+		cf = make([]fn[bool], len(conds))
+	}
 	for i, cd := range conds {
 		cf[i] = cd.b
 		r.konst = r.konst && cd.konst
