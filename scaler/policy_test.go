@@ -183,7 +183,7 @@ func propCases(n int) []propCase {
 // never decides on stale signals, is a pure function, and is idempotent on
 // unchanged signals.
 func TestPolicyProperties(t *testing.T) {
-	cases := propCases(20000)
+	cases := propCases(5000)
 	for _, c := range cases {
 		if err := c.p.Validate(); err != nil {
 			t.Fatal(err)
