@@ -23,7 +23,7 @@ import (
 
 // fakeRegistry serves GET /schemas/ids/{id} as a Confluent Schema Registry
 // does, and counts the requests.
-func fakeRegistry(t *testing.T, schemas map[int]string) (*httptest.Server, *atomic.Int64) {
+func fakeRegistry(t testing.TB, schemas map[int]string) (*httptest.Server, *atomic.Int64) {
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

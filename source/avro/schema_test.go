@@ -1,6 +1,7 @@
 package avro
 
 import (
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,6 +125,14 @@ func TestDecodeAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hdr, err := NewDecoder(v2, ModeHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hdr.Register(v1); err != nil {
+		t.Fatal(err)
+	}
+	fp := binary.LittleEndian.AppendUint64(nil, Fingerprint(v1))
 	g := gen.New(12)
 	body := g.AppendAvro(nil)
 	for _, tc := range []struct {
@@ -133,6 +142,8 @@ func TestDecodeAllocs(t *testing.T) {
 	}{
 		{"reader", own, &engine.Record{Value: body}},
 		{"registry-evolved", reg, &engine.Record{Value: framed(1, body)}},
+		{"header-json", hdr, &engine.Record{Value: body, Headers: []engine.Header{{Key: HeaderKey, Value: raw}}}},
+		{"header-fingerprint", hdr, &engine.Record{Value: body, Headers: []engine.Header{{Key: HeaderKey, Value: fp}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			row := engine.NewRow(tc.d.Schema().Width())
