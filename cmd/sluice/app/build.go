@@ -1,0 +1,405 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/config"
+	"github.com/sluicehq/sluice/source/avro"
+	"github.com/sluicehq/sluice/source/kafka"
+	"github.com/sluicehq/sluice/sql"
+)
+
+// Options are what the command line adds to a job file.
+type Options struct {
+	Pod      string
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Brokers, when set, replaces the job file's Kafka brokers (sluice dev).
+	Brokers []string
+	// KafkaOpts are extra franz-go options for every Kafka client.
+	KafkaOpts []kgo.Opt
+	// DryRun builds and checks everything that needs no network: schemas,
+	// SQL, sink settings. It is what validate does.
+	DryRun bool
+}
+
+// Built is a wired job and what the command line needs besides it.
+type Built struct {
+	Job     *engine.Job
+	Metrics *engine.Metrics
+}
+
+// Build wires a job file into a runnable engine.Job. Every problem in the file
+// is returned at once as config.Errors, each at its position.
+func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	metrics := engine.NewMetrics(o.Registry)
+	if len(o.Brokers) > 0 && cj.Kafka != nil {
+		cj.Kafka.Brokers = o.Brokers
+	}
+	b := &builder{cj: cj, o: o, ctx: ctx, metrics: metrics, decoders: map[string]engine.Decoder{}}
+	job := &engine.Job{
+		Name:          cj.Job,
+		Pod:           o.Pod,
+		Interval:      cj.Checkpoint.Interval,
+		DrainDeadline: cj.Drain.Deadline,
+		Retain:        cj.Checkpoint.Retain,
+		Logger:        o.Logger,
+		Metrics:       metrics,
+	}
+	for i := range cj.Pipelines {
+		if p := b.pipeline(&cj.Pipelines[i]); p != nil {
+			job.Pipelines = append(job.Pipelines, p)
+		}
+	}
+	if len(b.errs) > 0 {
+		b.closeSinks(job)
+		return nil, config.Merge(b.errs...)
+	}
+	if o.DryRun {
+		return &Built{Job: job, Metrics: metrics}, nil
+	}
+	src, err := b.source()
+	if err != nil {
+		b.closeSinks(job)
+		return nil, err
+	}
+	job.Source = src
+	store, err := checkpoint.Open(ctx, storeURL(cj.Checkpoint.Store),
+		checkpoint.WithRegisterer(o.Registry), checkpoint.WithLogger(o.Logger), checkpoint.WithRetain(cj.Checkpoint.Retain))
+	if err != nil {
+		b.closeSinks(job)
+		return nil, fmt.Errorf("checkpoint store %s: %w", cj.Checkpoint.Store, err)
+	}
+	job.Store = store
+	return &Built{Job: job, Metrics: metrics}, nil
+}
+
+// storeURL makes a relative file:// store (file://./.sluice/ckpt, the
+// default) absolute against the working directory.
+func storeURL(u string) string {
+	rest, ok := strings.CutPrefix(u, "file://")
+	if !ok || strings.HasPrefix(rest, "/") {
+		return u
+	}
+	abs, err := filepath.Abs(rest)
+	if err != nil {
+		return u
+	}
+	return "file://" + abs
+}
+
+type builder struct {
+	ctx      context.Context
+	cj       *config.Job
+	o        Options
+	metrics  *engine.Metrics
+	errs     []error
+	decoders map[string]engine.Decoder // shared by pipelines with the same format
+	files    []fileInput
+}
+
+type fileInput struct {
+	path string
+	src  engine.Source
+}
+
+func (b *builder) fail(err error) { b.errs = append(b.errs, err) }
+
+// input resolves a path read by the job against the job file's directory.
+func (b *builder) input(path string) string {
+	if filepath.IsAbs(path) || b.cj.Dir == "" {
+		return path
+	}
+	return filepath.Join(b.cj.Dir, path)
+}
+
+func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
+	p := &engine.Pipeline{
+		Name:       cp.Name,
+		MaxRecords: cp.Bundle.MaxRecords,
+		MaxWait:    cp.Bundle.MaxWait,
+		EventTime:  engine.Column{Slot: -1},
+	}
+	nerr := len(b.errs)
+	dec := b.decoder(cp)
+	if dec == nil {
+		return nil
+	}
+	p.Decoder = dec
+	schema := dec.Schema()
+	if cp.EventTime != "" {
+		c, ok := schema.Lookup(cp.EventTime)
+		if !ok {
+			b.fail(cp.Pos.Key("event_time").Errorf("event_time: the reader schema has no column %q", cp.EventTime))
+		} else if l := logicalOrNone(c.Type); !l.IsTimestamp() {
+			b.fail(cp.Pos.Key("event_time").Errorf("event_time: column %q is not a timestamp (timestamp-millis or timestamp-micros)", cp.EventTime))
+		} else {
+			p.EventTime = c
+		}
+	}
+	prog, err := sql.Compile(cp.SQL.Value, schema)
+	if err != nil {
+		var se *sql.Error
+		if errors.As(err, &se) {
+			pos := cp.SQL.At(se.Offset)
+			b.fail(pos.Errorf("sql: %s", se.Msg))
+		} else {
+			b.fail(cp.SQL.Pos.Errorf("sql: %v", err))
+		}
+		return nil
+	}
+	p.Transform = prog
+	switch {
+	case cp.Source.Kafka != nil:
+		p.Reads = topicMatcher(cp.Source.Kafka)
+	case cp.Source.File != nil:
+		path := b.input(cp.Source.File.Path)
+		p.Reads = func(topic string) bool { return topic == path }
+	}
+	p.DeadLetter = b.deadLetter(cp)
+	out := prog.Output()
+	for i := range cp.Sinks {
+		s := b.sink(&cp.Sinks[i], out, cp.Name, i, p.DeadLetter)
+		if s != nil {
+			p.Sinks = append(p.Sinks, s)
+		}
+	}
+	if len(b.errs) > nerr {
+		return nil
+	}
+	return p
+}
+
+func logicalOrNone(t *engine.Type) engine.Logical {
+	if inner, ok := t.Nullable(); ok {
+		return inner.Logical
+	}
+	return t.Logical
+}
+
+func topicMatcher(k *config.KafkaSource) func(string) bool {
+	if k.TopicRegex != "" {
+		re := regexp.MustCompile(k.TopicRegex)
+		return re.MatchString
+	}
+	topics := slices.Clone(k.Topics)
+	return func(t string) bool { return slices.Contains(topics, t) }
+}
+
+// decoder builds (or shares) the decoder of a pipeline. Pipelines with the same
+// source kind, format and schema share one, so each record is decoded once.
+func (b *builder) decoder(cp *config.Pipeline) engine.Decoder {
+	f := cp.Format
+	var key string
+	switch {
+	case f.Avro != nil:
+		key = "avro|" + b.input(f.Avro.SchemaFile) + "|" + f.Avro.WriterSchema
+	case f.JSON != nil:
+		key = "json|" + b.input(f.JSON.SchemaFile)
+	}
+	if cp.Source.File != nil {
+		key = "file|" + b.input(cp.Source.File.Path) + "|" + key
+	}
+	if d, ok := b.decoders[key]; ok {
+		return d
+	}
+	d := b.newDecoder(cp)
+	if d != nil {
+		b.decoders[key] = d
+	}
+	return d
+}
+
+func (b *builder) readSchema(pos config.Pos, path string) *engine.Type {
+	data, err := os.ReadFile(b.input(path))
+	if err != nil {
+		b.fail(pos.Errorf("schema_file: %v", err))
+		return nil
+	}
+	t, err := avro.ParseSchema(data)
+	if err != nil {
+		b.fail(pos.Errorf("schema_file %s: %v", path, err))
+		return nil
+	}
+	if t.Kind != engine.KindRecord {
+		b.fail(pos.Errorf("schema_file %s: the schema must be a record", path))
+		return nil
+	}
+	return t
+}
+
+func (b *builder) closeSinks(job *engine.Job) {
+	for _, p := range job.Pipelines {
+		for _, s := range p.Sinks {
+			s.Close(b.ctx)
+		}
+		if p.DeadLetter != nil {
+			p.DeadLetter.Close(b.ctx)
+		}
+	}
+}
+
+// kafkaOpts turns the job's kafka section into franz-go options.
+func kafkaOpts(k *config.Kafka) ([]kgo.Opt, *tls.Config, error) {
+	var opts []kgo.Opt
+	var tc *tls.Config
+	if k.TLS != nil {
+		var err error
+		if tc, err = tlsConfig(k.TLS); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s := k.SASL; s != nil {
+		m, err := saslMechanism(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, tc, nil
+}
+
+func secret(value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func saslMechanism(s *config.SASL) (sasl.Mechanism, error) {
+	switch s.Mechanism {
+	case "PLAIN":
+		pw, err := secret(s.Password, s.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		return plain.Auth{User: s.Username, Pass: pw}.AsMechanism(), nil
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+		pw, err := secret(s.Password, s.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		a := scram.Auth{User: s.Username, Pass: pw}
+		if s.Mechanism == "SCRAM-SHA-256" {
+			return a.AsSha256Mechanism(), nil
+		}
+		return a.AsSha512Mechanism(), nil
+	case "OAUTHBEARER":
+		tok, err := secret(s.Token, s.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		return oauth.Auth{Token: tok}.AsMechanism(), nil
+	}
+	return nil, fmt.Errorf("unknown sasl mechanism %q", s.Mechanism)
+}
+
+func tlsConfig(t *config.TLS) (*tls.Config, error) {
+	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca_file %s: no certificates", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// source builds the job's source: one Kafka group consumer for every Kafka
+// pipeline, or the file sources of a bounded job.
+func (b *builder) source() (engine.Source, error) {
+	var topics, regexes []string
+	start, stopAtEnd := "", false
+	for _, p := range b.cj.Pipelines {
+		k := p.Source.Kafka
+		if k == nil {
+			continue
+		}
+		for _, t := range k.Topics {
+			if !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		}
+		if k.TopicRegex != "" {
+			regexes = append(regexes, k.TopicRegex)
+		}
+		if start == "" || k.Start == "earliest" {
+			start = k.Start
+		}
+		stopAtEnd = stopAtEnd || k.StopAt == "end"
+	}
+	var kafkaSrc engine.Source
+	if len(topics) > 0 || len(regexes) > 0 {
+		opts, tc, err := kafkaOpts(b.cj.Kafka)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: %w", err)
+		}
+		if len(regexes) > 0 {
+			for _, t := range topics {
+				regexes = append(regexes, "^"+regexp.QuoteMeta(t)+"$")
+			}
+			topics = nil
+		}
+		s, err := kafka.New(kafka.Config{
+			Brokers: b.cj.Kafka.Brokers, Group: b.cj.Job, InstanceID: b.o.Pod,
+			Topics: topics, TopicRegex: regexes, Start: start, StopAtEnd: stopAtEnd,
+			TLS: tc, Opts: append(opts, b.o.KafkaOpts...), Registerer: b.o.Registry, Logger: b.o.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		kafkaSrc = s
+	}
+	var srcs []engine.Source
+	if kafkaSrc != nil {
+		srcs = append(srcs, kafkaSrc)
+	}
+	for _, f := range b.files {
+		srcs = append(srcs, f.src)
+	}
+	switch len(srcs) {
+	case 0:
+		return nil, errors.New("the job has no source")
+	case 1:
+		return srcs[0], nil
+	}
+	return &multiSource{srcs: srcs}, nil
+}

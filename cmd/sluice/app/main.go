@@ -1,0 +1,68 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+const usage = `sluice — stream processing for multi-tenant Kafka pipelines
+
+Usage:
+  sluice dev [JOB.yaml]         run a job on one machine: embedded Kafka, generated
+                                firewall traffic, local checkpoints (default job if none)
+  sluice run JOB.yaml           run the worker of a job; SIGTERM drains
+  sluice validate JOB.yaml...   check job files; every error as FILE:LINE:COL
+  sluice render JOB.yaml        Kubernetes manifests for a job
+  sluice coordinator [flags]    the autoscaler for the jobs it watches
+
+Exit codes: 0 success, 1 invalid input or failed run, 2 wrong usage.
+`
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "dev":
+		return cmdDev(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "render":
+		return cmdRender(args[1:], stdout, stderr)
+	case "coordinator":
+		return cmdCoordinator(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if strings.EqualFold(os.Getenv("SLUICE_LOG"), "debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// podName is this member's name: POD_NAME (set from the downward API in the
+// rendered StatefulSet), else the host name.
+func podName() string {
+	if p := os.Getenv("POD_NAME"); p != "" {
+		return p
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "sluice-0"
+}

@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/sluicehq/sluice/deploy"
+	"github.com/sluicehq/sluice/engine/config"
+	"github.com/sluicehq/sluice/scaler"
+)
+
+// cmdRender prints the Kubernetes manifests of a job: its StatefulSet,
+// headless Service, ConfigMap with the job file, PodDisruptionBudget, and the
+// coordinator with the RBAC it needs.
+func cmdRender(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("render", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	image := fl.String("image", "ghcr.io/sluicehq/sluice:latest", "the sluice image")
+	namespace := fl.String("namespace", "default", "namespace of every object")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if fl.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] JOB.yaml")
+		return 2
+	}
+	path := fl.Arg(0)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// Secrets stay ${NAME} in the rendered ConfigMap: substitute nothing, but
+	// check the file with placeholders for every variable.
+	cj, err := config.Parse(path, raw, func(string) (string, bool) { return "x", true })
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	spec := deploy.JobSpec{
+		Job: cj.Job, Namespace: *namespace, Image: *image, Worker: cj.Worker,
+		MinWorkers: cj.Scaling.MinWorkers, MaxWorkers: cj.Scaling.MaxWorkers,
+		DrainDeadline: cj.Drain.Deadline, JobYAML: raw,
+	}
+	if cj.Kafka != nil {
+		spec.Brokers = cj.Kafka.Brokers
+	}
+	if _, port, ok := strings.Cut(cj.Metrics.Listen, ":"); ok {
+		if p, err := strconv.Atoi(port); err == nil {
+			spec.MetricsPort = p
+		}
+	}
+	if err := deploy.Render(stdout, spec); err != nil {
+		fmt.Fprintln(stderr, "sluice render:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return scaler.Main(ctx, args, stdout, stderr)
+}

@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/config"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: sluice run JOB.yaml")
+		return 2
+	}
+	cj, err := config.Load(args[0], nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(stderr)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	built, err := Build(ctx, cj, Options{Pod: podName(), Logger: log, Registry: reg})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	rt, err := engine.New(built.Job)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cj.Metrics.Listen != "off" {
+		stopHTTP, err := serve(cj.Metrics.Listen, reg, rt)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer stopHTTP()
+	}
+	if err := rt.Run(ctx); err != nil {
+		log.Error("job failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// serve starts the HTTP endpoint: /metrics, /healthz, /readyz, POST /drain and
+// a plain-text status page at /.
+func serve(addr string, reg *prometheus.Registry, rt *engine.Runtime) (func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := rt.Ready(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		rt.Drain()
+		io.WriteString(w, "draining\n")
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, rt.Stats())
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "metrics server:", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+func writeStatus(w io.Writer, s *engine.Stats) {
+	last := "never"
+	if us := s.LastCheckpointUnixMicro.Load(); us > 0 {
+		last = time.Since(time.UnixMicro(us)).Truncate(time.Millisecond).String() + " ago"
+	}
+	fmt.Fprintf(w, "tasks %d  records in %d  out %d  dead letters %d  checkpoints %d (last %s, %d bytes)\n",
+		s.Tasks.Load(), s.RecordsIn.Load(), s.RecordsOut.Load(), s.DeadLetters.Load(),
+		s.Checkpoints.Load(), last, s.LastCheckpointBytes.Load())
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: sluice validate JOB.yaml...")
+		return 2
+	}
+	code := 0
+	for _, path := range args {
+		cj, err := config.Load(path, nil)
+		if err == nil {
+			_, err = Build(context.Background(), cj, Options{DryRun: true})
+		} else if cj != nil {
+			// Report the component errors too: every mistake at once.
+			if _, berr := Build(context.Background(), cj, Options{DryRun: true}); berr != nil {
+				err = config.Merge(err, berr)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", path)
+	}
+	return code
+}
