@@ -66,6 +66,7 @@ type Decoder struct {
 	retry   time.Duration
 	log     *slog.Logger
 	opts    []CompileOption
+	writer  *engine.Type // ModeReader's writer when it is not the reader (a file's schema)
 
 	cache atomic.Pointer[programs]
 	mu    sync.Mutex // guards writers of cache: fetching, compiling, publishing
@@ -121,6 +122,14 @@ func WithRetryAfter(t time.Duration) Option {
 	return func(d *Decoder) error { d.retry = t; return nil }
 }
 
+// WithWriterSchema says that in ModeReader the records are written with w
+// rather than with the reader schema: the case of an object container file,
+// which carries its own schema (file.Source.WriterSchema). An incompatible w
+// fails NewDecoder.
+func WithWriterSchema(w *engine.Type) Option {
+	return func(d *Decoder) error { d.writer = w; return nil }
+}
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(d *Decoder) error { d.log = l; return nil }
@@ -157,6 +166,16 @@ func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error
 		return nil, fmt.Errorf("avro decoder: %w", err)
 	}
 	d.own = *p
+	if d.writer != nil {
+		if mode != ModeReader {
+			return nil, fmt.Errorf("avro decoder: a fixed writer schema needs mode reader")
+		}
+		fixed, err := Compile(d.writer, reader, d.opts...)
+		if err != nil {
+			return nil, fmt.Errorf("avro decoder: %w", err)
+		}
+		d.own = *fixed
+	}
 	d.cache.Store(&programs{byID: map[uint32]*entry{}, byFP: map[uint64]*entry{Fingerprint(reader): {p: p}}, byText: map[string]*entry{}})
 	return d, nil
 }

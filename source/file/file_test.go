@@ -112,18 +112,20 @@ func TestFileSource(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, v2 := mustParse(t, "traffic_v2.avsc")
-		p, err := avro.Compile(s.WriterSchema(), v2)
+		d, err := avro.NewDecoder(v2, avro.ModeReader, avro.WithWriterSchema(s.WriterSchema()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		row := engine.NewRow(p.Width())
+		row := engine.NewRow(d.Schema().Width())
 		for _, r := range h.recs {
-			row.Reset(p.Width())
-			if err := p.Decode(r.Value, row); err != nil {
+			row.Reset(d.Schema().Width())
+			if err := d.Decode(&r, row); err != nil {
 				t.Fatalf("offset %d: %v", r.Offset, err)
 			}
 		}
-		_ = reader
+		if _, err := avro.NewDecoder(reader, avro.ModeReader, avro.WithWriterSchema(v2)); err == nil {
+			t.Error("a v1 reader accepted the v2 file schema")
+		}
 	})
 
 	t.Run("bad-extension", func(t *testing.T) {
