@@ -58,7 +58,23 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	if len(o.Brokers) > 0 && cj.Kafka != nil {
 		cj.Kafka.Brokers = o.Brokers
 	}
-	b := &builder{cj: cj, o: o, ctx: ctx, metrics: metrics, decoders: map[string]engine.Decoder{}}
+	b := &builder{cj: cj, o: o, ctx: ctx, metrics: metrics, decoders: map[string]engine.Decoder{}, resume: map[engine.TaskID]engine.TaskState{}}
+	var store *checkpoint.Checkpointer
+	if !o.DryRun {
+		var err error
+		store, err = checkpoint.Open(ctx, storeURL(cj.Checkpoint.Store),
+			checkpoint.WithRegisterer(o.Registry), checkpoint.WithLogger(o.Logger), checkpoint.WithRetain(cj.Checkpoint.Retain))
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint store %s: %w", cj.Checkpoint.Store, err)
+		}
+		// Bounded file tasks have no Kafka group to keep their offsets: they
+		// resume from this pod's latest checkpoint.
+		if cp, _, err := store.LoadLatest(ctx, cj.Job, o.Pod); err == nil {
+			for _, ts := range cp.Tasks {
+				b.resume[ts.Task] = ts
+			}
+		}
+	}
 	job := &engine.Job{
 		Name:          cj.Job,
 		Pod:           o.Pod,
@@ -86,12 +102,6 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 		return nil, err
 	}
 	job.Source = src
-	store, err := checkpoint.Open(ctx, storeURL(cj.Checkpoint.Store),
-		checkpoint.WithRegisterer(o.Registry), checkpoint.WithLogger(o.Logger), checkpoint.WithRetain(cj.Checkpoint.Retain))
-	if err != nil {
-		b.closeSinks(job)
-		return nil, fmt.Errorf("checkpoint store %s: %w", cj.Checkpoint.Store, err)
-	}
 	job.Store = store
 	return &Built{Job: job, Metrics: metrics}, nil
 }
@@ -117,6 +127,7 @@ type builder struct {
 	metrics  *engine.Metrics
 	errs     []error
 	decoders map[string]engine.Decoder // shared by pipelines with the same format
+	resume   map[engine.TaskID]engine.TaskState
 	files    []fileInput
 }
 

@@ -4,40 +4,99 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/source/avro"
+	"github.com/sluicehq/sluice/source/file"
+	"github.com/sluicehq/sluice/source/jsonrow"
 )
 
-// newDecoder builds the decoder of a pipeline from its source and format.
+// newDecoder builds the decoder of a pipeline from its source and format. A
+// file source is opened here, because an Avro container file holds the
+// writer schema its records are decoded with.
 func (b *builder) newDecoder(cp *config.Pipeline) engine.Decoder {
 	f := cp.Format
+	if fs := cp.Source.File; fs != nil {
+		return b.fileDecoder(cp, fs)
+	}
 	switch {
 	case f.Avro != nil:
 		reader := b.readSchema(f.Avro.Pos.Key("schema_file"), f.Avro.SchemaFile)
 		if reader == nil {
 			return nil
 		}
-		prog, err := avro.Compile(reader, reader)
+		var opts []avro.Option
+		opts = append(opts, avro.WithLogger(b.o.Logger))
+		if avro.Mode(f.Avro.WriterSchema) == avro.ModeRegistry && b.cj.Kafka != nil && b.cj.Kafka.SchemaRegistry != nil {
+			cl, err := registryClient(b.cj.Kafka.SchemaRegistry)
+			if err != nil {
+				b.fail(f.Avro.Pos.Key("writer_schema").Errorf("schema registry: %v", err))
+				return nil
+			}
+			opts = append(opts, avro.WithRegistry(cl))
+		}
+		d, err := avro.NewDecoder(reader, avro.Mode(f.Avro.WriterSchema), opts...)
 		if err != nil {
 			b.fail(f.Avro.Pos.Errorf("avro: %v", err))
 			return nil
 		}
-		s, err := engine.NewSchema(reader)
-		if err != nil {
-			b.fail(f.Avro.Pos.Errorf("avro: %v", err))
-			return nil
-		}
-		return &programDecoder{prog: prog, schema: s}
+		return d
+	case f.JSON != nil:
+		return b.jsonDecoder(f.JSON)
 	}
-	b.fail(cp.Pos.Key("format").Errorf("format: not supported yet"))
+	b.fail(cp.Pos.Key("source").Errorf("a kafka source needs a format (avro or json)"))
 	return nil
 }
 
-// programDecoder decodes records written with the reader schema.
-type programDecoder struct {
-	prog   *avro.Program
-	schema *engine.Schema
+func (b *builder) jsonDecoder(j *config.JSONFormat) engine.Decoder {
+	t := b.readSchema(config.Pos{}, j.SchemaFile)
+	if t == nil {
+		return nil
+	}
+	d, err := jsonrow.New(t)
+	if err != nil {
+		b.fail(config.Pos{}.Errorf("json: %v", err))
+		return nil
+	}
+	return d
 }
 
-func (d *programDecoder) Schema() *engine.Schema { return d.schema }
-func (d *programDecoder) Decode(rec *engine.Record, row *engine.Row) error {
-	return d.prog.Decode(rec.Value, row)
+// fileDecoder opens a file source and builds its decoder: for an Avro
+// container file, the file's schema is the writer and the pipeline's schema
+// (or the file's own) the reader; JSON lines need a schema.
+func (b *builder) fileDecoder(cp *config.Pipeline, fs *config.FileSource) engine.Decoder {
+	path := b.input(fs.Path)
+	var opts []file.Option
+	if st, ok := b.resume[engine.TaskID{Topic: path}]; ok {
+		opts = append(opts, file.StartAt(st.Offset, ""))
+	}
+	src, err := file.Open(path, opts...)
+	if err != nil {
+		b.fail(cp.Source.Pos.Key("file").Errorf("file source: %v", err))
+		return nil
+	}
+	if b.o.DryRun {
+		defer src.Close()
+	} else {
+		b.files = append(b.files, fileInput{path: path, src: src})
+	}
+	switch src.Format() {
+	case file.FormatAvro:
+		writer := src.WriterSchema()
+		reader := writer
+		if a := cp.Format.Avro; a != nil {
+			if reader = b.readSchema(a.Pos.Key("schema_file"), a.SchemaFile); reader == nil {
+				return nil
+			}
+		}
+		d, err := avro.NewDecoder(reader, avro.ModeReader, avro.WithWriterSchema(writer), avro.WithLogger(b.o.Logger))
+		if err != nil {
+			b.fail(cp.Source.Pos.Key("file").Errorf("file %s: %v", fs.Path, err))
+			return nil
+		}
+		return d
+	default:
+		if cp.Format.JSON == nil {
+			b.fail(cp.Pos.Key("source").Errorf("a JSON-lines file source needs format: {json: {schema_file: ...}}"))
+			return nil
+		}
+		return b.jsonDecoder(cp.Format.JSON)
+	}
 }

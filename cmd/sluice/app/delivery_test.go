@@ -14,10 +14,10 @@ import (
 // restart, and every produced record in the sink exactly once.
 func TestEndToEndDrainRestart(t *testing.T) {
 	c := newCluster(t, 4, "1s")
-	const total = 30000
+	const total = 200000
 	c.produce(total / 2)
 	w := c.start("e2e-0")
-	c.waitDistinct(total/8, time.Minute, w)
+	c.waitDistinct(total/40, time.Minute, w)
 	go c.produce(total / 2)
 	time.Sleep(100 * time.Millisecond)
 	c.drain(w)
