@@ -29,7 +29,7 @@ fuzz:
 	  pkg=$${f%%:*}; target=$${f##*:}; \
 	  if grep -qs "func $$target(" $$pkg/*_test.go; then \
 	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
 	  else echo "fuzz target $$target missing in $$pkg" >&2; exit 1; fi; \
 	done
 

@@ -338,6 +338,10 @@ func (t *task) record(rec *Record) {
 	for _, g := range t.groups {
 		g.row.Reset(g.width)
 		if err := g.dec.Decode(rec, g.row); err != nil {
+			var de *DecodeError
+			if errors.As(err, &de) {
+				de.Origin = Origin{Task: t.id, Offset: rec.Offset}
+			}
 			for _, tp := range g.pipes {
 				t.counts[tp.idx].in++
 				t.counts[tp.idx].dlDecode++
