@@ -317,3 +317,7 @@ func since(v string) (time.Duration, error) {
 
 var errStalled = errors.New("stalled")
 var _ = sync.Mutex{}
+
+func newRecord(topic string, p int32, v []byte) *kgo.Record {
+	return &kgo.Record{Topic: topic, Partition: p, Value: v}
+}
