@@ -1,0 +1,670 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/bench/gen"
+	"github.com/sluicehq/sluice/cmd/sluice/app"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/config"
+	"github.com/sluicehq/sluice/source/avro"
+)
+
+// The end-to-end benchmarks run a real job (app.Build → engine.Runtime, the
+// franz-go group consumer, the Avro decoder, the SQL program, the file sink
+// and the file checkpoint store) over records pre-produced into kfake.
+//
+// One op is one record: each call of a benchmark function produces b.N fresh
+// records into a new topic with the timer stopped, then times the whole job
+// from Build to the runtime's exit, which for a `stop_at: end` job is after
+// every record's bundle is flushed, checkpointed and committed. Startup (the
+// group join) and the final checkpoint are inside the timer, so small b.N
+// understate the rate; run with -benchtime=1000000x or so.
+//
+// By default the broker runs in a child process (this test binary re-run
+// with brokerEnv set), so that -cpu 1 gives the cores sluice uses alone, as a
+// worker pod's vCPU is: kfake is one serial broker that would otherwise
+// share the one P with the job. -e2e.broker=inproc puts it in this process.
+var (
+	e2eBroker     = flag.String("e2e.broker", "process", "where the kfake broker of the end-to-end benchmarks runs: process or inproc")
+	e2ePartitions = flag.Int("e2e.partitions", 6, "partitions of each benchmark topic")
+)
+
+const (
+	brokerEnv = "SLUICE_BENCH_KFAKE"
+	// e2eSeed seeds the traffic of every end-to-end and stage benchmark.
+	e2eSeed = 20240501
+	// e2eTenants is the number of tenants in the traffic: many_pipelines
+	// runs one pipeline per tenant.
+	e2eTenants = 100
+	// stageRing is how many distinct records a stage benchmark cycles
+	// through: tens of MB, more than the caches hold, as a stream is.
+	stageRing = 1 << 16
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(brokerEnv) != "" {
+		serveBroker()
+		return
+	}
+	code := m.Run()
+	closeBroker()
+	os.Exit(code)
+}
+
+// serveBroker is the child process: a kfake cluster on loopback until the
+// parent closes its stdin (or dies).
+func serveBroker() {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(strings.Join(c.ListenAddrs(), ","))
+	io.Copy(io.Discard, os.Stdin)
+	c.Close()
+}
+
+// broker is the kfake cluster shared by every benchmark of this process,
+// with an admin client and a producer.
+type broker struct {
+	addrs []string
+	adm   *kadm.Client
+	prod  *kgo.Client
+	stop  func()
+}
+
+var (
+	brokerOnce sync.Once
+	shared     *broker
+	brokerErr  error
+	topicSeq   atomic.Int64
+)
+
+func sharedBroker(tb testing.TB) *broker {
+	tb.Helper()
+	brokerOnce.Do(func() { shared, brokerErr = startBroker() })
+	if brokerErr != nil {
+		tb.Fatal(brokerErr)
+	}
+	return shared
+}
+
+func closeBroker() {
+	if shared != nil {
+		shared.prod.Close()
+		shared.stop()
+	}
+}
+
+func startBroker() (*broker, error) {
+	k := &broker{}
+	switch *e2eBroker {
+	case "inproc":
+		c, err := kfake.NewCluster(kfake.Ports(0), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			return nil, err
+		}
+		k.addrs, k.stop = c.ListenAddrs(), c.Close
+	case "process":
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), brokerEnv+"=1")
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start broker process: %w", err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("broker process: %w", err)
+		}
+		k.addrs = strings.Split(strings.TrimSpace(line), ",")
+		k.stop = func() { stdin.Close(); cmd.Wait() }
+	default:
+		return nil, fmt.Errorf("-e2e.broker=%s: want process or inproc", *e2eBroker)
+	}
+	var err error
+	k.prod, err = kgo.NewClient(kgo.SeedBrokers(k.addrs...),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.MaxBufferedRecords(1<<17),
+		kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		k.stop()
+		return nil, err
+	}
+	k.adm = kadm.NewClient(k.prod)
+	return k, nil
+}
+
+// topic creates a fresh topic named after prefix with the benchmark's
+// partitions, deleted when tb ends.
+func (k *broker) topic(tb testing.TB, prefix string, partitions int) string {
+	tb.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, topicSeq.Add(1))
+	ctx := context.Background()
+	if _, err := k.adm.CreateTopic(ctx, int32(partitions), 1, nil, name); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { k.adm.DeleteTopics(context.Background(), name) })
+	return name
+}
+
+// produce writes n records to topic, spread round-robin over its
+// partitions: record i is value(i, the i-th generated record). It returns the
+// bytes produced.
+func (k *broker) produce(tb testing.TB, topic string, partitions, n int, value func(i int) []byte) int64 {
+	tb.Helper()
+	var failed atomic.Pointer[error]
+	var size int64
+	for i := 0; i < n; i++ {
+		v := value(i)
+		size += int64(len(v))
+		k.prod.Produce(context.Background(), &kgo.Record{Topic: topic, Partition: int32(i % partitions), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	if err := k.prod.Flush(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	if err := failed.Load(); err != nil {
+		tb.Fatal(*err)
+	}
+	return size
+}
+
+// traffic is the seeded record stream every benchmark reads, with what the
+// cases expect of it, computed in plain Go while producing.
+type traffic struct {
+	g *gen.Gen
+	// Of the records with action <> 'ALLOW': count and sum of bytes_total.
+	denied, deniedBytes int64
+	// Of every record: sum of bytes_total, count per tenant.
+	allBytes  int64
+	perTenant map[string]int64
+	// Of the records written with the v2 schema: count.
+	v2 int64
+}
+
+func newTraffic() *traffic {
+	return &traffic{g: gen.New(e2eSeed, gen.Tenants(e2eTenants)), perTenant: map[string]int64{}}
+}
+
+// next generates one record and accounts it.
+func (t *traffic) next() *gen.Record {
+	r := t.g.Next()
+	t.allBytes += r.BytesTotal
+	t.perTenant[r.TenantID]++
+	if r.Action != "ALLOW" {
+		t.denied++
+		t.deniedBytes += r.BytesTotal
+	}
+	return r
+}
+
+// Registry ids of the two writer schemas of two_writer_schemas.
+const (
+	regIDv1 = 1
+	regIDv2 = 2
+)
+
+func frame(id uint32, body func([]byte) []byte) []byte {
+	b := make([]byte, 5, 600)
+	binary.BigEndian.PutUint32(b[1:], id)
+	return body(b)
+}
+
+// jobEnv is what a case's job file is written against.
+type jobEnv struct {
+	name, topic, dir, schemas, registry string
+}
+
+func (e jobEnv) header() string {
+	reg := ""
+	if e.registry != "" {
+		reg = fmt.Sprintf(", schema_registry: {url: %q}", e.registry)
+	}
+	return fmt.Sprintf(`job: %s
+kafka: {brokers: [placeholder:9092]%s}
+checkpoint: {store: "file://%s/ckpt"}
+metrics: {listen: "off"}
+pipelines:
+`, e.name, reg, e.dir)
+}
+
+func (e jobEnv) pipeline(name, schema, writer, sql, sink string) string {
+	return fmt.Sprintf(`  - name: %s
+    source: {kafka: {topics: [%s], start: earliest, stop_at: end}}
+    format: {avro: {schema_file: %q, writer_schema: %s}}
+    sql: %q
+    sinks:
+      - file: %s
+    dead_letter:
+      file: {path: %q, format: json}
+`, name, e.topic, filepath.Join(e.schemas, schema), writer, sql, sink, filepath.Join(e.dir, "dlq", name+".jsonl"))
+}
+
+type e2eCase struct {
+	name string
+	// value encodes record i, accounting it in t.
+	value func(t *traffic, i int) []byte
+	// job writes the job file.
+	job func(e jobEnv) string
+	// registry serves the writer schemas by id when set.
+	registry bool
+	// check verifies the sinks' output against t.
+	check func(tb testing.TB, e jobEnv, t *traffic, n int)
+}
+
+const filterSQL = "SELECT receive_time, tenant_id, src_ip, dst_ip, dst_port, app, rule, action, bytes_total FROM input WHERE action <> 'ALLOW'"
+
+const projectSQL = "SELECT receive_time, tenant_id, src_ip, dst_ip, src_port, dst_port, app, action, bytes_total, packets_total FROM input"
+
+var e2eCases = []e2eCase{
+	{
+		name:  "filter_to_jsonl",
+		value: func(t *traffic, i int) []byte { return t.next().AppendAvro(make([]byte, 0, 600)) },
+		job: func(e jobEnv) string {
+			return e.header() + e.pipeline("denied", "traffic.avsc", "reader", filterSQL,
+				fmt.Sprintf("{path: %q, format: json}", filepath.Join(e.dir, "out.jsonl")))
+		},
+		check: func(tb testing.TB, e jobEnv, t *traffic, n int) {
+			checkJSONL(tb, filepath.Join(e.dir, "out.jsonl"), t.denied, t.deniedBytes, true)
+		},
+	},
+	{
+		name:  "project_to_avro",
+		value: func(t *traffic, i int) []byte { return t.next().AppendAvro(make([]byte, 0, 600)) },
+		job: func(e jobEnv) string {
+			return e.header() + e.pipeline("all", "traffic.avsc", "reader", projectSQL,
+				fmt.Sprintf("{path: %q, format: avro}", filepath.Join(e.dir, "out.avro")))
+		},
+		check: func(tb testing.TB, e jobEnv, t *traffic, n int) {
+			checkOCF(tb, filepath.Join(e.dir, "out.avro"), int64(n), t.allBytes, 10)
+		},
+	},
+	{
+		name:  "many_pipelines",
+		value: func(t *traffic, i int) []byte { return t.next().AppendAvro(make([]byte, 0, 600)) },
+		job: func(e jobEnv) string {
+			var sb strings.Builder
+			sb.WriteString(e.header())
+			for i := range e2eTenants {
+				sql := fmt.Sprintf("SELECT receive_time, src_ip, dst_ip, app, action, bytes_total FROM input WHERE tenant_id = 'tenant-%03d'", i)
+				sb.WriteString(e.pipeline(fmt.Sprintf("tenant-%03d", i), "traffic.avsc", "reader", sql,
+					fmt.Sprintf("{path: %q, format: json}", filepath.Join(e.dir, "out", fmt.Sprintf("tenant-%03d.jsonl", i)))))
+			}
+			return sb.String()
+		},
+		check: func(tb testing.TB, e jobEnv, t *traffic, n int) {
+			var total int64
+			for i := range e2eTenants {
+				name := fmt.Sprintf("tenant-%03d", i)
+				total += checkJSONL(tb, filepath.Join(e.dir, "out", name+".jsonl"), t.perTenant[name], -1, false)
+			}
+			if total != int64(n) {
+				tb.Fatalf("%d rows over the tenants' files, want %d", total, n)
+			}
+		},
+	},
+	{
+		name: "two_writer_schemas",
+		value: func(t *traffic, i int) []byte {
+			r := t.next()
+			if i%2 == 1 {
+				t.v2++
+				return frame(regIDv2, r.AppendAvroV2)
+			}
+			return frame(regIDv1, r.AppendAvro)
+		},
+		registry: true,
+		job: func(e jobEnv) string {
+			sql := "SELECT receive_time, tenant_id, src_ip, dst_ip, dst_port, app, rule, action, bytes_total, repeat_count, xff_ip FROM input WHERE action <> 'ALLOW'"
+			return e.header() + e.pipeline("denied", "traffic_v2.avsc", "registry", sql,
+				fmt.Sprintf("{path: %q, format: json}", filepath.Join(e.dir, "out.jsonl")))
+		},
+		check: func(tb testing.TB, e jobEnv, t *traffic, n int) {
+			checkJSONL(tb, filepath.Join(e.dir, "out.jsonl"), t.denied, t.deniedBytes, true)
+		},
+	},
+}
+
+// checkJSONL checks that path holds want JSON lines (and, when wantBytes >=
+// 0, that their bytes_total add up to it; with denied, that none is ALLOW).
+// It returns the count.
+func checkJSONL(tb testing.TB, path string, want, wantBytes int64, denied bool) int64 {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) && want == 0 {
+			return 0
+		}
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var n, sum int64
+	for sc.Scan() {
+		var row struct {
+			Action     string `json:"action"`
+			BytesTotal int64  `json:"bytes_total"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			tb.Fatalf("%s line %d: %v", filepath.Base(path), n+1, err)
+		}
+		if denied && row.Action == "ALLOW" {
+			tb.Fatalf("%s line %d: an ALLOW row passed the filter", filepath.Base(path), n+1)
+		}
+		n++
+		sum += row.BytesTotal
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	if n != want || (wantBytes >= 0 && sum != wantBytes) {
+		tb.Fatalf("%s: %d rows with bytes_total sum %d, want %d rows summing %d", filepath.Base(path), n, sum, want, wantBytes)
+	}
+	return n
+}
+
+// checkOCF reads the Avro container file back with the file's own schema and
+// checks its row count, column count and the sum of bytes_total.
+func checkOCF(tb testing.TB, path string, want, wantBytes int64, cols int) {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	r, err := avro.NewOCFReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	typ := r.Schema()
+	if len(typ.Fields) != cols {
+		tb.Fatalf("%s: %d columns, want %d", filepath.Base(path), len(typ.Fields), cols)
+	}
+	p, err := avro.Compile(typ, typ)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	col, ok := engine.MustSchema(typ).Lookup("bytes_total")
+	if !ok {
+		tb.Fatal("no bytes_total column")
+	}
+	row := engine.NewRow(p.Width())
+	var n, sum int64
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		row.Reset(p.Width())
+		if err := p.Decode(rec, row); err != nil {
+			tb.Fatal(err)
+		}
+		n++
+		sum += row.Int(col.Slot)
+	}
+	if n != want || sum != wantBytes {
+		tb.Fatalf("%s: %d rows with bytes_total sum %d, want %d rows summing %d", filepath.Base(path), n, sum, want, wantBytes)
+	}
+}
+
+// checkCommitted checks that the job's group committed every partition of
+// topic at its end offset, each with a checkpoint key as metadata.
+func checkCommitted(tb testing.TB, k *broker, group, topic string) {
+	tb.Helper()
+	ctx := context.Background()
+	ends, err := k.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	committed, err := k.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset == 0 {
+			return // an empty partition of a tiny b.N has nothing to commit
+		}
+		c, ok := committed.Lookup(topic, o.Partition)
+		if !ok || c.At != o.Offset || c.Metadata == "" {
+			tb.Fatalf("%s/%d: committed %+v, want offset %d with a checkpoint key", topic, o.Partition, c, o.Offset)
+		}
+	})
+}
+
+// registryServer serves the two writer schemas the Confluent way:
+// GET /schemas/ids/{id} → {"schema": "..."}.
+func registryServer(tb testing.TB) string {
+	tb.Helper()
+	v1, err := os.ReadFile(filepath.Join("..", "testdata", "schemas", "traffic.avsc"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v2, err := os.ReadFile(filepath.Join("..", "testdata", "schemas", "traffic_v2.avsc"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	byID := map[string][]byte{fmt.Sprint(regIDv1): v1, fmt.Sprint(regIDv2): v2}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /schemas/ids/{id}", func(w http.ResponseWriter, r *http.Request) {
+		text, ok := byID[r.PathValue("id")]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error_code":40403,"message":"Schema not found"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		json.NewEncoder(w).Encode(map[string]string{"schema": string(text)})
+	})
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// heapSampler records the peak of the live heap while a job runs.
+type heapSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	peak uint64
+}
+
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+func sampleHeap(every time.Duration) *heapSampler {
+	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		s := []metrics.Sample{{Name: heapMetric}}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			h.peak = max(h.peak, s[0].Value.Uint64())
+			select {
+			case <-t.C:
+			case <-h.stop:
+				return
+			}
+		}
+	}()
+	return h
+}
+
+// heapAllocs is the count of heap objects allocated so far by the process:
+// -benchmem's allocs/op, with the fraction that its integer drops.
+func heapAllocs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// Peak stops the sampler and returns the peak in MiB.
+func (h *heapSampler) Peak() float64 {
+	close(h.stop)
+	<-h.done
+	return float64(h.peak) / (1 << 20)
+}
+
+// firstSource forwards everything to the job's source and notes when the
+// first record is delivered, to split startup (Build, group join, first
+// fetch) from steady throughput. It forwards Pause, Resume and Close, which
+// the runtime finds by type assertion.
+type firstSource struct {
+	engine.Source
+	first atomic.Int64 // unix nanoseconds of the first Deliver
+}
+
+func (s *firstSource) Run(ctx context.Context, h engine.Handler) error {
+	return s.Source.Run(ctx, &firstHandler{Handler: h, s: s})
+}
+
+func (s *firstSource) Pause(ids ...engine.TaskID) {
+	if p, ok := s.Source.(engine.Pauser); ok {
+		p.Pause(ids...)
+	}
+}
+
+func (s *firstSource) Resume(ids ...engine.TaskID) {
+	if p, ok := s.Source.(engine.Pauser); ok {
+		p.Resume(ids...)
+	}
+}
+
+func (s *firstSource) Close() error {
+	if c, ok := s.Source.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+type firstHandler struct {
+	engine.Handler
+	s *firstSource
+}
+
+func (h *firstHandler) Deliver(id engine.TaskID, recs []engine.Record) {
+	if h.s.first.Load() == 0 {
+		h.s.first.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	h.Handler.Deliver(id, recs)
+}
+
+var jobSeq atomic.Int64
+
+func BenchmarkEndToEnd(b *testing.B) {
+	schemas, err := filepath.Abs(filepath.Join("..", "testdata", "schemas"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range e2eCases {
+		b.Run(c.name, func(b *testing.B) {
+			k := sharedBroker(b)
+			parts := *e2ePartitions
+			e := jobEnv{
+				name:    fmt.Sprintf("e2e-%s-%d", strings.ReplaceAll(c.name, "_", "-"), jobSeq.Add(1)),
+				dir:     b.TempDir(),
+				schemas: schemas,
+			}
+			e.topic = k.topic(b, e.name, parts)
+			if c.registry {
+				e.registry = registryServer(b)
+			}
+			t := newTraffic()
+			size := k.produce(b, e.topic, parts, b.N, func(i int) []byte { return c.value(t, i) })
+			jobFile := filepath.Join(e.dir, "job.yaml")
+			text := c.job(e)
+			if err := os.WriteFile(jobFile, []byte(text), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+
+			b.ReportAllocs()
+			b.SetBytes(size / int64(b.N))
+			b.ResetTimer()
+			heap := sampleHeap(5 * time.Millisecond)
+			allocs0 := heapAllocs()
+			start := time.Now()
+			ctx := context.Background()
+			cj, err := config.Parse(jobFile, []byte(text), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			built, err := app.Build(ctx, cj, app.Options{Pod: "bench-0", Brokers: k.addrs})
+			if err != nil {
+				b.Fatal(err)
+			}
+			src := &firstSource{Source: built.Job.Source}
+			built.Job.Source = src
+			rt, err := engine.New(built.Job)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := rt.Run(ctx); err != nil {
+				b.Fatal(err)
+			}
+			end := time.Now()
+			b.StopTimer()
+			allocs := heapAllocs() - allocs0
+			peak := heap.Peak()
+
+			st := rt.Stats()
+			if got := st.RecordsIn.Load(); got != int64(b.N)*int64(len(built.Job.Pipelines)) {
+				b.Fatalf("records in %d, want %d × %d pipelines", got, b.N, len(built.Job.Pipelines))
+			}
+			if dl := st.DeadLetters.Load(); dl != 0 {
+				b.Fatalf("%d dead letters", dl)
+			}
+			c.check(b, e, t, b.N)
+			checkCommitted(b, k, e.name, e.topic)
+
+			elapsed := end.Sub(start).Seconds()
+			b.ReportMetric(float64(b.N)/elapsed, "records/s")
+			b.ReportMetric(peak, "peak-heap-MiB")
+			b.ReportMetric(float64(allocs)/float64(b.N), "allocs/record")
+			if first := src.first.Load(); first > 0 {
+				b.ReportMetric(time.Unix(0, first).Sub(start).Seconds()*1e3, "startup-ms")
+				b.ReportMetric(float64(b.N)/end.Sub(time.Unix(0, first)).Seconds(), "steady-records/s")
+			}
+		})
+	}
+}
