@@ -64,6 +64,10 @@ type Config struct {
 	// WatchInterval is how often end offsets are listed for the backlog
 	// metrics and the brokers probed for health (default 5 s).
 	WatchInterval time.Duration
+	// FetchMaxBytes bounds one fetch response (default 16 MiB), and with it
+	// what the client buffers per broker. Memory held for a task whose sinks
+	// are behind is bounded by the runtime's MaxBufferedBytes plus one fetch.
+	FetchMaxBytes int32
 	// LeaveOnClose makes Close leave the group even with static membership:
 	// for a member removed for good (a scale-down), whose tasks should move
 	// at once rather than after the session timeout.
@@ -114,6 +118,9 @@ func New(cfg Config) (*Source, error) {
 	if cfg.MetadataMaxAge <= 0 {
 		cfg.MetadataMaxAge = 10 * time.Second
 	}
+	if cfg.FetchMaxBytes <= 0 {
+		cfg.FetchMaxBytes = 16 << 20
+	}
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 5 * time.Second
 	}
@@ -150,6 +157,9 @@ func New(cfg Config) (*Source, error) {
 		kgo.OnPartitionsLost(s.lost),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(min(cfg.FetchMaxBytes, 1<<20)),
+		kgo.BrokerMaxReadBytes(max(cfg.FetchMaxBytes+1<<20, 100<<20)),
 		kgo.MetadataMaxAge(cfg.MetadataMaxAge),
 		kgo.MetadataMinAge(min(cfg.MetadataMaxAge, time.Second)),
 		kgo.Balancers(&balancer{rates: s.rates}),
