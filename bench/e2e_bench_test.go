@@ -623,6 +623,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ResetTimer()
 			heap := sampleHeap(5 * time.Millisecond)
 			allocs0 := heapAllocs()
+			cpu := startCPU()
 			start := time.Now()
 			ctx := context.Background()
 			cj, err := config.Parse(jobFile, []byte(text), nil)
@@ -644,6 +645,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			end := time.Now()
 			b.StopTimer()
+			cpu.report(b, b.N)
 			allocs := heapAllocs() - allocs0
 			peak := heap.Peak()
 

@@ -1,0 +1,28 @@
+package bench
+
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuClock measures the CPU time (user + system, every thread) this process
+// spends, so that a benchmark whose wall time includes waiting on the broker
+// process or on fsync can also say what it cost the cores.
+type cpuClock struct{ start time.Duration }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuClock { return cpuClock{start: processCPU()} }
+
+// report adds cpu-ns/record: the process's CPU time since start over n
+// records.
+func (c cpuClock) report(b *testing.B, n int) {
+	b.ReportMetric(float64(processCPU()-c.start)/float64(n), "cpu-ns/record")
+}
