@@ -121,6 +121,7 @@ type memberOpts struct {
 	leave     bool
 	ckptDir   string
 	extraOpts []kgo.Opt
+	rtHook    func(*engine.Runtime) // sees the runtime before it runs
 }
 
 // pipeline is a one-topic (or all-topics, with topic "") pipeline.
@@ -184,6 +185,9 @@ func startMember(t *testing.T, c *kfake.Cluster, group string, o memberOpts) *me
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.rtHook != nil {
+		o.rtHook(rt)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{src: src, rt: rt, cancel: cancel, done: make(chan error, 1), reg: reg}

@@ -40,6 +40,12 @@ func (h *health) set(kind, reason string) {
 	}
 	now := strings.Join(parts, "; ")
 	if now == h.last {
+		// Re-assert an unchanged problem (each probe does): the runtime
+		// marks itself ready when it starts its source, which may come
+		// after the first report.
+		if now != "" && h.report != nil {
+			h.report(now)
+		}
 		return
 	}
 	h.last = now
