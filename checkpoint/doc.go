@@ -28,8 +28,8 @@
 //	offset  size  field
 //	0       4     magic   "SLCP" (0x53 0x4c 0x43 0x50)
 //	4       1     version 1
-//	5       1     flags   0; no flag is defined in version 1, a reader
-//	                      rejects any bit it does not know
+//	5       1     flags   bit 0: a sink-state section ends the body; a
+//	                      reader rejects any bit it does not know
 //	6       4     length  uint32, the whole object's size in bytes, header
 //	                      and checksum included: truncation is detected
 //	                      before anything else is read
@@ -55,6 +55,13 @@
 //	    varint   time − watermark   only if flag bit 1 is clear
 //	    string   state     only if flag bit 0 is set: the name of the task's
 //	                       keyed state object
+//	only if header flag bit 0 is set, the sink-state section:
+//	uvarint  count
+//	per sink state, in task order:
+//	  uvarint  task      index of the task in the order written above
+//	  string   name      the sink, "<pipeline>/<index>"
+//	  string   data      the sink's own opaque state (a BigQuery committed
+//	                     stream and its next row offset, say)
 //
 // The body ends exactly at the checksum: bytes left over are corruption. A
 // stateless task therefore costs about 9 bytes (1 for the lead, 4–5 for an

@@ -27,10 +27,12 @@ const (
 	offLength = 6
 
 	// Bits of a task's lead uvarint, below the partition delta.
-	taskHasState     = 1 << 0 // a State string follows the watermark
-	taskNoWatermark  = 1 << 1 // the watermark is 0 (unknown) and is not written
-	taskFlagBits     = 2
-	knownHeaderFlags = 0 // no header flag is defined in version 1
+	taskHasState    = 1 << 0 // a State string follows the watermark
+	taskNoWatermark = 1 << 1 // the watermark is 0 (unknown) and is not written
+	taskFlagBits    = 2
+	// Header flags.
+	headerSinkStates = 1 << 0 // a sink-state section follows the task groups
+	knownHeaderFlags = headerSinkStates
 )
 
 // castagnoli returns the CRC-32C table, which the crc32 package builds once and
@@ -100,7 +102,30 @@ func Encode(cp *engine.Checkpoint) []byte {
 		}
 		i = j
 	}
+	b = appendSinkStates(b, tasks)
 	return sealFrame(b)
+}
+
+// appendSinkStates appends the sink-state section and sets its header flag
+// when any task has sink state; a checkpoint without any is unchanged.
+func appendSinkStates(b []byte, tasks []engine.TaskState) []byte {
+	n := 0
+	for _, t := range tasks {
+		n += len(t.Sinks)
+	}
+	if n == 0 {
+		return b
+	}
+	b[5] |= headerSinkStates
+	b = binary.AppendUvarint(b, uint64(n))
+	for i, t := range tasks {
+		for _, s := range t.Sinks {
+			b = binary.AppendUvarint(b, uint64(i))
+			b = appendString(b, s.Name)
+			b = appendString(b, string(s.Data))
+		}
+	}
+	return b
 }
 
 // newFrame starts an object of the given magic: the header, with the length
@@ -247,6 +272,23 @@ func Decode(data []byte) (*engine.Checkpoint, error) {
 				break
 			}
 			cp.Tasks = append(cp.Tasks, t)
+		}
+	}
+	if data[5]&headerSinkStates != 0 {
+		n := d.count("sink state count", 3) // index, name length, data length
+		for range n {
+			start := d.off
+			i := d.uvarint("sink state task")
+			name := d.string("sink state name")
+			st := d.string("sink state data")
+			if d.err != nil {
+				break
+			}
+			if i >= uint64(len(cp.Tasks)) {
+				d.fail(start, "sink state task", "task %d of %d", i, len(cp.Tasks))
+				break
+			}
+			cp.Tasks[i].Sinks = append(cp.Tasks[i].Sinks, engine.SinkState{Name: name, Data: []byte(st)})
 		}
 	}
 	if err := d.finish(); err != nil {

@@ -184,6 +184,11 @@ func TestRoundTrip(t *testing.T) {
 			{Task: engine.TaskID{Topic: "b", Partition: 3}, Offset: 3},
 			{Task: engine.TaskID{Topic: "b", Partition: -2}, Offset: 4, State: "s"},
 		}}},
+		{"sink states", engine.Checkpoint{Job: "j", Pod: "p", Seq: 2, Time: 9, Tasks: []engine.TaskState{
+			{Task: engine.TaskID{Topic: "t", Partition: 1}, Offset: 7, Sinks: []engine.SinkState{{Name: "p/0", Data: []byte{1, 0, 255}}, {Name: "q/2", Data: []byte{}}}},
+			{Task: engine.TaskID{Topic: "s", Partition: 0}, Offset: 3},
+			{Task: engine.TaskID{Topic: "t", Partition: 0}, Offset: 5, Sinks: []engine.SinkState{{Name: "p/0", Data: []byte("stream")}}},
+		}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := Encode(&tc.cp)

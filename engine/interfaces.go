@@ -87,6 +87,8 @@ type Position struct {
 	Task      TaskID
 	Offset    int64
 	Watermark int64 // unix microseconds; 0 when unknown
+	// Sinks is the state of stateful writers at this position.
+	Sinks []SinkState
 }
 
 // Handler is implemented by the runtime and called by a Source.
@@ -123,6 +125,33 @@ type TaskState struct {
 	Watermark int64 // unix microseconds
 	// State names the task's keyed state object, "" for a stateless task.
 	State string
+	// Sinks is the state of the task's writers that keep one (see
+	// StatefulWriter), as of the position.
+	Sinks []SinkState
+}
+
+// SinkState is one writer's state in a checkpoint.
+type SinkState struct {
+	Name string // "<pipeline>/<sink index>"
+	Data []byte
+}
+
+// StatefulWriter is implemented by writers whose position at the destination
+// belongs in the checkpoint, so that a replay after a crash can be
+// deduplicated there (a BigQuery committed stream and its next row offset).
+// State is called by the task's goroutine after a successful Flush; the
+// result must describe the destination just after the flushed rows.
+type StatefulWriter interface {
+	Writer
+	State() []byte
+}
+
+// ResumableSink is implemented by sinks whose writers keep state: instead of
+// Open, the runtime calls Resume with the state a checkpoint recorded for the
+// task's writer, when the task restarts from that checkpoint's position.
+type ResumableSink interface {
+	Sink
+	Resume(ctx context.Context, task TaskID, state []byte) (Writer, error)
 }
 
 // CheckpointStore makes checkpoints durable. Save returns only once the

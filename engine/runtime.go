@@ -33,6 +33,11 @@ type Runtime struct {
 	// checkpoints that would change nothing.
 	committed map[TaskID]Position
 
+	knownMu sync.Mutex // guards known
+	// known is each task's entry in the last checkpoint this pod saved (or
+	// found at start), to restore stateful writers of reassigned tasks.
+	known map[TaskID]TaskState
+
 	stats     Stats
 	ready     atomic.Pointer[string] // nil when ready; else the reason
 	drainReq  chan struct{}
@@ -73,6 +78,7 @@ func New(job *Job) (*Runtime, error) {
 		metrics:   job.Metrics,
 		tasks:     map[TaskID]*task{},
 		committed: map[TaskID]Position{},
+		known:     map[TaskID]TaskState{},
 		endedCh:   make(chan struct{}, 1),
 		drainReq:  make(chan struct{}),
 	}
@@ -116,6 +122,7 @@ func (r *Runtime) Drain() { r.drainOnce.Do(func() { close(r.drainReq) }) }
 func (r *Runtime) Run(ctx context.Context) error {
 	r.hard, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer r.cancel()
+	r.loadLatest(r.hard)
 	srcCtx, stopSource := context.WithCancel(r.hard)
 	defer stopSource()
 	srcDone := make(chan error, 1)
@@ -312,7 +319,7 @@ func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
 	r.seq++
 	cp := &Checkpoint{Job: r.job.Name, Pod: r.job.Pod, Seq: r.seq, Time: time.Now().UnixMicro()}
 	for _, p := range positions {
-		cp.Tasks = append(cp.Tasks, TaskState{Task: p.Task, Offset: p.Offset, Watermark: p.Watermark})
+		cp.Tasks = append(cp.Tasks, TaskState{Task: p.Task, Offset: p.Offset, Watermark: p.Watermark, Sinks: p.Sinks})
 	}
 	m := r.metrics
 	key, size, err := r.job.Store.Save(ctx, cp)
@@ -326,9 +333,12 @@ func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
 		r.log.Error("checkpoint saved but offsets not committed", "seq", cp.Seq, "key", key, "error", err)
 		return err
 	}
-	for _, p := range positions {
+	r.knownMu.Lock()
+	for i, p := range positions {
 		r.committed[p.Task] = p
+		r.known[p.Task] = cp.Tasks[i]
 	}
+	r.knownMu.Unlock()
 	m.CkptSeconds.WithLabelValues(r.job.Name).Observe(time.Since(start).Seconds())
 	m.CkptLast.WithLabelValues(r.job.Name).SetToCurrentTime()
 	r.stats.Checkpoints.Add(1)
@@ -363,7 +373,7 @@ func (r *Runtime) Assign(ctx context.Context, as []Assignment) {
 			r.mu.Unlock()
 			continue
 		}
-		t := newTask(r, a, pipes)
+		t := newTask(r, a, pipes, r.restored(ctx, a))
 		r.tasks[a.Task] = t
 		r.mu.Unlock()
 		r.stats.Tasks.Add(1)
@@ -371,6 +381,60 @@ func (r *Runtime) Assign(ctx context.Context, as []Assignment) {
 	}
 	r.metrics.Tasks.WithLabelValues(r.job.Name).Set(float64(r.stats.Tasks.Load()))
 	r.log.Info("tasks assigned", "count", len(as))
+}
+
+// LatestLoader is implemented by checkpoint stores that can find a pod's
+// newest checkpoint; the runtime reads it at start to restore the state of
+// stateful writers (a pod restarted after a crash gets its tasks back).
+type LatestLoader interface {
+	LoadLatest(ctx context.Context, job, pod string) (*Checkpoint, string, error)
+}
+
+func (r *Runtime) loadLatest(ctx context.Context) {
+	l, ok := r.job.Store.(LatestLoader)
+	if !ok {
+		return
+	}
+	cp, key, err := l.LoadLatest(ctx, r.job.Name, r.job.Pod)
+	if err != nil || cp == nil {
+		return
+	}
+	r.knownMu.Lock()
+	for _, ts := range cp.Tasks {
+		r.known[ts.Task] = ts
+	}
+	r.knownMu.Unlock()
+	r.log.Info("latest checkpoint found", "key", key, "tasks", len(cp.Tasks))
+}
+
+// restored returns the writer states recorded at the assignment's offset:
+// from the checkpoint its commit metadata names, or from this pod's own
+// checkpoints. A state is used only when it was recorded at exactly the
+// offset the task resumes from.
+func (r *Runtime) restored(ctx context.Context, a Assignment) []SinkState {
+	if a.Offset < 0 {
+		return nil
+	}
+	r.knownMu.Lock()
+	ts, ok := r.known[a.Task]
+	r.knownMu.Unlock()
+	if ok && ts.Offset == a.Offset {
+		return ts.Sinks
+	}
+	if a.Meta == "" {
+		return nil
+	}
+	cp, err := r.job.Store.Load(ctx, a.Meta)
+	if err != nil {
+		r.log.Warn("checkpoint named by the commit unreadable; sinks start fresh", "key", a.Meta, "task", a.Task.String(), "error", err)
+		return nil
+	}
+	for _, ts := range cp.Tasks {
+		if ts.Task == a.Task && ts.Offset == a.Offset {
+			return ts.Sinks
+		}
+	}
+	return nil
 }
 
 // Revoke implements Handler: the tasks complete their bundles, a checkpoint

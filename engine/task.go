@@ -82,13 +82,16 @@ type taskPipe struct {
 	out     *Row
 	dlRow   *Row
 	writers []Writer
+	names   []string // "<pipeline>/<sink index>", parallel to writers
 	dlq     Writer
 	idx     int // index into task.counts
 }
 
 type pipeCount struct{ in, out, dlDecode, dlSQL int }
 
-func newTask(rt *Runtime, a Assignment, pipes []*Pipeline) *task {
+// newTask builds the task of assignment a. restored is the state its stateful
+// writers had at a.Offset, from the checkpoint that recorded that position.
+func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored []SinkState) *task {
 	t := &task{
 		id:    a.Task,
 		rt:    rt,
@@ -99,7 +102,7 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline) *task {
 		done:  make(chan struct{}),
 	}
 	if a.Offset >= 0 {
-		t.pos = Position{Task: a.Task, Offset: a.Offset}
+		t.pos = Position{Task: a.Task, Offset: a.Offset, Sinks: restored}
 		t.hasPos = true
 	}
 	t.pending = t.pos
@@ -273,13 +276,15 @@ func (t *task) open(ctx context.Context) error {
 func (t *task) openOnce(ctx context.Context) error {
 	for _, g := range t.groups {
 		for _, tp := range g.pipes {
-			tp.writers = tp.writers[:0]
-			for _, s := range tp.p.Sinks {
-				w, err := s.Open(ctx, t.id)
+			tp.writers, tp.names = tp.writers[:0], tp.names[:0]
+			for i, s := range tp.p.Sinks {
+				name := tp.p.Name + "/" + strconv.Itoa(i)
+				w, err := t.openWriter(ctx, s, name)
 				if err != nil {
 					return err
 				}
 				tp.writers = append(tp.writers, w)
+				tp.names = append(tp.names, name)
 			}
 			if tp.p.DeadLetter != nil {
 				w, err := tp.p.DeadLetter.Open(ctx, t.id)
@@ -291,6 +296,38 @@ func (t *task) openOnce(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// openWriter opens a writer of sink s, resuming it from the state recorded
+// with the task's position when there is one: after a restart, and after a
+// failed flush, its destination then deduplicates the replayed rows.
+func (t *task) openWriter(ctx context.Context, s Sink, name string) (Writer, error) {
+	if rs, ok := s.(ResumableSink); ok {
+		for _, st := range t.pos.Sinks {
+			if st.Name == name {
+				return rs.Resume(ctx, t.id, st.Data)
+			}
+		}
+	}
+	return s.Open(ctx, t.id)
+}
+
+// sinkStates collects the state of the stateful writers after a flush; nil
+// when there are none, so stateless pipelines allocate nothing.
+func (t *task) sinkStates() []SinkState {
+	var out []SinkState
+	for _, g := range t.groups {
+		for _, tp := range g.pipes {
+			for i, w := range tp.writers {
+				if sw, ok := w.(StatefulWriter); ok {
+					if st := sw.State(); st != nil {
+						out = append(out, SinkState{Name: tp.names[i], Data: st})
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (t *task) closeWriters(ctx context.Context) {
@@ -443,6 +480,7 @@ func (t *task) complete(ctx context.Context) {
 		}
 	}
 	clear(t.counts)
+	t.pending.Sinks = t.sinkStates()
 	t.pos, t.hasPos = t.pending, true
 	if t.pos.Watermark > 0 {
 		lag := time.Since(time.UnixMicro(t.pos.Watermark)).Seconds()

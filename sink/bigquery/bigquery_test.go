@@ -232,7 +232,7 @@ func TestBigQueryCommittedExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		if b[1] == 30 {
-			checkpoint = w1.(*bigquery.Writer).State() // the engine checkpoints input offset 30 with it
+			checkpoint = w1.(*bigquery.Writer).Position() // the engine checkpoints input offset 30 with it
 		}
 	}
 	writeRange(t, schema, w1, 100, 120) // never flushed: lost in the crash
@@ -244,7 +244,7 @@ func TestBigQueryCommittedExactlyOnce(t *testing.T) {
 
 	s2 := open()
 	defer s2.Close(ctx)
-	w2, err := s2.Resume(ctx, task, checkpoint)
+	w2, err := s2.ResumeFrom(ctx, task, checkpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestBigQueryCommittedExactlyOnce(t *testing.T) {
 	if diff := cmp.Diff(seq(0, 150), ids(t, srv)); diff != "" {
 		t.Errorf("after the replay (-want +got):\n%s", diff)
 	}
-	if got := w2.State(); got.Stream != checkpoint.Stream || got.Offset != 150 {
+	if got := w2.Position(); got.Stream != checkpoint.Stream || got.Offset != 150 {
 		t.Errorf("state = %+v, want stream %s at 150", got, checkpoint.Stream)
 	}
 }

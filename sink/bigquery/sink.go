@@ -79,14 +79,26 @@ type State struct {
 // Open starts a writer for task. In committed mode it creates a new
 // committed-type stream; use Resume to continue one after a restart.
 func (s *Sink) Open(ctx context.Context, task engine.TaskID) (engine.Writer, error) {
-	return s.Resume(ctx, task, State{})
+	return s.ResumeFrom(ctx, task, State{})
 }
 
-// Resume starts a writer for task that continues st (from the checkpoint the
+// Resume implements engine.ResumableSink: state is what Writer.State
+// returned, as the engine's checkpoint recorded it.
+func (s *Sink) Resume(ctx context.Context, task engine.TaskID, state []byte) (engine.Writer, error) {
+	var st State
+	if len(state) > 0 {
+		if err := st.UnmarshalBinary(state); err != nil {
+			return nil, err
+		}
+	}
+	return s.ResumeFrom(ctx, task, st)
+}
+
+// ResumeFrom starts a writer for task that continues st (from the checkpoint the
 // task restarted from): rows replayed from that checkpoint are appended at the
 // same offsets as before the restart, and BigQuery rejects the ones it already
 // holds. A zero State (or default mode) is the same as Open.
-func (s *Sink) Resume(ctx context.Context, task engine.TaskID, st State) (*Writer, error) {
+func (s *Sink) ResumeFrom(ctx context.Context, task engine.TaskID, st State) (*Writer, error) {
 	wopts := []managedwriter.WriterOption{
 		managedwriter.WithSchemaDescriptor(s.proto.desc),
 		managedwriter.WithTraceID("sluice"),
@@ -142,10 +154,27 @@ type Writer struct {
 	closed bool
 }
 
-var _ engine.Writer = (*Writer)(nil)
+var (
+	_ engine.StatefulWriter = (*Writer)(nil)
+	_ engine.ResumableSink  = (*Sink)(nil)
+)
 
-// State returns where the writer stands after its last Flush.
-func (w *Writer) State() State { return State{Stream: w.ms.StreamName(), Offset: w.next} }
+// Position returns where the writer stands after its last Flush.
+func (w *Writer) Position() State { return State{Stream: w.ms.StreamName(), Offset: w.next} }
+
+// State implements engine.StatefulWriter: in committed mode, the stream and
+// the next row offset, for the engine's checkpoint; nil in default mode,
+// which has nothing to resume.
+func (w *Writer) State() []byte {
+	if w.s.cfg.Mode != ModeCommitted {
+		return nil
+	}
+	b, err := w.Position().MarshalBinary()
+	if err != nil {
+		return nil
+	}
+	return b
+}
 
 // Write encodes row into the writer's buffer.
 func (w *Writer) Write(row *engine.Row) error {

@@ -83,11 +83,12 @@ type Source struct {
 	log *slog.Logger
 	m   *metrics
 
-	mu      sync.Mutex // guards ends, ended, empty, owned, allDone, revokes
+	mu      sync.Mutex // guards ends, ended, empty, owned, meta, allDone, revokes
 	ends    map[engine.TaskID]int64
 	ended   map[engine.TaskID]bool
 	empty   map[engine.TaskID]bool
 	owned   map[engine.TaskID]*taskStats
+	meta    map[engine.TaskID]string // commit metadata from the last offset fetch
 	allDone bool
 	revokes int // tasks revoked from this member, for tests and logs
 	allEnd  chan struct{}
@@ -126,7 +127,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	s := &Source{
 		cfg: cfg, log: cfg.Logger,
-		ends: map[engine.TaskID]int64{}, ended: map[engine.TaskID]bool{}, empty: map[engine.TaskID]bool{}, owned: map[engine.TaskID]*taskStats{},
+		ends: map[engine.TaskID]int64{}, ended: map[engine.TaskID]bool{}, empty: map[engine.TaskID]bool{}, owned: map[engine.TaskID]*taskStats{}, meta: map[engine.TaskID]string{},
 		allEnd: make(chan struct{}), started: make(chan struct{}), now: time.Now,
 	}
 	if s.log == nil {
@@ -156,6 +157,7 @@ func New(cfg Config) (*Source, error) {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
+		kgo.OnOffsetsFetched(s.fetched),
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(min(cfg.FetchMaxBytes, 1<<20)),
@@ -431,7 +433,13 @@ func (s *Source) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			if off < 0 {
 				off = -1
 			}
-			as = append(as, engine.Assignment{Task: id, Offset: off})
+			s.mu.Lock()
+			meta := s.meta[id]
+			s.mu.Unlock()
+			if off < 0 {
+				meta = ""
+			}
+			as = append(as, engine.Assignment{Task: id, Offset: off, Meta: meta})
 		}
 	}
 	s.handOver(ctx, as)
@@ -442,15 +450,35 @@ func (s *Source) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int
 	if !s.handler(ctx) {
 		return
 	}
-	// Partitions without a committed offset are not passed to adjust; hand
-	// them over here. Assign ignores tasks it already has.
-	var as []engine.Assignment
-	for topic, ps := range m {
-		for _, p := range ps {
-			as = append(as, engine.Assignment{Task: engine.TaskID{Topic: topic, Partition: p}, Offset: -1})
+	// Nothing to hand over yet: franz-go calls this before it fetches the
+	// committed offsets, and adjust, which it calls next with the offsets of
+	// every added partition (the reset offset for those with no commit), hands
+	// the tasks over with their committed offsets and metadata.
+}
+
+// fetched records the metadata committed with each offset: the key of the
+// checkpoint the offset belongs to, which adjust passes on with the task.
+func (s *Source) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	put := func(topic string, p int32, meta *string) {
+		if meta != nil && *meta != "" {
+			s.meta[engine.TaskID{Topic: topic, Partition: p}] = *meta
 		}
 	}
-	s.handOver(ctx, as)
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			put(t.Topic, p.Partition, p.Metadata)
+		}
+	}
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				put(t.Topic, p.Partition, p.Metadata)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Source) handOver(ctx context.Context, as []engine.Assignment) {

@@ -37,6 +37,9 @@ type Options struct {
 	Brokers []string
 	// KafkaOpts are extra franz-go options for every Kafka client.
 	KafkaOpts []kgo.Opt
+	// OnHealth receives the source's problems ("" when resolved); run wires
+	// it to the runtime's readiness.
+	OnHealth func(reason string)
 	// DryRun builds and checks everything that needs no network: schemas,
 	// SQL, sink settings. It is what validate does.
 	DryRun bool
@@ -354,6 +357,17 @@ func tlsConfig(t *config.TLS) (*tls.Config, error) {
 	return c, nil
 }
 
+// pipelinesOf names the pipelines that read a topic, for metric labels.
+func (b *builder) pipelinesOf(topic string) []string {
+	var names []string
+	for i := range b.cj.Pipelines {
+		if k := b.cj.Pipelines[i].Source.Kafka; k != nil && topicMatcher(k)(topic) {
+			names = append(names, b.cj.Pipelines[i].Name)
+		}
+	}
+	return names
+}
+
 // source builds the job's source: one Kafka group consumer for every Kafka
 // pipeline, or the file sources of a bounded job.
 func (b *builder) source() (engine.Source, error) {
@@ -393,6 +407,7 @@ func (b *builder) source() (engine.Source, error) {
 			Brokers: b.cj.Kafka.Brokers, Group: b.cj.Job, InstanceID: b.o.Pod,
 			Topics: topics, TopicRegex: regexes, Start: start, StopAtEnd: stopAtEnd,
 			TLS: tc, Opts: append(opts, b.o.KafkaOpts...), Registerer: b.o.Registry, Logger: b.o.Logger,
+			PipelinesOf: b.pipelinesOf, OnHealth: b.o.OnHealth,
 		})
 		if err != nil {
 			return nil, err

@@ -77,7 +77,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	log := newLogger(stderr)
 	reg := prometheus.NewRegistry()
-	built, err := Build(ctx, cj, Options{Pod: "dev-0", Logger: log, Registry: reg, Brokers: brokers})
+	var health healthRelay
+	built, err := Build(ctx, cj, Options{Pod: "dev-0", Logger: log, Registry: reg, Brokers: brokers, OnHealth: health.report})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -87,6 +88,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	health.set(rt)
 	if *listen != "off" {
 		stop, err := serve(*listen, reg, rt)
 		if err != nil {

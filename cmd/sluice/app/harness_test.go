@@ -69,6 +69,12 @@ func sharedBinary(t *testing.T) string {
 }
 
 func newCluster(t *testing.T, partitions int32, interval string) *cluster {
+	return newClusterSinks(t, partitions, interval, "")
+}
+
+// newClusterSinks is newCluster with extra sinks (YAML list items) beside the
+// file sink.
+func newClusterSinks(t *testing.T, partitions int32, interval, extra string) *cluster {
 	t.Helper()
 	kc, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(partitions, "e2e.traffic"))
 	if err != nil {
@@ -95,7 +101,7 @@ pipelines:
     bundle: {max_records: 500, max_wait: 200ms}
     sinks:
       - file: {path: %s/out.jsonl, format: json}
-`, c.brokers[0], c.dir, interval, c.dir)), 0o644)
+%s`, c.brokers[0], c.dir, interval, c.dir, extra)), 0o644)
 	c.prod, err = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic("e2e.traffic"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +32,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	built, err := Build(ctx, cj, Options{Pod: podName(), Logger: log, Registry: reg})
+	var health healthRelay
+	built, err := Build(ctx, cj, Options{Pod: podName(), Logger: log, Registry: reg, OnHealth: health.report})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -41,6 +43,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	health.set(rt)
 	if cj.Metrics.Listen != "off" {
 		stopHTTP, err := serve(cj.Metrics.Listen, reg, rt)
 		if err != nil {
@@ -127,4 +130,18 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 	}
 	return code
+}
+
+// healthRelay passes the source's problems to the runtime's readiness: the
+// source is built before the runtime that owns /readyz.
+type healthRelay struct {
+	rt atomic.Pointer[engine.Runtime]
+}
+
+func (h *healthRelay) set(rt *engine.Runtime) { h.rt.Store(rt) }
+
+func (h *healthRelay) report(reason string) {
+	if rt := h.rt.Load(); rt != nil {
+		rt.SetUnready(reason)
+	}
 }
