@@ -276,10 +276,9 @@ func Objects(spec JobSpec) []any {
 						Image:      spec.Image,
 						Args:       []string{"run", "/etc/sluice/job.yaml"},
 						WorkingDir: "/var/lib/sluice",
-						Env: []corev1.EnvVar{
-							podName,
-							{Name: "SLUICE_DRAIN_DEADLINE", Value: spec.DrainDeadline.String()},
-						},
+						// The drain deadline is the job file's own
+						// drain.deadline; the grace period is derived from it.
+						Env: []corev1.EnvVar{podName},
 						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(spec.MetricsPort)}},
 						Resources:      corev1.ResourceRequirements{Requests: res, Limits: res},
 						ReadinessProbe: probe("/readyz", 5),
