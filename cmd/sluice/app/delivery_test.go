@@ -62,20 +62,7 @@ func TestDrainExactlyOnce(t *testing.T) {
 // exactly once.
 func TestRescaleExactlyOnce(t *testing.T) {
 	c := newCluster(t, 6, "2s")
-	stop := make(chan struct{})
-	producing := make(chan struct{})
-	go func() {
-		defer close(producing)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.produce(500)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stopProducing := c.produceEvery(500, 20*time.Millisecond)
 	w0 := c.start("w0")
 	c.waitDistinct(2000, time.Minute, w0)
 	w1 := c.start("w1") // scale up: w0 drains the tasks it hands to w1
@@ -89,8 +76,7 @@ func TestRescaleExactlyOnce(t *testing.T) {
 		t.Fatalf("remove member w1: %v", err)
 	}
 	time.Sleep(3 * time.Second)
-	close(stop)
-	<-producing
+	stopProducing()
 	c.waitDistinct(int(c.produced()), 2*time.Minute, w0)
 	time.Sleep(500 * time.Millisecond)
 	c.drain(w0)
@@ -105,20 +91,7 @@ func TestRescaleExactlyOnce(t *testing.T) {
 func TestCrashRecoverySIGKILL(t *testing.T) {
 	c := newCluster(t, 4, "1s")
 	rnd := rand.New(rand.NewSource(7))
-	stop := make(chan struct{})
-	producing := make(chan struct{})
-	go func() {
-		defer close(producing)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.produce(500)
-			time.Sleep(25 * time.Millisecond)
-		}
-	}()
+	stopProducing := c.produceEvery(500, 25*time.Millisecond)
 	adm := kadm.NewClient(c.prod)
 	var kills []map[int32]int64 // committed offsets per partition at each kill
 	for i := 0; i < 5; i++ {
@@ -133,8 +106,7 @@ func TestCrashRecoverySIGKILL(t *testing.T) {
 		offs.Each(func(o kadm.OffsetResponse) { committed[o.Partition] = o.At })
 		kills = append(kills, committed)
 	}
-	close(stop)
-	<-producing
+	stopProducing()
 	w := c.start("crash-0")
 	c.waitDistinct(int(c.produced()), 2*time.Minute, w)
 	time.Sleep(500 * time.Millisecond)
@@ -179,28 +151,14 @@ func TestBigQueryCommittedCrashReplay(t *testing.T) {
 	bq := bqtest.Start(t)
 	const bqTable = "projects/p/datasets/d/tables/traffic"
 	c := newClusterSinks(t, 4, "1s", fmt.Sprintf("      - bigquery: {project: p, dataset: d, table: traffic, mode: committed, endpoint: \"http://%s\"}\n", bq.Addr()))
-	stop := make(chan struct{})
-	producing := make(chan struct{})
-	go func() {
-		defer close(producing)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.produce(300)
-			time.Sleep(25 * time.Millisecond)
-		}
-	}()
+	stopProducing := c.produceEvery(300, 25*time.Millisecond)
 	rnd := rand.New(rand.NewSource(11))
 	for range 3 {
 		w := c.start("bq-0")
 		time.Sleep(time.Duration(2000+rnd.Intn(2000)) * time.Millisecond)
 		c.kill(w)
 	}
-	close(stop)
-	<-producing
+	stopProducing()
 	w := c.start("bq-0")
 	c.waitDistinct(int(c.produced()), 2*time.Minute, w)
 	deadline := time.Now().Add(time.Minute)
@@ -219,17 +177,7 @@ func TestBigQueryCommittedCrashReplay(t *testing.T) {
 		}
 		seen[seq]++
 	}
-	var missing, dup int
-	for i := int64(0); i < c.produced(); i++ {
-		switch seen[i] {
-		case 0:
-			missing++
-		case 1:
-		default:
-			dup++
-		}
-	}
-	if missing > 0 || dup > 0 {
+	if missing, dup := c.tally(seen); missing > 0 || dup > 0 {
 		t.Fatalf("BigQuery table after 3 SIGKILLs: %d of %d records missing, %d duplicated", missing, c.produced(), dup)
 	}
 	t.Logf("%d records, 3 SIGKILLs: the at-least-once file sink holds %d rows (%d replayed); the committed-mode BigQuery table holds each record exactly once",

@@ -227,7 +227,14 @@ func (c *cluster) sinkCounts() (map[int64]int, int) {
 func (c *cluster) exactlyOnce() {
 	c.t.Helper()
 	seen, rows := c.sinkCounts()
-	var missing, dup int
+	if missing, dup := c.tally(seen); missing > 0 || dup > 0 {
+		c.t.Fatalf("%d records produced: %d missing, %d duplicated (%d rows)", c.produced(), missing, dup, rows)
+	}
+}
+
+// tally counts the produced records missing from seen and those there more
+// than once.
+func (c *cluster) tally(seen map[int64]int) (missing, dup int) {
 	for i := int64(0); i < c.produced(); i++ {
 		switch seen[i] {
 		case 0:
@@ -237,7 +244,24 @@ func (c *cluster) exactlyOnce() {
 			dup++
 		}
 	}
-	if missing > 0 || dup > 0 {
-		c.t.Fatalf("%d records produced: %d missing, %d duplicated (%d rows)", c.produced(), missing, dup, rows)
-	}
+	return missing, dup
+}
+
+// produceEvery produces n records every interval until the returned function
+// is called; it returns once production has stopped.
+func (c *cluster) produceEvery(n int, interval time.Duration) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			c.produce(n)
+			time.Sleep(interval)
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
