@@ -15,10 +15,15 @@
 //   - Policy (policy.go): Decide is a pure function, modelled on etcd raft's
 //     core: signals and history in, a decision with its reasons and the next
 //     history out; no I/O, time passed in. Scale up when backlog time exceeds
-//     120 s or CPU exceeds 90 %: keep-up (input at the target CPU) plus
-//     catch-up (drain the backlog within 60 s). Scale down only when CPU is
-//     under 70 %, the backlog does not grow and backlog time is under 10 s,
-//     to the CPU-driven target. Worker counts are rounded to "balanced"
+//     120 s, now or after another minute of its present growth, or when CPU
+//     exceeds 90 % while the job is not keeping up (backlog growing or over
+//     10 s): keep-up (input at the 95 % target CPU) plus catch-up (drain the
+//     backlog within 60 s). Scale down only when CPU is under 80 %, the
+//     backlog does not grow and backlog time is under 10 s, to the smallest
+//     balanced count at the target. The guard against running short is the
+//     backlog the SLA allows, not CPU headroom: docs/autoscaling.md shows
+//     where headroom cost worker-minutes and why these defaults differ from
+//     the reference deployment's 85 % target and 70 % down threshold. Worker counts are rounded to "balanced"
 //     counts (a partition is the unit of assignment, so 20 workers on 64
 //     partitions do no more than 16). Bounded by min/max workers and the
 //     partition count; up at once, down only to the highest recommendation of

@@ -20,20 +20,31 @@ type Policy struct {
 
 	// UpBacklogTime: scale up when backlog time exceeds it. Default 120s.
 	UpBacklogTime time.Duration
-	// UpCPU: scale up when the workers' CPU utilization exceeds it. Default 0.90.
+	// UpCPU: scale up when the workers' CPU utilization exceeds it while the
+	// job is not keeping up (the backlog grows, or backlog time exceeds
+	// DownBacklogTime). A busy job whose backlog stays small is using the
+	// capacity it pays for, not short of it. Default 0.90.
 	UpCPU float64
+	// UpLead is how far ahead the backlog time is predicted from the
+	// backlog's growth: scale up when the predicted backlog time exceeds
+	// UpBacklogTime. Default 60s.
+	UpLead time.Duration
 	// CatchUpWithin: a scale-up adds the workers that drain the backlog within
 	// this time. Default 60s.
 	CatchUpWithin time.Duration
 
 	// DownCPU: scale down only when CPU utilization is below it (and the
-	// backlog neither grows nor exceeds DownBacklogTime). Default 0.70.
+	// backlog neither grows nor exceeds DownBacklogTime). Default 0.80:
+	// with the 0.95 target, a job leaves a balanced count only when the next
+	// smaller one would run at or under the target.
 	DownCPU float64
 	// DownBacklogTime: scale down only when backlog time is below it.
 	// Default 10s.
 	DownBacklogTime time.Duration
 	// TargetCPU is the utilization a resize aims at, both for the keep-up part
-	// of a scale-up and for the CPU-driven scale-down. Default 0.85.
+	// of a scale-up and for the CPU-driven scale-down. Default 0.95: the
+	// guard against running short is the backlog (UpLead, UpBacklogTime),
+	// which the SLA allows 120 s of, not CPU headroom.
 	TargetCPU float64
 
 	// UpWindow is the scale-up stabilization window: the lowest recommendation
@@ -66,9 +77,10 @@ const (
 	DefaultUpBacklogTime   = 120 * time.Second
 	DefaultUpCPU           = 0.90
 	DefaultCatchUpWithin   = 60 * time.Second
-	DefaultDownCPU         = 0.70
+	DefaultUpLead          = 60 * time.Second
+	DefaultDownCPU         = 0.80
 	DefaultDownBacklogTime = 10 * time.Second
-	DefaultTargetCPU       = 0.85
+	DefaultTargetCPU       = 0.95
 	DefaultDownWindow      = 5 * time.Minute
 	DefaultSettle          = 2 * time.Minute
 	DefaultIdleAfter       = 30 * time.Minute
@@ -86,6 +98,7 @@ func (p Policy) WithDefaults() Policy {
 	setDur(&p.UpBacklogTime, DefaultUpBacklogTime)
 	setF(&p.UpCPU, DefaultUpCPU)
 	setDur(&p.CatchUpWithin, DefaultCatchUpWithin)
+	setDur(&p.UpLead, DefaultUpLead)
 	setF(&p.DownCPU, DefaultDownCPU)
 	setDur(&p.DownBacklogTime, DefaultDownBacklogTime)
 	setF(&p.TargetCPU, DefaultTargetCPU)
@@ -127,7 +140,7 @@ func (p Policy) Validate() error {
 		errs = append(errs, fmt.Errorf("down backlog time %s must be below up backlog time %s", p.DownBacklogTime, p.UpBacklogTime))
 	}
 	for name, d := range map[string]time.Duration{
-		"catch-up": p.CatchUpWithin, "up window": p.UpWindow, "down window": p.DownWindow,
+		"catch-up": p.CatchUpWithin, "up lead": p.UpLead, "up window": p.UpWindow, "down window": p.DownWindow,
 		"settle": p.Settle, "idle after": p.IdleAfter, "stale after": p.StaleAfter,
 	} {
 		if d < 0 {
@@ -286,6 +299,22 @@ func Decide(p Policy, h History, s Signals) (Decision, History) {
 	}
 
 	bt := s.BacklogTime()
+	// The backlog time a scale-up decided now would meet when it takes
+	// effect: the backlog grows at its present pace for UpLead.
+	pbt := bt
+	if s.BacklogGrowth > 0 && s.Throughput > 0 && bt < time.Duration(math.MaxInt64) {
+		sec := (float64(s.Backlog) + s.BacklogGrowth*p.UpLead.Seconds()) / s.Throughput
+		if sec >= float64(math.MaxInt64/int64(time.Second)) {
+			pbt = time.Duration(math.MaxInt64)
+		} else {
+			pbt = time.Duration(sec * float64(time.Second))
+		}
+	}
+	// High CPU alone is not a shortage: a job that keeps up at 94 % uses the
+	// capacity it pays for. It is one when the backlog grows, or stays above
+	// the few seconds of a healthy job's checkpoint sawtooth (the growth
+	// signal reads as zero while a job falls behind slowly).
+	hot := s.CPU > p.UpCPU && (s.BacklogGrowth > 0 || bt > p.DownBacklogTime)
 	rec := s.Workers
 	switch {
 	case s.Workers == 0:
@@ -295,12 +324,15 @@ func Decide(p Policy, h History, s Signals) (Decision, History) {
 		} else {
 			rec = 0
 		}
-	case bt > p.UpBacklogTime || s.CPU > p.UpCPU:
-		if bt > p.UpBacklogTime {
+	case pbt > p.UpBacklogTime || hot:
+		switch {
+		case bt > p.UpBacklogTime:
 			d.Reasons = append(d.Reasons, fmt.Sprintf("backlog time %s > %s", fmtDur(bt), p.UpBacklogTime))
+		case pbt > p.UpBacklogTime:
+			d.Reasons = append(d.Reasons, fmt.Sprintf("backlog time %s in %s > %s", fmtDur(pbt), p.UpLead, p.UpBacklogTime))
 		}
-		if s.CPU > p.UpCPU {
-			d.Reasons = append(d.Reasons, fmt.Sprintf("cpu %.0f%% > %.0f%%", 100*s.CPU, 100*p.UpCPU))
+		if hot {
+			d.Reasons = append(d.Reasons, fmt.Sprintf("cpu %.0f%% > %.0f%% with backlog growing %.0f/s", 100*s.CPU, 100*p.UpCPU, s.BacklogGrowth))
 		}
 		pw := next.PerWorker
 		if pw <= 0 {
@@ -315,7 +347,7 @@ func Decide(p Policy, h History, s Signals) (Decision, History) {
 		}
 		rec = workersFor(keep+catch, s.Partitions)
 		d.Reasons = append(d.Reasons, fmt.Sprintf("keep-up %.1f + catch-up %.1f workers at %.0f rec/s per worker", keep, catch, pw))
-		if rec <= s.Workers && bt > p.UpBacklogTime {
+		if rec <= s.Workers && pbt > p.UpBacklogTime {
 			// The estimate says the workers suffice, yet the backlog is
 			// over the SLA: trust the backlog.
 			rec = s.Workers + 1

@@ -35,7 +35,25 @@ func TestPolicyTable(t *testing.T) {
 		none    bool
 	}{
 		{"steady state holds", p, known, func() Signals { return steady(8, 0.8) }, 8, Hold, false},
-		{"cpu above 90% scales up to target", p, known, func() Signals { return steady(8, 0.95) }, 10, Up, false},
+		{"cpu above 90% keeping up holds", p, known, func() Signals { return steady(8, 0.95) }, 8, Hold, false},
+		{"cpu above 90% with growing backlog scales up to target", p, known, func() Signals {
+			s := steady(8, 0.95)
+			s.InputRate = 45000
+			s.BacklogGrowth = 7000 // keep-up 9.5 workers at 95 %: 11 is the next balanced count
+			return s
+		}, 11, Up, false},
+		{"cpu above 90% with backlog time above 10s adds catch-up", p, known, func() Signals {
+			s := steady(8, 0.95)
+			s.Backlog = 1_140_000 // 30 s; keep-up 8 + catch-up 3.8
+			return s
+		}, 13, Up, false},
+		{"backlog time predicted above 120s scales up", p, known, func() Signals {
+			s := steady(8, 1)
+			s.InputRate = 50000
+			s.BacklogGrowth = 10000
+			s.Backlog = 4_400_000 // 110 s now, 125 s in a minute; keep-up 10.5 + catch-up 14.7
+			return s
+		}, 32, Up, false},
 		{"backlog time above 120s adds catch-up", p, known, func() Signals {
 			s := steady(8, 1)
 			s.InputRate = 50000
@@ -55,7 +73,7 @@ func TestPolicyTable(t *testing.T) {
 			s.Backlog = 100_000_000
 			return s
 		}, 12, Up, false},
-		{"low cpu scales down", p, known, func() Signals { return steady(20, 0.3) }, 8, Down, false},
+		{"low cpu scales down", p, known, func() Signals { return steady(20, 0.3) }, 7, Down, false},
 		{"down never below min", p, known, func() Signals { return steady(4, 0.05) }, 2, Down, false},
 		{"growing backlog blocks down", p, known, func() Signals {
 			s := steady(20, 0.3)

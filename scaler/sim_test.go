@@ -7,14 +7,12 @@ import (
 	"testing"
 )
 
-// The goals of the issue, and what the policy is held to by this test. The
-// cost goal (≤ 1.2x the oracle) is not met on every trace: see
-// docs/autoscaling.md. The test holds the policy to its present cost so that
-// a regression shows, and reports the ratio.
+// The goals of the issue, which the default policy is held to on every
+// trace: SLA in at least 99 % of minutes, at most 1.2x the oracle's
+// worker-minutes, fewer rescales than the KEDA-style policy.
 const (
 	goalSLA       = 0.99
 	goalCostRatio = 1.2
-	maxCostRatio  = 1.40
 )
 
 func TestSimulatorTraces(t *testing.T) {
@@ -37,11 +35,8 @@ func TestSimulatorTraces(t *testing.T) {
 			if s.Result.Rescales >= k.Result.Rescales {
 				t.Errorf("sluice rescaled %d times, not fewer than keda's %d", s.Result.Rescales, k.Result.Rescales)
 			}
-			if s.CostRatio > maxCostRatio {
-				t.Errorf("sluice cost %.2fx the oracle > %.2fx", s.CostRatio, maxCostRatio)
-			}
 			if s.CostRatio > goalCostRatio {
-				t.Logf("sluice cost %.2fx the oracle misses the %.1fx goal", s.CostRatio, goalCostRatio)
+				t.Errorf("sluice cost %.2fx the oracle > %.1fx", s.CostRatio, goalCostRatio)
 			}
 		})
 	}
