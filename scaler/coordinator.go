@@ -152,6 +152,10 @@ type jobState struct {
 	cfg     JobConfig
 	window  *Window
 	history History
+	// departing maps the ordinals a scale-down removed to the time by which
+	// their static members leave the group whether or not their pods are
+	// gone yet (leave.go).
+	departing map[int]time.Time
 }
 
 // Coordinator watches jobs and rescales their StatefulSets while it holds
@@ -274,6 +278,7 @@ func (c *Coordinator) evaluate(ctx context.Context, j *jobState, rec record.Even
 		return
 	}
 	current := int(scale.Spec.Replicas)
+	c.removeDeparted(ctx, j, current, now, log)
 
 	if k, err := c.kafka.sample(ctx, j.cfg, now); err != nil {
 		log.Warn("kafka sample failed", "err", err)
@@ -308,6 +313,7 @@ func (c *Coordinator) evaluate(ctx context.Context, j *jobState, rec record.Even
 	reason := "ScaledUp"
 	if d.Direction == Down {
 		reason = "ScaledDown"
+		j.departingAfter(current, d.Desired, now, terminationGrace(set.Spec.Template.Spec.TerminationGracePeriodSeconds))
 	}
 	rec.Eventf(set, corev1.EventTypeNormal, reason, "replicas %d -> %d: %v", current, d.Desired, d.Reasons)
 }
@@ -347,4 +353,13 @@ func requestedCPUs(cs []corev1.Container) float64 {
 		return 1
 	}
 	return total.AsApproximateFloat64()
+}
+
+// terminationGrace is a pod's termination grace period: after it the
+// kubelet has killed the pod, drained or not. Kubernetes' default is 30 s.
+func terminationGrace(seconds *int64) time.Duration {
+	if seconds == nil {
+		return 30 * time.Second
+	}
+	return time.Duration(*seconds) * time.Second
 }

@@ -41,6 +41,14 @@
 //     exports sluice_scaler_desired_workers and sluice_scaler_decisions_total.
 //     A Lease (client-go leader election) makes sure only one coordinator
 //     acts; the others wait.
+//   - Departures (leave.go): workers join their group as static members
+//     (<job>-<ordinal>), which do not leave when they stop. After a
+//     scale-down from N to M the coordinator removes the members of
+//     ordinals M..N-1 from the group (kadm LeaveGroup by instance ID) once
+//     each pod no longer exists, its drain having committed, or once the
+//     StatefulSet's termination grace period has passed, so that their
+//     partitions need not wait for the session timeout. An ordinal scaled
+//     up again before then is left alone.
 //
 // # Concurrency
 //
