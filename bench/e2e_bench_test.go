@@ -625,7 +625,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 			allocs0 := heapAllocs()
 			cpu := startCPU()
 			start := time.Now()
-			ctx := context.Background()
+			// A bounded job that never ends is a failure, not a hang: allow
+			// it far more than it needs (10 µs a record, 30 s to start).
+			limit := 30*time.Second + time.Duration(b.N)*10*time.Microsecond
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			defer cancel()
 			cj, err := config.Parse(jobFile, []byte(text), nil)
 			if err != nil {
 				b.Fatal(err)
@@ -645,6 +649,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			end := time.Now()
 			b.StopTimer()
+			if ctx.Err() != nil {
+				b.Fatalf("the bounded job did not end within %v (drained instead)", limit)
+			}
 			cpu.report(b, b.N)
 			allocs := heapAllocs() - allocs0
 			peak := heap.Peak()
