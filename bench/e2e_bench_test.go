@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -630,6 +631,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			limit := 30*time.Second + time.Duration(b.N)*10*time.Microsecond
 			ctx, cancel := context.WithTimeout(context.Background(), limit)
 			defer cancel()
+			// The job's goroutines inherit this label, so that a CPU
+			// profile can be cut to the timed run: -tagfocus bench=job.
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("bench", "job")))
 			cj, err := config.Parse(jobFile, []byte(text), nil)
 			if err != nil {
 				b.Fatal(err)
@@ -649,6 +653,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			end := time.Now()
 			b.StopTimer()
+			pprof.SetGoroutineLabels(context.Background())
 			if ctx.Err() != nil {
 				b.Fatalf("the bounded job did not end within %v (drained instead)", limit)
 			}
