@@ -8,9 +8,9 @@
 //     scaling side by side in one run, as the machine is shared and noisy;
 //   - BenchmarkStartup with -cpu 1 and -benchtime=1x, alone, so that its peak
 //     RSS is its own;
-//   - on request (-cpuprofile, -memprofile), filter_to_jsonl at -cpu 1 once
-//     more with the profiles, kept apart so that profiling does not skew the
-//     table.
+//   - filter_to_jsonl at -cpu 1 once more with a CPU profile (kept with
+//     -cpuprofile; a heap profile too with -memprofile), apart so that
+//     profiling does not skew the table; its pprof -top goes into the report.
 //
 // Usage:
 //
@@ -44,7 +44,7 @@ const goal = 100 * reference
 func main() {
 	out := flag.String("out", "bench/RESULTS.md", "the markdown report to write")
 	records := flag.Int("records", 1_000_000, "records per benchmark run (-benchtime=<records>x)")
-	cpuProfile := flag.String("cpuprofile", "", "also write a CPU profile of filter_to_jsonl at GOMAXPROCS=1 here")
+	cpuProfile := flag.String("cpuprofile", "", "keep the CPU profile of filter_to_jsonl at GOMAXPROCS=1 (always taken for the report) here")
 	memProfile := flag.String("memprofile", "", "also write a heap profile of filter_to_jsonl at GOMAXPROCS=1 here")
 	broker := flag.String("broker", "process", "where kfake runs: process (its own process, so -cpu counts sluice alone) or inproc")
 	flag.Parse()
@@ -74,29 +74,39 @@ func run(out string, records int, cpuProfile, memProfile, broker string) error {
 	suiteOut, suiteErr := goCmd(root, suite)
 	startupOut, startupErr := goCmd(root, startup)
 	runErr := errors.Join(suiteErr, startupErr)
-	if cpuProfile != "" || memProfile != "" {
-		// go test keeps the test binary beside a profile it writes; keep it
-		// out of the tree.
-		tmp, err := os.MkdirTemp("", "sluice-bench")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
+	// The profile of the top case goes into the report; -cpuprofile keeps
+	// it. go test keeps the test binary beside a profile it writes: keep it
+	// out of the tree.
+	tmp, err := os.MkdirTemp("", "sluice-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if cpuProfile == "" {
+		cpuProfile = filepath.Join(tmp, "cpu.out")
+	}
+	var profTop string
+	{
 		prof := []string{"test", "-run", "^$", "-bench", "^BenchmarkEndToEnd$/^filter_to_jsonl$", "-benchtime", fmt.Sprintf("%dx", records), "-cpu", "1",
 			"-o", filepath.Join(tmp, "bench.test")}
-		if cpuProfile != "" {
-			abs, _ := filepath.Abs(cpuProfile)
-			prof = append(prof, "-cpuprofile", abs)
-		}
+		abs, _ := filepath.Abs(cpuProfile)
+		prof = append(prof, "-cpuprofile", abs)
 		if memProfile != "" {
 			abs, _ := filepath.Abs(memProfile)
 			prof = append(prof, "-memprofile", abs)
 		}
 		prof = append(prof, "./bench/", "-args", "-e2e.broker="+broker)
 		if _, err := goCmd(root, prof); err != nil {
-			return err
+			runErr = errors.Join(runErr, err)
 		}
-		fmt.Fprintln(os.Stderr, "profiles written; read them with go tool pprof -top PROFILE")
+		for _, args := range [][]string{{"-top"}, {"-top", "-cum"}} {
+			args = append([]string{"tool", "pprof", "-nodecount=30", "-tagfocus", "bench=job"}, args...)
+			top, err := exec.Command("go", append(args, filepath.Join(tmp, "bench.test"), abs)...).Output()
+			if err != nil {
+				runErr = errors.Join(runErr, fmt.Errorf("pprof: %w", err))
+			}
+			profTop += "$ go " + strings.Join(quote(args), " ") + " bench.test cpu.out\n" + trimPprof(string(top)) + "\n"
+		}
 	}
 	rs := parse(suiteOut)
 	rs = append(rs, parse(startupOut)...)
@@ -109,6 +119,7 @@ func run(out string, records int, cpuProfile, memProfile, broker string) error {
 		goVersion: goVersion(root), cpu: cpuModel(),
 		commands: []string{"go " + strings.Join(quote(suite), " "), "go " + strings.Join(quote(startup), " ")},
 		raw:      string(suiteOut) + string(startupOut),
+		profile:  profTop,
 	})
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
@@ -230,6 +241,7 @@ type reportInfo struct {
 	goVersion, cpu string
 	commands       []string
 	raw            string
+	profile        string // pprof -top of filter_to_jsonl at GOMAXPROCS=1
 }
 
 func find(rs []result, name string, procs int) (result, bool) {
@@ -313,7 +325,7 @@ func report(w io.Writer, rs []result, in reportInfo) {
 		fmt.Fprintf(w, "| engine (end to end − stages) |  | %.0f | %s |  |\n", total-sum, share(total-sum, total))
 		fmt.Fprintf(w, "| **end to end** | %.0f | %.0f | 100%% | %.3f |\n", e2e.m["ns/op"], total, e2e.m["allocs/record"])
 	}
-	fmt.Fprintf(w, "\nfetch's wall time is the broker's pace (kfake serves from one goroutine), not the client's cost: compare CPU. sink's wall time includes fsync, which at GOMAXPROCS=1 overlaps other tasks' work.\n")
+	fmt.Fprintf(w, "\nfetch's wall time is the broker's pace (kfake serves from one goroutine), not the client's cost: compare CPU. Alone, fetch also idles between responses and pays the wake-ups (netpoll, futex) that a busy job does not, so its CPU share here overstates its share inside the job; the profile below gives the in-job split. sink's wall time includes fsync, which at GOMAXPROCS=1 overlaps other tasks' work.\n")
 
 	fmt.Fprintf(w, "\n## Startup and idle memory (BenchmarkStartup, GOMAXPROCS=1)\n\n")
 	fmt.Fprintf(w, "| job | tasks | startup s | idle RSS MiB | peak RSS MiB | idle heap MiB | Go-mapped MiB | drain s | limits |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
@@ -330,6 +342,11 @@ func report(w io.Writer, rs []result, in reportInfo) {
 			r.m["heap-idle-MiB"], r.m["go-mapped-MiB"], r.m["drain-s"], verdict)
 	}
 	fmt.Fprintf(w, "\nStartup is from parsing the job file to every task assigned; idle is 3 s later, after a GC. Then one record goes through each of the 6,000 tasks and the job drains.\n")
+
+	if in.profile != "" {
+		fmt.Fprintf(w, "\n## CPU profile of filter_to_jsonl at GOMAXPROCS=1\n\n")
+		fmt.Fprintf(w, "A separate run with -cpuprofile, cut to the job's goroutines (-tagfocus bench=job: setup, production and checks left out; the GC's background workers carry no label, so GC shows only as assists and write barriers). Percentages are of the whole profile, setup included; compare entries with each other.\n\n```\n%s```\n", in.profile)
+	}
 
 	if fails := failures(in.raw); len(fails) > 0 {
 		fmt.Fprintf(w, "\n## Failures\n\n```\n%s\n```\n", strings.Join(fails, "\n"))
@@ -361,6 +378,18 @@ func failures(raw string) []string {
 		}
 	}
 	return out
+}
+
+// trimPprof drops pprof's header lines that name files and build ids.
+func trimPprof(top string) string {
+	var keep []string
+	for _, l := range strings.Split(top, "\n") {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Time:") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }
 
 func brokerNote(b string) string {
