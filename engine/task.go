@@ -37,7 +37,7 @@ type task struct {
 	rt    *Runtime
 	start int64 // offset the assignment started at; -1 when none committed
 
-	mu         sync.Mutex // guards inbox, inboxBytes, ended, paused
+	mu         sync.Mutex // guards inbox, inboxBytes, ended, paused, and orders Pause/Resume calls
 	inbox      [][]Record
 	inboxBytes int
 	ended      bool
@@ -146,14 +146,14 @@ func (t *task) deliver(recs []Record) {
 	t.mu.Lock()
 	t.inbox = append(t.inbox, recs)
 	t.inboxBytes += n
-	pause := !t.paused && t.inboxBytes > t.rt.job.MaxBufferedBytes
-	if pause {
+	if !t.paused && t.inboxBytes > t.rt.job.MaxBufferedBytes {
+		// Pause and resume happen under mu, so that a resume from take can
+		// never run before the pause it undoes and leave the partition
+		// paused for good.
 		t.paused = true
-	}
-	t.mu.Unlock()
-	if pause {
 		t.rt.pause(t.id)
 	}
+	t.mu.Unlock()
 	t.notify()
 }
 
@@ -177,13 +177,12 @@ func (t *task) take() (batches [][]Record, ended bool) {
 	t.mu.Lock()
 	batches, t.inbox = t.inbox, nil
 	t.inboxBytes = 0
-	resume := t.paused
-	t.paused = false
-	ended = t.ended
-	t.mu.Unlock()
-	if resume {
+	if t.paused {
+		t.paused = false
 		t.rt.resume(t.id)
 	}
+	ended = t.ended
+	t.mu.Unlock()
 	return batches, ended
 }
 

@@ -198,7 +198,6 @@ func (s *Source) Client() *kgo.Client { return s.cl }
 // instead of crash-looping.
 func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 	s.h = h
-	close(s.started)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -219,6 +218,9 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 			}
 		}
 	}
+	// Only now may rebalance callbacks hand tasks over: with stop_at: end a
+	// task assigned before its end offset is known would end at once.
+	close(s.started)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
