@@ -278,7 +278,7 @@ func Objects(spec JobSpec) []any {
 						WorkingDir: "/var/lib/sluice",
 						// The drain deadline is the job file's own
 						// drain.deadline; the grace period is derived from it.
-						Env: []corev1.EnvVar{podName},
+						Env:            []corev1.EnvVar{podName},
 						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(spec.MetricsPort)}},
 						Resources:      corev1.ResourceRequirements{Requests: res, Limits: res},
 						ReadinessProbe: probe("/readyz", 5),
