@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluicehq/sluice/engine"
 )
 
@@ -109,10 +111,17 @@ func TestBackpressureIsolation(t *testing.T) {
 				}
 			}
 			for range stallRate {
-				prod.Produce(ctx, newRecord("stall", 0, payload), nil)
+				// Count what the broker acknowledged: records still
+				// buffered when production stops fail and never arrive.
+				prod.Produce(ctx, newRecord("stall", 0, payload), func(_ *kgo.Record, err error) {
+					if err == nil {
+						mu.Lock()
+						toStall++
+						mu.Unlock()
+					}
+				})
 			}
 			mu.Lock()
-			toStall += stallRate
 			if stalling {
 				produced += 10 * len(live)
 			}
@@ -153,6 +162,7 @@ func TestBackpressureIsolation(t *testing.T) {
 	close(release)
 	stopLive()
 	wg.Wait()
+	prod.Flush(context.Background()) // settle the count of acknowledged records
 
 	// What the runtime holds for the stalled task: handed over minus
 	// acknowledged (nothing was, while stalled).
