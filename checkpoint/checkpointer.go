@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,12 +52,21 @@ var (
 
 // Open returns a Checkpointer for a store URL:
 //
-//   - file:///dir — a Dir rooted at /dir, created if needed;
+//   - file:///dir — a Dir rooted at /dir, created if needed; file://./dir
+//     and file://../dir (the job file's default is file://./.sluice/ckpt)
+//     are relative to the working directory;
 //   - gs://bucket/prefix — a GCS store in bucket under prefix. Unless
 //     WithStorageClient is given, the client is built by storage.NewClient
 //     with JSON reads, so it honours STORAGE_EMULATOR_HOST and the
 //     application default credentials; Close closes it.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Checkpointer, error) {
+	if rel, ok := strings.CutPrefix(rawURL, "file://"); ok && (strings.HasPrefix(rel, "./") || strings.HasPrefix(rel, "../")) {
+		abs, err := filepath.Abs(rel)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: store url %q: %w", rawURL, err)
+		}
+		rawURL = "file://" + abs
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: store url: %w", err)

@@ -115,7 +115,7 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored []SinkState)
 		if g == nil {
 			w := p.Decoder.Schema().Width()
 			g = &group{dec: p.Decoder, row: NewRow(w), width: w, eventTime: p.EventTime}
-			g.unit = max(logicalOf(p.EventTime.Type).MicrosPerUnit(), 1)
+			g.unit = max(LogicalOf(p.EventTime.Type).MicrosPerUnit(), 1)
 			byDec[p.Decoder] = g
 			t.groups = append(t.groups, g)
 		}
@@ -125,9 +125,9 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored []SinkState)
 	return t
 }
 
-// logicalOf returns t's logical type (looking through a nullable union), or
+// LogicalOf returns t's logical type (looking through a nullable union), or
 // NoLogical for a nil type.
-func logicalOf(t *Type) Logical {
+func LogicalOf(t *Type) Logical {
 	if t == nil {
 		return NoLogical
 	}

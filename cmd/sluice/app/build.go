@@ -65,7 +65,7 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	var store *checkpoint.Checkpointer
 	if !o.DryRun {
 		var err error
-		store, err = checkpoint.Open(ctx, storeURL(cj.Checkpoint.Store),
+		store, err = checkpoint.Open(ctx, cj.Checkpoint.Store,
 			checkpoint.WithRegisterer(o.Registry), checkpoint.WithLogger(o.Logger), checkpoint.WithRetain(cj.Checkpoint.Retain))
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint store %s: %w", cj.Checkpoint.Store, err)
@@ -90,6 +90,7 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	for i := range cj.Pipelines {
 		if p := b.pipeline(&cj.Pipelines[i]); p != nil {
 			job.Pipelines = append(job.Pipelines, p)
+			b.pipes = append(b.pipes, p)
 		}
 	}
 	if len(b.errs) > 0 {
@@ -109,26 +110,13 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	return &Built{Job: job, Metrics: metrics}, nil
 }
 
-// storeURL makes a relative file:// store (file://./.sluice/ckpt, the
-// default) absolute against the working directory.
-func storeURL(u string) string {
-	rest, ok := strings.CutPrefix(u, "file://")
-	if !ok || strings.HasPrefix(rest, "/") {
-		return u
-	}
-	abs, err := filepath.Abs(rest)
-	if err != nil {
-		return u
-	}
-	return "file://" + abs
-}
-
 type builder struct {
 	ctx      context.Context
 	cj       *config.Job
 	o        Options
 	metrics  *engine.Metrics
 	errs     []error
+	pipes    []*engine.Pipeline        // built so far
 	decoders map[string]engine.Decoder // shared by pipelines with the same format
 	resume   map[engine.TaskID]engine.TaskState
 	files    []fileInput
@@ -167,7 +155,7 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 		c, ok := schema.Lookup(cp.EventTime)
 		if !ok {
 			b.fail(cp.Pos.Key("event_time").Errorf("event_time: the reader schema has no column %q", cp.EventTime))
-		} else if l := logicalOrNone(c.Type); !l.IsTimestamp() {
+		} else if l := engine.LogicalOf(c.Type); !l.IsTimestamp() {
 			b.fail(cp.Pos.Key("event_time").Errorf("event_time: column %q is not a timestamp (timestamp-millis or timestamp-micros)", cp.EventTime))
 		} else {
 			p.EventTime = c
@@ -204,13 +192,6 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 		return nil
 	}
 	return p
-}
-
-func logicalOrNone(t *engine.Type) engine.Logical {
-	if inner, ok := t.Nullable(); ok {
-		return inner.Logical
-	}
-	return t.Logical
 }
 
 func topicMatcher(k *config.KafkaSource) func(string) bool {
@@ -360,9 +341,9 @@ func tlsConfig(t *config.TLS) (*tls.Config, error) {
 // pipelinesOf names the pipelines that read a topic, for metric labels.
 func (b *builder) pipelinesOf(topic string) []string {
 	var names []string
-	for i := range b.cj.Pipelines {
-		if k := b.cj.Pipelines[i].Source.Kafka; k != nil && topicMatcher(k)(topic) {
-			names = append(names, b.cj.Pipelines[i].Name)
+	for _, p := range b.pipes {
+		if p.Reads(topic) {
+			names = append(names, p.Name)
 		}
 	}
 	return names

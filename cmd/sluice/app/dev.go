@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -193,22 +194,13 @@ func kafkaTopics(cj *config.Job) []string {
 	for _, p := range cj.Pipelines {
 		if k := p.Source.Kafka; k != nil {
 			for _, t := range k.Topics {
-				if !contains(topics, t) {
+				if !slices.Contains(topics, t) {
 					topics = append(topics, t)
 				}
 			}
 		}
 	}
 	return topics
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // unpackDefault writes the embedded default job and its schemas under
