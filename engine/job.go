@@ -28,6 +28,9 @@ type Job struct {
 
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Redact removes secrets from error text the runtime passes on (dead
+	// letters, readiness reasons, status); nil leaves text as it is.
+	Redact Redactor
 }
 
 // Pipeline is one pipeline of a job: which topics it reads, how it decodes,
@@ -38,9 +41,12 @@ type Pipeline struct {
 	Reads func(topic string) bool
 	// Decoder decodes the topic's records. Pipelines that share a Decoder
 	// value share the decoding of each record.
-	Decoder    Decoder
-	Transform  Transform
-	Sinks      []Sink
+	Decoder   Decoder
+	Transform Transform
+	// Sinks are the pipeline's destinations. Each name is unique in the
+	// pipeline and identifies the sink's checkpointed state, metrics and logs
+	// for the life of the job, whatever its position in the list.
+	Sinks      []NamedSink
 	DeadLetter Sink
 
 	// MaxRecords closes a bundle at this many records (default 10,000).
@@ -51,6 +57,12 @@ type Pipeline struct {
 	// EventTime is the input column that drives watermarks; Slot < 0 means
 	// the record timestamp.
 	EventTime Column
+}
+
+// NamedSink is a sink with the name that identifies it in its pipeline.
+type NamedSink struct {
+	Name string
+	Sink
 }
 
 func (j *Job) defaults() {

@@ -108,6 +108,9 @@ type SinkEnv struct {
 	// DeadLetter receives rejected rows as dead letters (DeadLetterSchema);
 	// nil means the sink fails its Flush instead.
 	DeadLetter Sink
+	// Redact removes secrets from text the sink puts in errors and dead
+	// letters; nil leaves text as it is.
+	Redact Redactor
 }
 
 // Log returns the environment's logger, or a discarding one.

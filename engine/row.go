@@ -40,6 +40,11 @@ type Row struct {
 	Ext []Slot
 	// Arena backs strings computed for this row (by SQL functions, for example).
 	Arena []byte
+	// Origin is the input record the row was computed from. The runtime sets
+	// it on every row it hands to a Writer, so that a row the destination
+	// rejects later can be dead-lettered with its topic, partition and offset.
+	// Reset leaves it alone.
+	Origin Origin
 }
 
 // NewRow returns a row with width slots.

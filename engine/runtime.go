@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,16 @@ func New(job *Job) (*Runtime, error) {
 	for _, p := range job.Pipelines {
 		if p.Decoder == nil || p.Transform == nil || p.Reads == nil || len(p.Sinks) == 0 {
 			return nil, fmt.Errorf("engine: pipeline %q needs a decoder, a transform, topics and a sink", p.Name)
+		}
+		seen := map[string]bool{}
+		for i := range p.Sinks {
+			if p.Sinks[i].Name == "" {
+				p.Sinks[i].Name = strconv.Itoa(i)
+			}
+			if seen[p.Sinks[i].Name] {
+				return nil, fmt.Errorf("engine: pipeline %q has two sinks named %q", p.Name, p.Sinks[i].Name)
+			}
+			seen[p.Sinks[i].Name] = true
 		}
 	}
 	job.defaults()
@@ -207,7 +218,11 @@ func (r *Runtime) closeAll() {
 	ctx := context.WithoutCancel(r.hard)
 	seen := map[Sink]bool{}
 	for _, p := range r.job.Pipelines {
-		for _, s := range append(slices.Clip(p.Sinks), p.DeadLetter) {
+		sinks := []Sink{p.DeadLetter}
+		for _, ns := range p.Sinks {
+			sinks = append(sinks, ns.Sink)
+		}
+		for _, s := range sinks {
 			if s == nil || seen[s] {
 				continue
 			}

@@ -141,7 +141,7 @@ func runJob(t *testing.T, src *sliceSource, sink *memSink, dlq *memSink, store *
 	p := &engine.Pipeline{
 		Name: "p", Reads: func(string) bool { return true },
 		Decoder: lineDecoder{}, Transform: passThrough{},
-		Sinks: []engine.Sink{sink}, MaxRecords: maxRecords, MaxWait: time.Second,
+		Sinks: []engine.NamedSink{{Name: "mem", Sink: sink}}, MaxRecords: maxRecords, MaxWait: time.Second,
 	}
 	if dlq != nil {
 		p.DeadLetter = dlq
@@ -214,7 +214,7 @@ func TestUndecodableRecordsGoToTheDeadLetterDestination(t *testing.T) {
 
 func TestNoCommitWithoutADurableCheckpoint(t *testing.T) {
 	src := &sliceSource{values: values(5), batch: 5}
-	p := &engine.Pipeline{Name: "p", Reads: func(string) bool { return true }, Decoder: lineDecoder{}, Transform: passThrough{}, Sinks: []engine.Sink{&memSink{}}}
+	p := &engine.Pipeline{Name: "p", Reads: func(string) bool { return true }, Decoder: lineDecoder{}, Transform: passThrough{}, Sinks: []engine.NamedSink{{Name: "mem", Sink: &memSink{}}}}
 	rt, err := engine.New(&engine.Job{Name: "j", Pod: "p0", Pipelines: []*engine.Pipeline{p}, Source: src, Store: &memStore{fail: true}, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)

@@ -276,9 +276,9 @@ func (t *task) openOnce(ctx context.Context) error {
 	for _, g := range t.groups {
 		for _, tp := range g.pipes {
 			tp.writers, tp.names = tp.writers[:0], tp.names[:0]
-			for i, s := range tp.p.Sinks {
-				name := tp.p.Name + "/" + strconv.Itoa(i)
-				w, err := t.openWriter(ctx, s, name)
+			for _, s := range tp.p.Sinks {
+				name := tp.p.Name + "/" + s.Name
+				w, err := t.openWriter(ctx, s.Sink, name)
 				if err != nil {
 					return err
 				}
@@ -402,6 +402,7 @@ func (t *task) record(rec *Record) {
 				continue
 			}
 			t.counts[tp.idx].out++
+			tp.out.Origin = Origin{Task: t.id, Offset: rec.Offset}
 			for _, w := range tp.writers {
 				if err := w.Write(tp.out); err != nil {
 					t.deadLetter(tp, "sink", err, rec)

@@ -132,7 +132,7 @@ func pipeline(name, topic string, sink engine.Sink, maxRecords int) *engine.Pipe
 	}
 	return &engine.Pipeline{
 		Name: name, Reads: reads, Decoder: rawDecoder{}, Transform: passThrough{},
-		Sinks: []engine.Sink{sink}, MaxRecords: maxRecords, MaxWait: 5 * time.Second,
+		Sinks: []engine.NamedSink{{Name: "mem", Sink: sink}}, MaxRecords: maxRecords, MaxWait: 5 * time.Second,
 		EventTime: engine.Column{Slot: -1},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -185,7 +186,7 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 	for i := range cp.Sinks {
 		s := b.sink(&cp.Sinks[i], out, cp.Name, i, p.DeadLetter)
 		if s != nil {
-			p.Sinks = append(p.Sinks, s)
+			p.Sinks = append(p.Sinks, engine.NamedSink{Name: strconv.Itoa(i), Sink: s})
 		}
 	}
 	if len(b.errs) > nerr {
