@@ -17,8 +17,10 @@ import (
 const (
 	// magic opens every checkpoint object: "SLCP".
 	magic = "SLCP"
-	// formatVersion is the version Encode writes.
-	formatVersion = 1
+	// formatVersion is the version Encode writes; Decode also reads
+	// formatVersion1.
+	formatVersion  = 2
+	formatVersion1 = 1
 	// headerSize is magic (4) + version (1) + flags (1) + length (4).
 	headerSize = 10
 	// trailerSize is the CRC-32C that closes the object.
@@ -29,10 +31,13 @@ const (
 	// Bits of a task's lead uvarint, below the partition delta.
 	taskHasState    = 1 << 0 // a State string follows the watermark
 	taskNoWatermark = 1 << 1 // the watermark is 0 (unknown) and is not written
-	taskFlagBits    = 2
+	taskAhead       = 1 << 2 // version 2: pipelines ahead of the offset follow
+	taskFlagBits1   = 2      // flag bits of a version 1 lead
+	taskFlagBits    = 3      // flag bits of a version 2 lead
 	// Header flags.
 	headerSinkStates = 1 << 0 // a sink-state section follows the task groups
-	knownHeaderFlags = headerSinkStates
+	headerPipelines  = 1 << 1 // version 2: a pipeline-name table follows the time
+	knownHeaderFlags = headerSinkStates | headerPipelines
 )
 
 // castagnoli returns the CRC-32C table, which the crc32 package builds once and
@@ -80,6 +85,14 @@ func Encode(cp *engine.Checkpoint) []byte {
 	b = appendString(b, cp.Pod)
 	b = binary.AppendUvarint(b, cp.Seq)
 	b = binary.AppendVarint(b, cp.Time)
+	names := pipelineTable(tasks)
+	if len(names) > 0 {
+		b[5] |= headerPipelines
+		b = binary.AppendUvarint(b, uint64(len(names)))
+		for _, n := range names {
+			b = appendString(b, n)
+		}
+	}
 
 	ngroups := 0
 	for i := range tasks {
@@ -97,7 +110,7 @@ func Encode(cp *engine.Checkpoint) []byte {
 		b = binary.AppendUvarint(b, uint64(j-i))
 		prev := int64(0)
 		for _, t := range tasks[i:j] {
-			b = appendTask(b, cp.Time, prev, t)
+			b = appendTask(b, cp.Time, prev, t, names)
 			prev = int64(t.Task.Partition)
 		}
 		i = j
@@ -149,7 +162,20 @@ func sealFrame(b []byte) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
 }
 
-func appendTask(b []byte, now, prevPartition int64, t engine.TaskState) []byte {
+// pipelineTable returns the sorted names of the pipelines that are ahead of
+// their task's offset anywhere in tasks; usually none.
+func pipelineTable(tasks []engine.TaskState) []string {
+	var names []string
+	for _, t := range tasks {
+		for _, p := range t.Pipelines {
+			names = append(names, p.Pipeline)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+func appendTask(b []byte, now, prevPartition int64, t engine.TaskState, names []string) []byte {
 	// The partition delta is zigzag-coded so that any int32 sequence
 	// encodes; in practice it is 0 or 1 and the lead is one byte.
 	lead := zigzag(int64(t.Task.Partition)-prevPartition) << taskFlagBits
@@ -158,6 +184,15 @@ func appendTask(b []byte, now, prevPartition int64, t engine.TaskState) []byte {
 	}
 	if t.Watermark == 0 {
 		lead |= taskNoWatermark
+	}
+	ahead := 0
+	for _, p := range t.Pipelines {
+		if p.Offset > t.Offset {
+			ahead++
+		}
+	}
+	if ahead > 0 {
+		lead |= taskAhead
 	}
 	b = binary.AppendUvarint(b, lead)
 	b = binary.AppendVarint(b, t.Offset)
@@ -169,6 +204,16 @@ func appendTask(b []byte, now, prevPartition int64, t engine.TaskState) []byte {
 	}
 	if t.State != "" {
 		b = appendString(b, t.State)
+	}
+	if ahead > 0 {
+		b = binary.AppendUvarint(b, uint64(ahead))
+		for _, p := range t.Pipelines {
+			if p.Offset > t.Offset {
+				i, _ := slices.BinarySearch(names, p.Pipeline)
+				b = binary.AppendUvarint(b, uint64(i))
+				b = binary.AppendUvarint(b, uint64(p.Offset-t.Offset))
+			}
+		}
 	}
 	return b
 }
@@ -201,10 +246,15 @@ func openFrame(data []byte, magic string) (*decoder, error) {
 	if got, want := crc32.Checksum(data[:end], castagnoli()), binary.LittleEndian.Uint32(data[end:]); got != want {
 		return fail(end, "checksum", "computed %#08x, stored %#08x", got, want)
 	}
-	if v := data[4]; v != formatVersion {
-		return fail(4, "version", "format version %d is not known to this reader (it reads %d)", v, formatVersion)
+	known := byte(knownHeaderFlags)
+	switch data[4] {
+	case formatVersion:
+	case formatVersion1:
+		known = headerSinkStates
+	default:
+		return fail(4, "version", "format version %d is not known to this reader (it reads %d and %d)", data[4], formatVersion1, formatVersion)
 	}
-	if f := data[5]; f&^knownHeaderFlags != 0 {
+	if f := data[5]; f&^known != 0 {
 		return fail(5, "flags", "unknown flags %#02x", f)
 	}
 	return &decoder{b: data[:end], off: headerSize}, nil
@@ -240,6 +290,17 @@ func Decode(data []byte) (*engine.Checkpoint, error) {
 	cp.Pod = d.string("pod")
 	cp.Seq = d.uvarint("seq")
 	cp.Time = d.varint("time")
+	flagBits := uint(taskFlagBits)
+	if data[4] == formatVersion1 {
+		flagBits = taskFlagBits1
+	}
+	var names []string
+	if data[5]&headerPipelines != 0 {
+		n := d.count("pipeline count", 1)
+		for range n {
+			names = append(names, d.string("pipeline"))
+		}
+	}
 	ngroups := d.count("topic count", 2) // a group is at least a name length and a task count
 	for range ngroups {
 		if d.err != nil {
@@ -256,7 +317,7 @@ func Decode(data []byte) (*engine.Checkpoint, error) {
 		for range ntasks {
 			start := d.off
 			lead := d.uvarint("task")
-			partition += unzigzag(lead >> taskFlagBits)
+			partition += unzigzag(lead >> flagBits)
 			if d.err == nil && (partition < math.MinInt32 || partition > math.MaxInt32) {
 				d.fail(start, "partition", "partition %d out of range", partition)
 			}
@@ -267,6 +328,22 @@ func Decode(data []byte) (*engine.Checkpoint, error) {
 			}
 			if lead&taskHasState != 0 {
 				t.State = d.string("state")
+			}
+			if flagBits == taskFlagBits && lead&taskAhead != 0 {
+				n := d.count("pipelines ahead", 2) // an index and an offset delta
+				for range n {
+					at := d.off
+					i := d.uvarint("pipeline index")
+					delta := d.uvarint("pipeline offset")
+					if d.err != nil {
+						break
+					}
+					if i >= uint64(len(names)) || delta == 0 || delta > math.MaxInt64-uint64(max(t.Offset, 0)) {
+						d.fail(at, "pipeline", "pipeline %d of %d at offset +%d", i, len(names), delta)
+						break
+					}
+					t.Pipelines = append(t.Pipelines, engine.PipelineOffset{Pipeline: names[i], Offset: t.Offset + int64(delta)})
+				}
 			}
 			if d.err != nil {
 				break

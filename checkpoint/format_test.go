@@ -135,10 +135,21 @@ func parseCheckpoint(s string) (*engine.Checkpoint, error) {
 			if at < 0 || err != nil {
 				return nil, fmt.Errorf("line %d: want task TOPIC/PARTITION", i+1)
 			}
-			cp.Tasks = append(cp.Tasks, engine.TaskState{
+			ts := engine.TaskState{
 				Task:   engine.TaskID{Topic: f[1][:at], Partition: int32(p)},
 				Offset: num("offset"), Watermark: num("watermark"), State: kv["state"],
-			})
+			}
+			if v := kv["ahead"]; v != "" {
+				for _, e := range strings.Split(v, ",") {
+					name, off, _ := strings.Cut(e, ":")
+					o, err := strconv.ParseInt(off, 10, 64)
+					if err != nil {
+						return nil, fmt.Errorf("line %d: ahead: %v", i+1, err)
+					}
+					ts.Pipelines = append(ts.Pipelines, engine.PipelineOffset{Pipeline: name, Offset: o})
+				}
+			}
+			cp.Tasks = append(cp.Tasks, ts)
 		default:
 			return nil, fmt.Errorf("line %d: unknown %q", i+1, f[0])
 		}
@@ -153,6 +164,14 @@ func formatCheckpoint(cp *engine.Checkpoint) string {
 		fmt.Fprintf(&b, "task %s offset=%d watermark=%d", t.Task, t.Offset, t.Watermark)
 		if t.State != "" {
 			fmt.Fprintf(&b, " state=%s", t.State)
+		}
+		for i, p := range t.Pipelines {
+			if i == 0 {
+				b.WriteString(" ahead=")
+			} else {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%s:%d", p.Pipeline, p.Offset)
 		}
 		b.WriteByte('\n')
 	}
@@ -183,6 +202,11 @@ func TestRoundTrip(t *testing.T) {
 			{Task: engine.TaskID{Topic: "a", Partition: 9}, Offset: 2},
 			{Task: engine.TaskID{Topic: "b", Partition: 3}, Offset: 3},
 			{Task: engine.TaskID{Topic: "b", Partition: -2}, Offset: 4, State: "s"},
+		}}},
+		{"pipelines ahead", engine.Checkpoint{Job: "j", Pod: "p", Seq: 3, Time: 9, Tasks: []engine.TaskState{
+			{Task: engine.TaskID{Topic: "t", Partition: 0}, Offset: 100, Pipelines: []engine.PipelineOffset{{Pipeline: "healthy", Offset: 250}, {Pipeline: "other", Offset: 101}}},
+			{Task: engine.TaskID{Topic: "t", Partition: 1}, Offset: -1, Pipelines: []engine.PipelineOffset{{Pipeline: "healthy", Offset: 7}}},
+			{Task: engine.TaskID{Topic: "u", Partition: 0}, Offset: 5, State: "s", Sinks: []engine.SinkState{{Name: "healthy/bq", Data: []byte("x")}}, Pipelines: []engine.PipelineOffset{{Pipeline: "a", Offset: 6}}},
 		}}},
 		{"sink states", engine.Checkpoint{Job: "j", Pod: "p", Seq: 2, Time: 9, Tasks: []engine.TaskState{
 			{Task: engine.TaskID{Topic: "t", Partition: 1}, Offset: 7, Sinks: []engine.SinkState{{Name: "p/0", Data: []byte{1, 0, 255}}, {Name: "q/2", Data: []byte{}}}},

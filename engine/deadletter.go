@@ -29,12 +29,13 @@ const (
 	DLValue
 )
 
-// FillDeadLetter writes a dead letter for rec into row.
-func FillDeadLetter(row *Row, pipeline, stage string, err error, task TaskID, rec *Record) {
+// FillDeadLetter writes a dead letter for rec into row. reason is the error's
+// text, already redacted (Job.Redact) by the caller.
+func FillDeadLetter(row *Row, pipeline, stage, reason string, task TaskID, rec *Record) {
 	row.Reset(DeadLetterSchema.Width())
 	row.SetStr(DLPipeline, pipeline)
 	row.SetStr(DLStage, stage)
-	row.SetStr(DLError, err.Error())
+	row.SetStr(DLError, reason)
 	row.SetStr(DLTopic, task.Topic)
 	row.SetInt(DLPartition, int64(task.Partition))
 	row.SetInt(DLOffset, rec.Offset)

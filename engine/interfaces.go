@@ -87,8 +87,21 @@ type Position struct {
 	Task      TaskID
 	Offset    int64
 	Watermark int64 // unix microseconds; 0 when unknown
-	// Sinks is the state of stateful writers at this position.
+	// Pipelines lists the pipelines reading the task that stand further than
+	// Offset (their sinks acknowledged more than another pipeline's did);
+	// every other pipeline stands at Offset. Usually empty.
+	Pipelines []PipelineOffset
+	// Sinks is the state of stateful writers, each at its pipeline's
+	// position.
 	Sinks []SinkState
+}
+
+// PipelineOffset is the position of one pipeline in a task when it is ahead
+// of the task's: after a restart the pipeline skips the records below
+// Offset, which it had completed already.
+type PipelineOffset struct {
+	Pipeline string
+	Offset   int64
 }
 
 // Handler is implemented by the runtime and called by a Source.
@@ -125,14 +138,19 @@ type TaskState struct {
 	Watermark int64 // unix microseconds
 	// State names the task's keyed state object, "" for a stateless task.
 	State string
+	// Pipelines are the pipelines ahead of Offset, each with its own
+	// position (see Position.Pipelines).
+	Pipelines []PipelineOffset
 	// Sinks is the state of the task's writers that keep one (see
-	// StatefulWriter), as of the position.
+	// StatefulWriter), each as of its pipeline's position.
 	Sinks []SinkState
 }
 
 // SinkState is one writer's state in a checkpoint.
 type SinkState struct {
-	Name string // "<pipeline>/<sink index>"
+	// Name is "<pipeline>/<sink name>" (NamedSink.Name): a state is given
+	// back only to the sink of that name, and dropped when the job has none.
+	Name string
 	Data []byte
 }
 

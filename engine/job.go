@@ -3,6 +3,8 @@ package engine
 import (
 	"log/slog"
 	"time"
+
+	"github.com/sluicehq/sluice/engine/backoff"
 )
 
 // Job is everything the runtime needs to run one job in this process. cmd/sluice
@@ -17,9 +19,22 @@ type Job struct {
 
 	// Interval between checkpoints (default 10 s).
 	Interval time.Duration
-	// DrainDeadline bounds a drain; past it the runtime stops without a final
-	// checkpoint (default 60 s).
+	// DrainDeadline bounds a drain (and a revocation): tasks get its first
+	// three quarters (at most all but 10 s) to complete their bundles, then
+	// give up the bundles their sinks did not acknowledge, and the final
+	// checkpoint holds every complete position (default 60 s).
 	DrainDeadline time.Duration
+	// FlushTimeout bounds one Flush of one writer; a flush that takes longer
+	// counts as failed and is retried (default 30 s).
+	FlushTimeout time.Duration
+	// Retry is the pause between attempts of a bundle whose sinks failed,
+	// or of a record whose decoder's dependency is unavailable (default
+	// backoff.Default: 100 ms growing to 30 s, jittered).
+	Retry backoff.Policy
+	// PermanentRetry is the pause between attempts while a failure is
+	// marked Permanent, slow so that a fixed permission resumes by itself
+	// without hammering the destination (default 30 s to 1 min, jittered).
+	PermanentRetry backoff.Policy
 	// Retain is how many checkpoints the store keeps per pod (default 3).
 	Retain int
 	// MaxBufferedBytes is how many fetched bytes one task may hold before the
@@ -71,6 +86,15 @@ func (j *Job) defaults() {
 	}
 	if j.DrainDeadline <= 0 {
 		j.DrainDeadline = 60 * time.Second
+	}
+	if j.FlushTimeout <= 0 {
+		j.FlushTimeout = 30 * time.Second
+	}
+	if j.Retry == (backoff.Policy{}) {
+		j.Retry = backoff.Default
+	}
+	if j.PermanentRetry == (backoff.Policy{}) {
+		j.PermanentRetry = backoff.Policy{Base: time.Minute, Max: time.Minute}
 	}
 	if j.Retain <= 0 {
 		j.Retain = 3

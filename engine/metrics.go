@@ -138,7 +138,7 @@ type Metrics struct {
 	CkptFailures  *prometheus.CounterVec   // job, stage (save, commit)
 	CkptLast      *prometheus.GaugeVec     // job: unix time of the last durable checkpoint
 	DrainSeconds  *prometheus.GaugeVec     // job
-	FlushFailures *prometheus.CounterVec   // job, pipeline
+	FlushFailures *prometheus.CounterVec   // job, pipeline, sink, kind (retryable, permanent)
 	Sinks         *SinkMetrics
 }
 
@@ -159,7 +159,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CkptFailures:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_cycle_failures_total", Help: "Checkpoint cycles that failed, by stage (save, commit); no offset is committed then."}, []string{"job", "stage"}),
 		CkptLast:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_last_commit_timestamp_seconds", Help: "Unix time of the last checkpoint whose offsets were committed."}, j),
 		DrainSeconds:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_drain_seconds", Help: "Duration of the last drain."}, j),
-		FlushFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bundle_flush_failures_total", Help: "Bundles whose sinks failed to flush; the bundle is replayed."}, []string{"job", "pipeline"}),
+		FlushFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bundle_flush_failures_total", Help: "Failed flushes (or opens) of a sink's writer, by kind (retryable, permanent); the bundle is replayed into that writer alone."}, []string{"job", "pipeline", "sink", "kind"}),
 		Sinks:         NewSinkMetrics(reg),
 	}
 	if reg != nil {

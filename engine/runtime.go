@@ -20,19 +20,25 @@ type Runtime struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	hard    context.Context // cancelled only past the drain deadline or on failure
+	hard    context.Context // cancelled by Abort, or when Run returns
 	cancel  context.CancelFunc
 	mu      sync.Mutex // guards tasks, ending
 	tasks   map[TaskID]*task
 	ending  []*task // tasks that reached the end of a bounded source
 	endedCh chan struct{}
 
-	ckptMu   sync.Mutex // serializes checkpoints; guards seq, lastKeys, committed
+	ckptMu   sync.Mutex // serializes checkpoints; guards seq, lastKeys, committed, refs, handed
 	seq      uint64
 	lastKeys []string
 	// committed is the last committed position of each task, to skip
 	// checkpoints that would change nothing.
 	committed map[TaskID]Position
+	// refs is, for each owned task, the checkpoint key its committed
+	// offset's metadata names (from its assignment until this pod commits
+	// it), and handed the keys named by the final commits of tasks this pod
+	// released: garbage collection keeps them (see collect).
+	refs   map[TaskID]string
+	handed []string
 
 	knownMu sync.Mutex // guards known
 	// known is each task's entry in the last checkpoint this pod saved (or
@@ -40,9 +46,19 @@ type Runtime struct {
 	known map[TaskID]TaskState
 
 	stats     Stats
-	ready     atomic.Pointer[string] // nil when ready; else the reason
+	ready     atomic.Pointer[string] // nil when running; else "starting" or "draining"
 	drainReq  chan struct{}
 	drainOnce sync.Once
+
+	faultMu sync.Mutex // guards faults, warned, owned, orphanSince
+	// faults are the reasons the runtime is not ready, by what they concern.
+	faults map[faultKey]string
+	// warned is when a WARN was last logged for a subject (rate limit).
+	warned map[string]time.Time
+	// owned: this member has owned a task; orphanSince: since when it owns none.
+	owned       bool
+	orphanSince time.Time
+	orphanGrace time.Duration
 }
 
 // Stats is a live summary for terminals and status pages. Read it with
@@ -54,6 +70,9 @@ type Stats struct {
 	LastCheckpointUnixMicro            atomic.Int64
 	LastCheckpointKey                  atomic.Pointer[string]
 	Tasks                              atomic.Int64
+	// InFlight is the records delivered to tasks whose bundles are not
+	// complete yet (RecordsIn and RecordsOut count complete bundles only).
+	InFlight atomic.Int64
 }
 
 func (s *Stats) add(c pipeCount) {
@@ -84,15 +103,20 @@ func New(job *Job) (*Runtime, error) {
 	}
 	job.defaults()
 	r := &Runtime{
-		job:       job,
-		log:       job.Logger.With("job", job.Name, "pod", job.Pod),
-		metrics:   job.Metrics,
-		tasks:     map[TaskID]*task{},
-		committed: map[TaskID]Position{},
-		known:     map[TaskID]TaskState{},
-		endedCh:   make(chan struct{}, 1),
-		drainReq:  make(chan struct{}),
+		job:         job,
+		log:         job.Logger.With("job", job.Name, "pod", job.Pod),
+		metrics:     job.Metrics,
+		tasks:       map[TaskID]*task{},
+		committed:   map[TaskID]Position{},
+		refs:        map[TaskID]string{},
+		known:       map[TaskID]TaskState{},
+		faults:      map[faultKey]string{},
+		warned:      map[string]time.Time{},
+		orphanGrace: orphanGrace,
+		endedCh:     make(chan struct{}, 1),
+		drainReq:    make(chan struct{}),
 	}
+	r.hard, r.cancel = context.WithCancel(context.Background())
 	// Checkpoint sequence numbers start at the current time in microseconds,
 	// so that a restarted pod never reuses the key of an object it wrote
 	// before (stores refuse to overwrite one) and keys still sort in order.
@@ -105,57 +129,87 @@ func New(job *Job) (*Runtime, error) {
 // Stats returns the live summary.
 func (r *Runtime) Stats() *Stats { return &r.stats }
 
-// Ready reports whether the runtime is processing, and if not, why.
+// Ready reports whether the runtime is processing, and if not, why: it is
+// starting or draining, the source cannot make progress, a sink keeps
+// failing (or failed for good), a record waits for an unavailable
+// dependency, checkpoints fail, or the member lost all its tasks. Reasons
+// are redacted.
 func (r *Runtime) Ready() (bool, string) {
 	if p := r.ready.Load(); p != nil {
 		return false, *p
 	}
+	if why := r.faultText(); why != "" {
+		return false, why
+	}
 	return true, ""
 }
 
-// SetUnready marks the runtime not ready with a reason (a source that cannot
-// reach its brokers, say); SetUnready("") marks it ready again.
+// SetUnready records a problem of the source (brokers unreachable, say),
+// which makes the runtime not ready; SetUnready("") clears it. Other reasons
+// are not affected.
 func (r *Runtime) SetUnready(reason string) {
-	if reason == "" {
-		r.ready.Store(nil)
-		return
+	r.setFault(faultKey{kind: faultSource}, reason)
+}
+
+// Abort stops a running job at once, as a second SIGTERM does: nothing more
+// is flushed or checkpointed, and the next owner of each task replays it from
+// its last committed offset.
+func (r *Runtime) Abort() {
+	if r.cancel != nil {
+		r.cancel()
 	}
-	r.ready.Store(&reason)
 }
 
 // Drain asks a running job to drain and stop, as SIGTERM does.
 func (r *Runtime) Drain() { r.drainOnce.Do(func() { close(r.drainReq) }) }
 
-// Run runs the job until ctx is done (then it drains: stops fetching,
-// completes every bundle, checkpoints, commits) or, for bounded sources, until
+// Run runs the job until ctx is done or Drain is called (then it drains:
+// stops fetching, completes every bundle it can within the drain deadline,
+// checkpoints the complete positions, commits) or, for bounded sources, until
 // every task has ended and been checkpointed. It returns nil after a clean
 // drain or end.
 func (r *Runtime) Run(ctx context.Context) error {
-	r.hard, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer r.cancel()
 	r.loadLatest(r.hard)
 	srcCtx, stopSource := context.WithCancel(r.hard)
 	defer stopSource()
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- r.job.Source.Run(srcCtx, r) }()
-	r.SetUnready("")
+	r.ready.Store(nil)
+
+	// quit is done once a drain is asked for: a checkpoint waiting for its
+	// tasks' cuts gives up then, so that the drain starts at once.
+	quit, stopQuit := context.WithCancel(ctx)
+	defer stopQuit()
+	go func() {
+		select {
+		case <-r.drainReq:
+			stopQuit()
+		case <-quit.Done():
+		}
+	}()
 
 	tick := time.NewTicker(r.job.Interval)
 	defer tick.Stop()
 	sourceEnded := false
 	for {
 		select {
-		case <-ctx.Done():
+		case <-quit.Done():
 			return r.drain(stopSource, srcDone, sourceEnded)
-		case <-r.drainReq:
-			return r.drain(stopSource, srcDone, sourceEnded)
+		case <-r.hard.Done():
+			r.stopTasks(time.Now())
+			r.closeAll(r.hard)
+			return errors.New("engine: aborted; each task's next owner replays it from its last commit")
 		case <-tick.C:
-			r.checkpoint(r.hard, nil)
+			cctx, cancel := context.WithTimeout(r.hard, max(r.job.Interval, r.job.FlushTimeout))
+			r.checkpoint(cctx, quit.Done(), nil)
+			cancel()
+			r.checkOrphan(time.Now())
 		case err := <-srcDone:
 			if err != nil {
 				r.SetUnready(err.Error())
-				r.stopTasks(false)
-				r.closeAll()
+				r.stopTasks(time.Now())
+				r.closeAll(r.hard)
 				return fmt.Errorf("engine: source: %w", err)
 			}
 			sourceEnded = true
@@ -173,30 +227,43 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 }
 
-// drain stops fetching, completes every task's bundle, checkpoints and commits,
-// all within the drain deadline.
+// softDeadline is when tasks stopped at start must give up the bundles
+// their sinks have not acknowledged, leaving the rest of the drain deadline
+// (a quarter, at most 10 s) for the final checkpoint and commit.
+func (r *Runtime) softDeadline(start time.Time) time.Time {
+	return start.Add(r.job.DrainDeadline - min(r.job.DrainDeadline/4, 10*time.Second))
+}
+
+// drain stops fetching, completes every task's bundle that its sinks
+// acknowledge in time, checkpoints every complete position and commits, all
+// within the drain deadline. Abort ends it at once.
 func (r *Runtime) drain(stopSource context.CancelFunc, srcDone chan error, sourceEnded bool) error {
 	start := time.Now()
-	r.SetUnready("draining")
-	r.log.Info("drain started")
-	deadline := time.AfterFunc(r.job.DrainDeadline, func() {
-		r.log.Error("drain deadline passed; stopping without a final checkpoint", "deadline", r.job.DrainDeadline)
-		r.cancel()
-	})
-	defer deadline.Stop()
+	draining := "draining"
+	r.ready.Store(&draining)
+	r.log.Info("drain started", "deadline", r.job.DrainDeadline)
+	dctx, cancel := context.WithDeadline(r.hard, start.Add(r.job.DrainDeadline))
+	defer cancel()
 	stopSource()
 	if !sourceEnded {
-		<-srcDone
+		select {
+		case <-srcDone:
+		case <-dctx.Done():
+		}
 	}
-	final := r.stopTasks(true)
-	err := r.checkpoint(r.hard, final)
-	r.closeAll()
+	final, incomplete := r.stopTasks(r.softDeadline(start))
+	err := r.checkpoint(dctx, nil, final)
+	r.closeAll(dctx)
 	r.metrics.DrainSeconds.WithLabelValues(r.job.Name).Set(time.Since(start).Seconds())
-	if r.hard.Err() != nil {
-		return errors.New("engine: drain deadline passed; the next owner replays from the last commit")
-	}
-	if err != nil {
+	switch {
+	case r.hard.Err() != nil:
+		return errors.New("engine: drain aborted; each task's next owner replays it from its last commit")
+	case err != nil:
 		return fmt.Errorf("engine: final checkpoint: %w", err)
+	case incomplete > 0:
+		r.log.Error("drain deadline passed with bundles their sinks did not acknowledge; the final checkpoint holds every complete position",
+			"tasks", incomplete, "deadline", r.job.DrainDeadline)
+		return fmt.Errorf("engine: drain deadline passed: %d tasks had bundles their sinks did not acknowledge; they are replayed from the final checkpoint", incomplete)
 	}
 	r.log.Info("drain complete", "seconds", time.Since(start).Seconds())
 	return nil
@@ -204,9 +271,12 @@ func (r *Runtime) drain(stopSource context.CancelFunc, srcDone chan error, sourc
 
 // finish ends a bounded job whose tasks have all ended.
 func (r *Runtime) finish() error {
-	final := r.stopTasks(true)
-	err := r.checkpoint(r.hard, final)
-	r.closeAll()
+	start := time.Now()
+	final, _ := r.stopTasks(r.softDeadline(start))
+	ctx, cancel := context.WithDeadline(r.hard, start.Add(r.job.DrainDeadline))
+	defer cancel()
+	err := r.checkpoint(ctx, nil, final)
+	r.closeAll(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: final checkpoint: %w", err)
 	}
@@ -214,8 +284,8 @@ func (r *Runtime) finish() error {
 	return nil
 }
 
-func (r *Runtime) closeAll() {
-	ctx := context.WithoutCancel(r.hard)
+func (r *Runtime) closeAll(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
 	seen := map[Sink]bool{}
 	for _, p := range r.job.Pipelines {
 		sinks := []Sink{p.DeadLetter}
@@ -228,20 +298,19 @@ func (r *Runtime) closeAll() {
 			}
 			seen[s] = true
 			if err := s.Close(ctx); err != nil {
-				r.log.Warn("sink close failed", "pipeline", p.Name, "error", err)
+				r.log.Warn("sink close failed", "pipeline", p.Name, "error", r.redact(err.Error()))
 			}
 		}
 	}
 	if c, ok := r.job.Source.(io.Closer); ok {
 		if err := c.Close(); err != nil {
-			r.log.Warn("source close failed", "error", err)
+			r.log.Warn("source close failed", "error", r.redact(err.Error()))
 		}
 	}
 }
 
-// stopTasks stops every task: with complete set, each first processes what was
-// delivered and completes its bundle. It returns their final positions.
-func (r *Runtime) stopTasks(complete bool) []Position {
+// stopTasks stops every task (see stop).
+func (r *Runtime) stopTasks(soft time.Time) ([]Position, int) {
 	r.mu.Lock()
 	ts := make([]*task, 0, len(r.tasks))
 	for _, t := range r.tasks {
@@ -250,33 +319,48 @@ func (r *Runtime) stopTasks(complete bool) []Position {
 	clear(r.tasks)
 	r.ending = nil
 	r.mu.Unlock()
-	return r.stop(ts, complete)
+	return r.stop(ts, soft)
 }
 
-func (r *Runtime) stop(ts []*task, complete bool) []Position {
-	if !complete {
-		r.cancel()
-	}
+// stop stops tasks: each processes what was delivered and completes its
+// bundle, until soft; then the tasks still waiting for their sinks give up
+// their open or sealed bundles. It returns the tasks' complete positions and
+// how many gave up a bundle.
+func (r *Runtime) stop(ts []*task, soft time.Time) ([]Position, int) {
 	for _, t := range ts {
 		close(t.stop)
 	}
+	giveUp := time.AfterFunc(time.Until(soft), func() {
+		for _, t := range ts {
+			t.cancel()
+		}
+	})
+	defer giveUp.Stop()
 	var final []Position
+	incomplete := 0
 	for _, t := range ts {
 		<-t.done
 		if p := t.position(); p.Offset >= 0 {
 			final = append(final, p)
 		}
+		if t.abandoned > 0 {
+			incomplete++
+		}
 	}
 	r.stats.Tasks.Add(-int64(len(ts)))
 	r.metrics.Tasks.WithLabelValues(r.job.Name).Set(float64(r.stats.Tasks.Load()))
-	return final
+	return final, incomplete
 }
 
-// checkpoint asks every task to complete its open bundle, writes one
-// checkpoint with every position, and only once it is durable commits the
-// positions with the checkpoint key as metadata. extra holds the final
-// positions of tasks that have just stopped.
-func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
+// checkpoint asks every task to complete its open bundle (waiting at most
+// one interval, and not at all for a task whose bundle is sealed or whose
+// flush is still running: such a task contributes its last complete
+// positions), writes one checkpoint with every position, and only once it
+// is durable commits the positions with the checkpoint key as metadata.
+// extra holds the final positions of tasks that have just stopped. A
+// checkpoint never waits on a bundle that cannot complete; quit (a drain
+// starting) ends the wait and skips the checkpoint.
+func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []Position) error {
 	r.ckptMu.Lock()
 	defer r.ckptMu.Unlock()
 	start := time.Now()
@@ -287,34 +371,42 @@ func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
 	}
 	r.mu.Unlock()
 
-	positions := slices.Clone(extra)
-	replies := make(chan Position, len(ts))
+	replies := make(chan TaskID, len(ts))
 	asked := 0
 	for _, t := range ts {
 		select {
 		case t.cut <- replies:
 			asked++
-		case <-t.done:
-			if p := t.position(); p.Offset >= 0 {
-				positions = append(positions, p)
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		default: // a cut is still pending: the task is busy flushing
 		}
 	}
-	for ; asked > 0; asked-- {
-		select {
-		case p := <-replies:
-			if p.Offset >= 0 {
-				positions = append(positions, p)
+	if asked > 0 {
+		wait := time.NewTimer(r.job.Interval)
+	cuts:
+		for ; asked > 0; asked-- {
+			select {
+			case <-replies:
+			case <-wait.C:
+				break cuts
+			case <-quit:
+				wait.Stop()
+				return nil
+			case <-ctx.Done():
+				wait.Stop()
+				return ctx.Err()
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+		}
+		wait.Stop()
+	}
+	positions := slices.Clone(extra)
+	for _, t := range ts {
+		if p := t.position(); p.Offset >= 0 {
+			positions = append(positions, p)
 		}
 	}
 	changed := false
 	for _, p := range positions {
-		if c, ok := r.committed[p.Task]; !ok || c.Offset != p.Offset {
+		if c, ok := r.committed[p.Task]; !ok || c.Offset != p.Offset || !slices.Equal(c.Pipelines, p.Pipelines) {
 			changed = true
 			break
 		}
@@ -334,26 +426,43 @@ func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
 	r.seq++
 	cp := &Checkpoint{Job: r.job.Name, Pod: r.job.Pod, Seq: r.seq, Time: time.Now().UnixMicro()}
 	for _, p := range positions {
-		cp.Tasks = append(cp.Tasks, TaskState{Task: p.Task, Offset: p.Offset, Watermark: p.Watermark, Sinks: p.Sinks})
+		cp.Tasks = append(cp.Tasks, TaskState{Task: p.Task, Offset: p.Offset, Watermark: p.Watermark, Pipelines: p.Pipelines, Sinks: p.Sinks})
 	}
 	m := r.metrics
 	key, size, err := r.job.Store.Save(ctx, cp)
 	if err != nil {
 		m.CkptFailures.WithLabelValues(r.job.Name, "save").Inc()
-		r.log.Error("checkpoint not saved; offsets not committed", "seq", cp.Seq, "error", err)
+		msg := r.redact(err.Error())
+		r.setFault(faultKey{kind: faultCheckpoint}, "checkpoint not saved: "+describe("", err, msg))
+		r.log.Error("checkpoint not saved; offsets not committed", "seq", cp.Seq, "error", msg)
 		return err
 	}
 	if err := r.job.Source.Commit(ctx, positions, key); err != nil {
 		m.CkptFailures.WithLabelValues(r.job.Name, "commit").Inc()
-		r.log.Error("checkpoint saved but offsets not committed", "seq", cp.Seq, "key", key, "error", err)
+		msg := r.redact(err.Error())
+		r.setFault(faultKey{kind: faultCheckpoint}, "offsets not committed: "+msg)
+		r.log.Error("checkpoint saved but offsets not committed", "seq", cp.Seq, "key", key, "error", msg)
 		return err
+	}
+	r.setFault(faultKey{kind: faultCheckpoint}, "")
+	stopped := make(map[TaskID]bool, len(extra))
+	for _, p := range extra {
+		stopped[p.Task] = true
 	}
 	r.knownMu.Lock()
 	for i, p := range positions {
 		r.committed[p.Task] = p
 		r.known[p.Task] = cp.Tasks[i]
+		if stopped[p.Task] {
+			delete(r.refs, p.Task)
+		} else {
+			r.refs[p.Task] = key
+		}
 	}
 	r.knownMu.Unlock()
+	if len(extra) > 0 {
+		r.handed = append(r.handed, key)
+	}
 	m.CkptSeconds.WithLabelValues(r.job.Name).Observe(time.Since(start).Seconds())
 	m.CkptLast.WithLabelValues(r.job.Name).SetToCurrentTime()
 	r.stats.Checkpoints.Add(1)
@@ -362,17 +471,53 @@ func (r *Runtime) checkpoint(ctx context.Context, extra []Position) error {
 	r.stats.LastCheckpointKey.Store(&key)
 	r.log.Debug("checkpoint committed", "seq", cp.Seq, "key", key, "bytes", size, "tasks", len(positions))
 	r.lastKeys = append(r.lastKeys, key)
-	if c, ok := r.job.Store.(CheckpointCollector); ok && len(r.lastKeys) > r.job.Retain {
+	if len(r.lastKeys) > r.job.Retain {
 		r.lastKeys = r.lastKeys[len(r.lastKeys)-r.job.Retain:]
-		if err := c.Collect(ctx, r.job.Name, r.job.Pod, r.lastKeys); err != nil {
-			r.log.Warn("checkpoint garbage collection failed", "error", err)
+	}
+	r.collect(ctx)
+	return nil
+}
+
+// maxHanded bounds the keys kept for tasks this pod released.
+const maxHanded = 16
+
+// collect deletes this pod's checkpoints that nothing needs any more. The
+// rule: a checkpoint may go only when it is older than the pod's newest
+// Retain ones and no committed offset this pod knows of names it. Those are
+// the offsets of the tasks it owns (the key of its own last commit, or, until
+// it commits a task, the key its assignment's metadata named, which may be a
+// checkpoint of an earlier life of the pod), and the final commits of the
+// tasks it released (the next owner's commit names that key until it
+// commits itself; the newest maxHanded such keys are kept). It runs after
+// every commit, so a pod restarted again and again still deletes what its
+// earlier lives left (the store lists them at the first collection).
+func (r *Runtime) collect(ctx context.Context) {
+	c, ok := r.job.Store.(CheckpointCollector)
+	if !ok {
+		return
+	}
+	if len(r.handed) > maxHanded {
+		r.handed = r.handed[len(r.handed)-maxHanded:]
+	}
+	keep := slices.Clone(r.lastKeys)
+	keep = append(keep, r.handed...)
+	r.knownMu.Lock()
+	for _, k := range r.refs {
+		if k != "" {
+			keep = append(keep, k)
 		}
 	}
-	return nil
+	r.knownMu.Unlock()
+	slices.Sort(keep)
+	keep = slices.Compact(keep)
+	if err := c.Collect(ctx, r.job.Name, r.job.Pod, keep); err != nil {
+		r.log.Warn("checkpoint garbage collection failed", "error", r.redact(err.Error()))
+	}
 }
 
 // Assign implements Handler.
 func (r *Runtime) Assign(ctx context.Context, as []Assignment) {
+	n := 0
 	for _, a := range as {
 		var pipes []*Pipeline
 		for _, p := range r.job.Pipelines {
@@ -388,11 +533,24 @@ func (r *Runtime) Assign(ctx context.Context, as []Assignment) {
 			r.mu.Unlock()
 			continue
 		}
+		r.mu.Unlock()
 		t := newTask(r, a, pipes, r.restored(ctx, a))
+		r.mu.Lock()
 		r.tasks[a.Task] = t
 		r.mu.Unlock()
+		r.knownMu.Lock()
+		r.refs[a.Task] = a.Meta
+		r.knownMu.Unlock()
 		r.stats.Tasks.Add(1)
-		go t.run(r.hard)
+		n++
+		go t.run()
+	}
+	if n > 0 {
+		r.faultMu.Lock()
+		r.owned = true
+		r.orphanSince = time.Time{}
+		r.faultMu.Unlock()
+		r.setFault(faultKey{kind: faultTasks}, "")
 	}
 	r.metrics.Tasks.WithLabelValues(r.job.Name).Set(float64(r.stats.Tasks.Load()))
 	r.log.Info("tasks assigned", "count", len(as))
@@ -422,11 +580,12 @@ func (r *Runtime) loadLatest(ctx context.Context) {
 	r.log.Info("latest checkpoint found", "key", key, "tasks", len(cp.Tasks))
 }
 
-// restored returns the writer states recorded at the assignment's offset:
-// from the checkpoint its commit metadata names, or from this pod's own
-// checkpoints. A state is used only when it was recorded at exactly the
-// offset the task resumes from.
-func (r *Runtime) restored(ctx context.Context, a Assignment) []SinkState {
+// restored returns the task's entry in the checkpoint that recorded the
+// assignment's offset: the one its commit metadata names, or this pod's own
+// latest. An entry is used only when it was recorded at exactly the offset
+// the task resumes from (the pipelines ahead of it and the writers' states
+// are relative to it).
+func (r *Runtime) restored(ctx context.Context, a Assignment) *TaskState {
 	if a.Offset < 0 {
 		return nil
 	}
@@ -434,27 +593,34 @@ func (r *Runtime) restored(ctx context.Context, a Assignment) []SinkState {
 	ts, ok := r.known[a.Task]
 	r.knownMu.Unlock()
 	if ok && ts.Offset == a.Offset {
-		return ts.Sinks
+		return &ts
 	}
 	if a.Meta == "" {
 		return nil
 	}
 	cp, err := r.job.Store.Load(ctx, a.Meta)
 	if err != nil {
-		r.log.Warn("checkpoint named by the commit unreadable; sinks start fresh", "key", a.Meta, "task", a.Task.String(), "error", err)
+		r.log.Warn("checkpoint named by the commit unreadable; sinks start fresh and every pipeline replays from the committed offset",
+			"key", a.Meta, "task", a.Task.String(), "error", r.redact(err.Error()))
 		return nil
 	}
-	for _, ts := range cp.Tasks {
-		if ts.Task == a.Task && ts.Offset == a.Offset {
-			return ts.Sinks
+	if cp == nil {
+		return nil
+	}
+	for i := range cp.Tasks {
+		if cp.Tasks[i].Task == a.Task && cp.Tasks[i].Offset == a.Offset {
+			return &cp.Tasks[i]
 		}
 	}
 	return nil
 }
 
-// Revoke implements Handler: the tasks complete their bundles, a checkpoint
-// holding their final positions is saved and committed, then they are gone.
+// Revoke implements Handler: the tasks complete their bundles (within the
+// drain deadline; past it they give up the bundles their sinks did not
+// acknowledge), a checkpoint holding their complete positions is saved and
+// committed, then they are gone.
 func (r *Runtime) Revoke(ctx context.Context, ids []TaskID) {
+	start := time.Now()
 	var ts []*task
 	r.mu.Lock()
 	for _, id := range ids {
@@ -467,11 +633,17 @@ func (r *Runtime) Revoke(ctx context.Context, ids []TaskID) {
 	if len(ts) == 0 {
 		return
 	}
-	final := r.stop(ts, true)
-	if err := r.checkpoint(r.hard, final); err != nil {
-		r.log.Warn("revoked tasks not committed; their next owner replays them", "error", err)
+	final, incomplete := r.stop(ts, r.softDeadline(start))
+	cctx, cancel := context.WithDeadline(r.hard, start.Add(r.job.DrainDeadline))
+	defer cancel()
+	if err := r.checkpoint(cctx, nil, final); err != nil {
+		r.log.Warn("revoked tasks not committed; their next owner replays them", "error", r.redact(err.Error()))
+	}
+	if incomplete > 0 {
+		r.log.Warn("revoked tasks gave up bundles their sinks did not acknowledge; their next owner replays them", "tasks", incomplete)
 	}
 	r.log.Info("tasks revoked", "count", len(ts))
+	r.checkOrphan(time.Now())
 }
 
 // Deliver implements Handler.

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // The adaptive bundle rule. A bundle closes at the first of:
@@ -30,8 +28,37 @@ const (
 	flushRatio = 10
 )
 
-// task is one topic-partition owned by this member: one goroutine that owns all
-// of the fields below the mutex.
+// failingAfter is how many consecutive failed attempts of a writer make its
+// sink count as failing for readiness; a permanent error counts at once.
+const failingAfter = 3
+
+// task is one topic-partition owned by this member: one goroutine that owns
+// every field below mu except those guarded by mu and snapMu.
+//
+// # Positions
+//
+// Each pipeline of the task has its own position (taskPipe.pos): the offset
+// after the last bundle that all of its writers acknowledged. Pipelines
+// usually move together; they part when one pipeline's sink fails, because
+// the pipelines whose writers acknowledged a bundle complete it while the
+// failing one retries. The task's position, which the Kafka group commits,
+// is the lowest of its pipelines'; the checkpoint also records each pipeline
+// that is ahead of it, and after a restart such a pipeline skips the records
+// below its own offset (taskPipe.from). So a crash replays at most one
+// checkpoint interval to each pipeline whose sinks work, and a failing
+// pipeline holds back only its own position.
+//
+// # A failed flush
+//
+// A bundle whose writers did not all acknowledge it is sealed: the task
+// takes no new input (the source pauses it once its inbox is full), closes
+// and reopens only the writers that failed, replays the bundle's records
+// into them alone (never into a writer that acknowledged it), and flushes
+// them again after a jittered backoff: Job.Retry for an outage,
+// Job.PermanentRetry, much slower, for an error marked Permanent. While
+// sealed it still answers checkpoint cuts with its complete positions, and a
+// drain or revocation that runs out of time abandons the bundle, never a
+// complete position.
 type task struct {
 	id    TaskID
 	rt    *Runtime
@@ -43,25 +70,55 @@ type task struct {
 	ended      bool
 	paused     bool
 
-	wake chan struct{}        // a batch or the end arrived (capacity 1)
-	cut  chan chan<- Position // checkpoint: complete the open bundle, report
-	stop chan struct{}        // drain: process what was delivered, complete, exit
-	done chan struct{}        // closed when the goroutine has exited
+	wake chan struct{}      // a batch or the end arrived (capacity 1)
+	cut  chan chan<- TaskID // checkpoint: complete the open bundle if possible, then reply (capacity 1)
+	stop chan struct{}      // drain: process what was delivered, complete, exit
+	done chan struct{}      // closed when the goroutine has exited
+
+	// ctx is the task's own context, a child of the runtime's hard context:
+	// cancelling it makes the task give up its open or sealed bundle and
+	// exit (a drain or revocation past its deadline).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	groups    []*group
+	pipes     []*taskPipe
 	maxRecs   int
 	maxWait   time.Duration
 	flushCost time.Duration // moving average of recent flushes
 
+	// Input taken from the inbox and not processed yet: it waits while the
+	// bundle is sealed or a decoder's dependency is unavailable.
+	queue  [][]Record
+	sawEnd bool
+
 	// The open bundle.
-	segs     [][]Record // the records of the open bundle, kept for a replay
-	n        int        // records in the open bundle
-	opened   time.Time
-	pending  Position // the position once the open bundle completes
-	pos      Position // the position after the last complete bundle
-	hasPos   bool     // pos is meaningful (a bundle completed, or start >= 0)
-	counts   []pipeCount
-	finalErr error
+	segs    [][]Record // the records of the open bundle, kept for a replay
+	n       int        // records in the open bundle
+	opened  time.Time
+	next    int64 // the offset after the open bundle's last record
+	wm      int64 // the watermark once the open bundle completes
+	hasPos  bool  // the pipelines' positions are meaningful
+	counts  []pipeCount
+	sealed  bool      // the bundle is closed and some writers have not acknowledged it
+	held    bool      // the first queued record waits for an unavailable dependency
+	heldDue bool      // its wait is over: try it again
+	heldErr error     // why
+	tries   int       // failed attempts of the held record
+	attempt int       // failed attempts of the sealed bundle
+	retryAt time.Time // when the sealed bundle or the held record is tried again
+	replay  bool      // replaying a sealed bundle into the writers that failed it
+	ending  bool      // reported to the runtime as ended
+	stopped bool      // stop was received
+	// abandoned is how many records of an incomplete bundle the task gave
+	// up when it exited (read after done is closed).
+	abandoned int
+
+	flushing []*taskWriter // scratch of flush
+	errs     []error       // scratch of flush
+
+	snapMu sync.Mutex // guards snap
+	snap   Position   // the task's position, published after each bundle
 }
 
 // group is the pipelines of a task that share a Decoder: each record is
@@ -75,37 +132,72 @@ type group struct {
 	// timestamp.
 	eventTime Column
 	unit      int64
+	// Per record: the group has nothing to do (every pipe is past the
+	// record or, in a replay, done), or decoding failed with err.
+	skip bool
+	err  error
 }
 
 type taskPipe struct {
 	p       *Pipeline
 	out     *Row
 	dlRow   *Row
-	writers []Writer
-	names   []string // "<pipeline>/<sink index>", parallel to writers
-	dlq     Writer
-	idx     int // index into task.counts
+	writers []*taskWriter
+	dlq     *taskWriter // nil without a dead-letter destination
+	idx     int         // index into task.counts
+	// from is the pipeline's restored position when it is ahead of the
+	// task's: records below it were complete for this pipeline before a
+	// restart and are skipped.
+	from int64
+	// pos is the position after the pipeline's last complete bundle, with
+	// the state of its stateful writers there.
+	pos Position
+	// done: every writer of the pipeline acknowledged the sealed bundle.
+	done bool
+	// rejects are the rows the open bundle's writers refused in Write (and
+	// sent to dead letters): a replay into the dead-letter writer alone
+	// repeats them without writing to the writers again.
+	rejects []reject
+}
+
+type reject struct {
+	rec    *Record
+	writer int
+	err    error
+}
+
+// taskWriter is one writer of a task, with its acknowledgement of the sealed
+// bundle and its failures.
+type taskWriter struct {
+	name  string // "<pipeline>/<sink name>"; "<pipeline>/dead_letter" for dead letters
+	pipe  string
+	sink  Sink
+	w     Writer // nil while it could not be (re)opened
+	acked bool   // acknowledged the sealed bundle: no replay goes to it
+
+	fails     int   // consecutive failed flushes or opens
+	err       error // the last failure
+	permanent bool  // the last failure was marked Permanent
 }
 
 type pipeCount struct{ in, out, dlDecode, dlSQL int }
 
-// newTask builds the task of assignment a. restored is the state its stateful
-// writers had at a.Offset, from the checkpoint that recorded that position.
-func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored []SinkState) *task {
+// newTask builds the task of assignment a. restored is the task's entry in
+// the checkpoint that recorded a.Offset, or nil.
+func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored *TaskState) *task {
+	ctx, cancel := context.WithCancel(rt.hard)
 	t := &task{
-		id:    a.Task,
-		rt:    rt,
-		start: a.Offset,
-		wake:  make(chan struct{}, 1),
-		cut:   make(chan chan<- Position),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		id:     a.Task,
+		rt:     rt,
+		start:  a.Offset,
+		wake:   make(chan struct{}, 1),
+		cut:    make(chan chan<- TaskID, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+		next:   a.Offset,
 	}
-	if a.Offset >= 0 {
-		t.pos = Position{Task: a.Task, Offset: a.Offset, Sinks: restored}
-		t.hasPos = true
-	}
-	t.pending = t.pos
 	t.maxRecs, t.maxWait = pipes[0].MaxRecords, pipes[0].MaxWait
 	byDec := map[Decoder]*group{}
 	for i, p := range pipes {
@@ -119,10 +211,70 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored []SinkState)
 			byDec[p.Decoder] = g
 			t.groups = append(t.groups, g)
 		}
-		g.pipes = append(g.pipes, &taskPipe{p: p, out: NewRow(p.Transform.Output().Width()), dlRow: NewRow(DeadLetterSchema.Width()), idx: i})
+		tp := &taskPipe{p: p, out: NewRow(p.Transform.Output().Width()), dlRow: NewRow(DeadLetterSchema.Width()), idx: i, from: -1}
+		for _, s := range p.Sinks {
+			tp.writers = append(tp.writers, &taskWriter{name: p.Name + "/" + s.Name, pipe: p.Name, sink: s.Sink})
+		}
+		if p.DeadLetter != nil {
+			tp.dlq = &taskWriter{name: p.Name + "/dead_letter", pipe: p.Name, sink: p.DeadLetter}
+		}
+		g.pipes = append(g.pipes, tp)
+		t.pipes = append(t.pipes, tp)
 	}
 	t.counts = make([]pipeCount, len(pipes))
+	if a.Offset >= 0 {
+		t.hasPos = true
+		for _, tp := range t.pipes {
+			tp.pos = Position{Task: a.Task, Offset: a.Offset}
+		}
+		if restored != nil {
+			t.restore(restored)
+		}
+	}
+	t.publish()
 	return t
+}
+
+// restore applies a checkpointed task entry recorded at the task's start
+// offset: each pipeline's own position when it was ahead, and the state of
+// stateful writers, matched by name. What names no pipeline or sink of this
+// job any more is dropped with a log line, never given to another.
+func (t *task) restore(ts *TaskState) {
+	for _, po := range ts.Pipelines {
+		tp := t.pipe(po.Pipeline)
+		if tp == nil {
+			t.rt.log.Info("checkpointed pipeline position dropped: the job has no such pipeline reading this task", "task", t.id.String(), "pipeline", po.Pipeline)
+			continue
+		}
+		if po.Offset > tp.pos.Offset {
+			tp.pos.Offset = po.Offset
+			tp.from = po.Offset
+		}
+	}
+	for _, st := range ts.Sinks {
+		var owner *taskPipe
+		for _, tp := range t.pipes {
+			for _, w := range tp.writers {
+				if w.name == st.Name {
+					owner = tp
+				}
+			}
+		}
+		if owner == nil {
+			t.rt.log.Warn("checkpointed sink state dropped: no sink of that name", "task", t.id.String(), "sink", st.Name)
+			continue
+		}
+		owner.pos.Sinks = append(owner.pos.Sinks, st)
+	}
+}
+
+func (t *task) pipe(name string) *taskPipe {
+	for _, tp := range t.pipes {
+		if tp.p.Name == name {
+			return tp
+		}
+	}
+	return nil
 }
 
 // LogicalOf returns t's logical type (looking through a nullable union), or
@@ -154,6 +306,7 @@ func (t *task) deliver(recs []Record) {
 		t.rt.pause(t.id)
 	}
 	t.mu.Unlock()
+	t.rt.stats.InFlight.Add(int64(len(recs)))
 	t.notify()
 }
 
@@ -186,44 +339,64 @@ func (t *task) take() (batches [][]Record, ended bool) {
 	return batches, ended
 }
 
-// run is the task's goroutine. ctx is the hard-stop context: when it is done
-// the task exits at once, without completing its bundle.
-func (t *task) run(ctx context.Context) {
+// blocked reports whether the task cannot process input now: its bundle is
+// sealed, or a record waits for an unavailable dependency.
+func (t *task) blocked() bool { return t.sealed || (t.held && !t.heldDue) }
+
+// run is the task's goroutine. When t.ctx is done the task exits at once,
+// leaving its open or sealed bundle incomplete; its complete positions are
+// published.
+func (t *task) run() {
 	defer close(t.done)
-	if err := t.open(ctx); err != nil {
-		t.finalErr = err
+	defer t.cancel()
+	ctx := t.ctx
+	defer t.closeWriters(context.WithoutCancel(ctx))
+	defer t.clearFaults()
+	if !t.open(ctx) {
 		return
 	}
-	defer t.closeWriters(context.WithoutCancel(ctx))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	stop := t.stop
 	for {
-		batches, ended := t.take()
-		for _, b := range batches {
-			t.process(ctx, b)
+		fresh := false
+		if !t.blocked() {
+			if len(t.queue) == 0 {
+				var ended bool
+				t.queue, ended = t.take()
+				t.sawEnd = t.sawEnd || ended
+				fresh = len(t.queue) > 0
+			}
+			t.processQueue()
 		}
-		if ended {
-			t.complete(ctx)
-			t.rt.taskEnded(t)
-			for {
-				select {
-				case reply := <-t.cut:
-					reply <- t.position()
-				case <-t.stop:
-					return
-				case <-ctx.Done():
+		if t.blocked() {
+			timer.Reset(max(time.Until(t.retryAt), 0))
+		} else if len(t.queue) == 0 {
+			switch {
+			case t.stopped:
+				t.complete()
+				if !t.blocked() {
 					return
 				}
-			}
-		}
-		if t.n > 0 {
-			age := time.Since(t.opened)
-			idleAfter := max(minOpen, flushRatio*t.flushCost)
-			if age >= t.maxWait || (len(batches) == 0 && age >= idleAfter) {
-				t.complete(ctx)
-			} else {
+				continue
+			case t.sawEnd:
+				t.complete()
+				if t.blocked() {
+					continue
+				}
+				if !t.ending {
+					t.ending = true
+					t.rt.taskEnded(t)
+				}
+			case t.n > 0:
+				age := time.Since(t.opened)
+				idleAfter := max(minOpen, flushRatio*t.flushCost)
+				if age >= t.maxWait || (!fresh && age >= idleAfter) {
+					t.complete()
+					continue
+				}
 				wait := t.maxWait - age
-				if len(batches) == 0 || idleAfter-age > 0 {
+				if !fresh || idleAfter-age > 0 {
 					wait = min(wait, max(idleAfter-age, time.Millisecond))
 				}
 				timer.Reset(wait)
@@ -232,156 +405,249 @@ func (t *task) run(ctx context.Context) {
 		select {
 		case <-t.wake:
 		case <-timer.C:
-		case reply := <-t.cut:
-			t.complete(ctx)
-			reply <- t.position()
-		case <-t.stop:
-			batches, _ := t.take()
-			for _, b := range batches {
-				t.process(ctx, b)
+			// A timer armed for an earlier state may fire late; each
+			// state checks its own deadline.
+			switch {
+			case t.sealed:
+				if !time.Now().Before(t.retryAt) {
+					t.retrySealed()
+				}
+			case t.held:
+				if !time.Now().Before(t.retryAt) {
+					t.heldDue = true // processQueue tries the record again
+				}
 			}
-			t.complete(ctx)
-			return
+		case reply := <-t.cut:
+			if !t.blocked() {
+				t.complete()
+			}
+			reply <- t.id
+		case <-stop:
+			stop = nil
+			t.stopped = true
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// position is where the task stands after its last complete bundle. A task
-// that has completed nothing and had no committed offset has no position.
+// processQueue runs queued input through the pipelines until the queue is
+// empty or the task is blocked, completing a bundle whenever it reaches its
+// size.
+func (t *task) processQueue() {
+	for len(t.queue) > 0 && !t.blocked() {
+		b := t.queue[0]
+		from, i := 0, 0
+		waits := false
+		for ; i < len(b); i++ {
+			if t.n == 0 {
+				t.opened = time.Now()
+			}
+			if !t.record(&b[i]) {
+				waits = true
+				break
+			}
+			t.n++
+			if t.n >= t.maxRecs {
+				t.segs = append(t.segs, b[from:i+1])
+				from = i + 1
+				t.complete()
+				if t.sealed {
+					i++
+					break
+				}
+			}
+		}
+		if from < i {
+			t.segs = append(t.segs, b[from:i])
+		}
+		if i < len(b) {
+			t.queue[0] = b[i:]
+		} else {
+			t.queue[0] = nil
+			t.queue = t.queue[1:]
+		}
+		if waits {
+			// The record waits for a dependency (a schema registry):
+			// nothing of it was written. Complete what came before it, so
+			// that the pipelines' positions advance to it while it waits.
+			t.heldDue = false
+			t.holdFault()
+			t.retryAt = time.Now().Add(t.rt.job.Retry.Delay(t.tries))
+			t.tries++
+			t.complete()
+		}
+	}
+	if len(t.queue) == 0 {
+		t.queue = nil
+	}
+}
+
+// position is where the task stands after its last complete bundle, as last
+// published. A task that has completed nothing and had no committed offset
+// has no position (Offset -1).
 func (t *task) position() Position {
-	if !t.hasPos {
-		return Position{Task: t.id, Offset: -1}
-	}
-	return t.pos
+	t.snapMu.Lock()
+	defer t.snapMu.Unlock()
+	return t.snap
 }
 
-func (t *task) open(ctx context.Context) error {
-	var err error
+// publish makes the pipelines' complete positions the task's position: the
+// lowest offset (what the group commits), each pipeline ahead of it, and the
+// state of every stateful writer at its pipeline's position.
+func (t *task) publish() {
+	p := Position{Task: t.id, Offset: -1}
+	if t.hasPos {
+		low := t.pipes[0]
+		for _, tp := range t.pipes[1:] {
+			if tp.pos.Offset < low.pos.Offset {
+				low = tp
+			}
+		}
+		p.Offset, p.Watermark = low.pos.Offset, low.pos.Watermark
+		for _, tp := range t.pipes {
+			if tp.pos.Offset > p.Offset {
+				p.Pipelines = append(p.Pipelines, PipelineOffset{Pipeline: tp.p.Name, Offset: tp.pos.Offset})
+			}
+			p.Sinks = append(p.Sinks, tp.pos.Sinks...)
+		}
+	}
+	t.snapMu.Lock()
+	t.snap = p
+	t.snapMu.Unlock()
+}
+
+// open opens every writer, retrying with backoff until it succeeds, the
+// task is stopped or ctx ends; it reports whether the task may run. While
+// it waits it answers checkpoint cuts with its (unchanged) position.
+func (t *task) open(ctx context.Context) bool {
 	for attempt := 0; ; attempt++ {
-		err = t.openOnce(ctx)
-		if err == nil {
-			return nil
+		failed := false
+		for _, tp := range t.pipes {
+			for _, w := range tp.allWriters() {
+				if w.w == nil && !t.openWriter(ctx, tp, w) {
+					failed = true
+				}
+			}
 		}
-		t.closeWriters(ctx)
-		t.rt.log.Warn("task sinks unavailable", "task", t.id.String(), "error", err, "attempt", attempt)
-		if !sleep(ctx, backoff(attempt)) {
-			return err
+		if !failed {
+			return true
+		}
+		timer := time.NewTimer(t.pause(attempt))
+	wait:
+		for {
+			select {
+			case <-timer.C:
+				break wait
+			case reply := <-t.cut:
+				reply <- t.id
+			case <-t.stop:
+				timer.Stop()
+				return false
+			case <-ctx.Done():
+				timer.Stop()
+				return false
+			}
 		}
 	}
 }
 
-func (t *task) openOnce(ctx context.Context) error {
-	for _, g := range t.groups {
-		for _, tp := range g.pipes {
-			tp.writers, tp.names = tp.writers[:0], tp.names[:0]
-			for _, s := range tp.p.Sinks {
-				name := tp.p.Name + "/" + s.Name
-				w, err := t.openWriter(ctx, s.Sink, name)
-				if err != nil {
-					return err
-				}
-				tp.writers = append(tp.writers, w)
-				tp.names = append(tp.names, name)
-			}
-			if tp.p.DeadLetter != nil {
-				w, err := tp.p.DeadLetter.Open(ctx, t.id)
-				if err != nil {
-					return err
-				}
-				tp.dlq = w
-			}
-		}
+// allWriters returns the pipe's writers and its dead-letter writer.
+func (tp *taskPipe) allWriters() []*taskWriter {
+	if tp.dlq == nil {
+		return tp.writers
 	}
-	return nil
+	return append(tp.writers[:len(tp.writers):len(tp.writers)], tp.dlq)
 }
 
-// openWriter opens a writer of sink s, resuming it from the state recorded
-// with the task's position when there is one: after a restart, and after a
+// openWriter opens w, resuming it from the state recorded with its
+// pipeline's position when its sink keeps one: after a restart, and after a
 // failed flush, its destination then deduplicates the replayed rows.
-func (t *task) openWriter(ctx context.Context, s Sink, name string) (Writer, error) {
-	if rs, ok := s.(ResumableSink); ok {
-		for _, st := range t.pos.Sinks {
-			if st.Name == name {
-				return rs.Resume(ctx, t.id, st.Data)
+func (t *task) openWriter(ctx context.Context, tp *taskPipe, w *taskWriter) bool {
+	var (
+		wr  Writer
+		err error
+	)
+	resumed := false
+	if rs, ok := w.sink.(ResumableSink); ok {
+		for _, st := range tp.pos.Sinks {
+			if st.Name == w.name {
+				wr, err = rs.Resume(ctx, t.id, st.Data)
+				resumed = true
+				break
 			}
 		}
 	}
-	return s.Open(ctx, t.id)
-}
-
-// sinkStates collects the state of the stateful writers after a flush; nil
-// when there are none, so stateless pipelines allocate nothing.
-func (t *task) sinkStates() []SinkState {
-	var out []SinkState
-	for _, g := range t.groups {
-		for _, tp := range g.pipes {
-			for i, w := range tp.writers {
-				if sw, ok := w.(StatefulWriter); ok {
-					if st := sw.State(); st != nil {
-						out = append(out, SinkState{Name: tp.names[i], Data: st})
-					}
-				}
-			}
-		}
+	if !resumed {
+		wr, err = w.sink.Open(ctx, t.id)
 	}
-	return out
-}
-
-func (t *task) closeWriters(ctx context.Context) {
-	for _, g := range t.groups {
-		for _, tp := range g.pipes {
-			for _, w := range tp.writers {
-				if err := w.Close(ctx); err != nil {
-					t.rt.log.Warn("sink close failed", "task", t.id.String(), "pipeline", tp.p.Name, "error", err)
-				}
-			}
-			tp.writers = tp.writers[:0]
-			if tp.dlq != nil {
-				tp.dlq.Close(ctx)
-				tp.dlq = nil
-			}
+	if err != nil {
+		if ctx.Err() == nil {
+			t.failed(w, err, "open")
 		}
+		return false
 	}
-}
-
-// process runs the records of one delivered batch through every pipeline,
-// completing a bundle whenever it reaches its size.
-func (t *task) process(ctx context.Context, b []Record) {
-	from := 0
-	for i := range b {
-		if t.n == 0 {
-			t.opened = time.Now()
-		}
-		t.record(&b[i])
-		t.n++
-		if t.n >= t.maxRecs {
-			t.segs = append(t.segs, b[from:i+1])
-			from = i + 1
-			t.complete(ctx)
-		}
-	}
-	if from < len(b) {
-		t.segs = append(t.segs, b[from:])
-	}
+	w.w = wr
+	return true
 }
 
 // record is the per-record path: decode once per group, evaluate each
-// pipeline, write its rows. It allocates nothing itself.
-func (t *task) record(rec *Record) {
-	var wm int64
+// pipeline that has not passed the record yet, write its rows. It allocates
+// nothing itself. It returns false, having written nothing, when a decoder
+// says that something the record depends on is unavailable (ErrUnavailable):
+// the record is then held and tried again.
+func (t *task) record(rec *Record) bool {
+	if !t.hasPos {
+		// A task with no committed offset starts where its first record
+		// is: that is where every pipeline stands before it completes one.
+		t.hasPos = true
+		for _, tp := range t.pipes {
+			tp.pos = Position{Task: t.id, Offset: rec.Offset}
+		}
+		t.publish()
+	}
 	for _, g := range t.groups {
+		g.skip, g.err = true, nil
+		for _, tp := range g.pipes {
+			if rec.Offset >= tp.from && !tp.done {
+				g.skip = false
+				break
+			}
+		}
+		if g.skip {
+			continue
+		}
 		g.row.Reset(g.width)
 		if err := g.dec.Decode(rec, g.row); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				t.held, t.heldErr = true, err
+				return false
+			}
+			g.err = err
+		}
+	}
+	if t.held {
+		t.recovered()
+	}
+	var wm int64
+	for _, g := range t.groups {
+		if g.skip {
+			continue
+		}
+		if g.err != nil {
 			var de *DecodeError
-			if errors.As(err, &de) {
+			if errors.As(g.err, &de) {
 				de.Origin = Origin{Task: t.id, Offset: rec.Offset}
 			}
 			for _, tp := range g.pipes {
-				t.counts[tp.idx].in++
-				t.counts[tp.idx].dlDecode++
-				t.deadLetter(tp, "decode", err, rec)
+				if rec.Offset < tp.from || tp.done {
+					continue
+				}
+				if !t.replay {
+					t.counts[tp.idx].in++
+					t.counts[tp.idx].dlDecode++
+				}
+				t.deadLetter(tp, "decode", g.err, rec)
 			}
 			continue
 		}
@@ -391,20 +657,38 @@ func (t *task) record(rec *Record) {
 			}
 		}
 		for _, tp := range g.pipes {
-			t.counts[tp.idx].in++
+			if rec.Offset < tp.from || tp.done {
+				continue
+			}
+			if !t.replay {
+				t.counts[tp.idx].in++
+			}
 			keep, err := tp.p.Transform.Eval(g.row, tp.out)
 			if err != nil {
-				t.counts[tp.idx].dlSQL++
+				if !t.replay {
+					t.counts[tp.idx].dlSQL++
+				}
 				t.deadLetter(tp, "sql", err, rec)
 				continue
 			}
 			if !keep {
 				continue
 			}
-			t.counts[tp.idx].out++
+			if !t.replay {
+				t.counts[tp.idx].out++
+			}
 			tp.out.Origin = Origin{Task: t.id, Offset: rec.Offset}
-			for _, w := range tp.writers {
-				if err := w.Write(tp.out); err != nil {
+			for i, w := range tp.writers {
+				if w.acked {
+					if len(tp.rejects) > 0 {
+						tp.replayRejects(t, rec, i)
+					}
+					continue
+				}
+				if err := w.w.Write(tp.out); err != nil {
+					if !t.replay {
+						tp.rejects = append(tp.rejects, reject{rec: rec, writer: i, err: err})
+					}
 					t.deadLetter(tp, "sink", err, rec)
 				}
 			}
@@ -413,145 +697,312 @@ func (t *task) record(rec *Record) {
 	if wm == 0 {
 		wm = rec.Timestamp.UnixMicro()
 	}
-	t.pending = Position{Task: t.id, Offset: rec.Offset + 1, Watermark: wm}
+	t.next, t.wm = rec.Offset+1, wm
+	return true
+}
+
+// replayRejects repeats, into a dead-letter writer being replayed, the dead
+// letters of rec that writer i (which acknowledged the bundle) refused.
+func (tp *taskPipe) replayRejects(t *task, rec *Record, i int) {
+	for _, r := range tp.rejects {
+		if r.rec == rec && r.writer == i {
+			t.deadLetter(tp, "sink", r.err, rec)
+		}
+	}
 }
 
 func (t *task) deadLetter(tp *taskPipe, stage string, err error, rec *Record) {
 	if tp.dlq == nil {
-		t.rt.log.Error("record dropped: no dead-letter destination", "pipeline", tp.p.Name, "task", t.id.String(), "offset", rec.Offset, "error", err)
+		if !t.replay {
+			t.rt.log.Error("record dropped: no dead-letter destination", "pipeline", tp.p.Name, "task", t.id.String(), "offset", rec.Offset, "error", t.rt.redact(err.Error()))
+		}
 		return
 	}
-	FillDeadLetter(tp.dlRow, tp.p.Name, stage, err, t.id, rec)
-	if werr := tp.dlq.Write(tp.dlRow); werr != nil {
-		t.rt.log.Error("dead letter write failed", "pipeline", tp.p.Name, "task", t.id.String(), "offset", rec.Offset, "error", werr)
+	if tp.dlq.acked {
+		return
+	}
+	FillDeadLetter(tp.dlRow, tp.p.Name, stage, t.rt.redact(err.Error()), t.id, rec)
+	if werr := tp.dlq.w.Write(tp.dlRow); werr != nil {
+		t.rt.log.Error("dead letter write failed", "pipeline", tp.p.Name, "task", t.id.String(), "offset", rec.Offset, "error", t.rt.redact(werr.Error()))
 	}
 }
 
-// complete flushes every writer of the open bundle. On failure the writers are
-// reopened and the bundle's records replayed into them, with backoff, until it
-// succeeds or ctx ends: a bundle is never skipped.
-func (t *task) complete(ctx context.Context) {
-	if t.n == 0 {
+// complete closes the open bundle and flushes its writers. When some fail
+// the bundle is sealed, and retrySealed tries again after a backoff; the
+// pipelines whose writers all acknowledged it are complete meanwhile.
+func (t *task) complete() {
+	if t.n == 0 || t.sealed {
 		return
 	}
-	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		err := t.flush(ctx)
-		if err == nil {
-			d := time.Since(start)
-			t.flushCost = (3*t.flushCost + d) / 4
-			break
+	t.sealed = true
+	start := time.Now()
+	if t.flush() {
+		d := time.Since(start)
+		t.flushCost = (3*t.flushCost + d) / 4
+		t.finish()
+		return
+	}
+	t.attempt = 0
+	t.retryAt = time.Now().Add(t.pause(0))
+}
+
+// retrySealed reopens the writers that failed the sealed bundle, replays the
+// bundle into them alone and flushes them again.
+func (t *task) retrySealed() {
+	t.attempt++
+	ctx := t.ctx
+	ok := true
+	for _, tp := range t.pipes {
+		if tp.done {
+			continue
 		}
-		if ctx.Err() != nil {
-			return
+		for _, w := range tp.allWriters() {
+			if w.acked {
+				continue
+			}
+			if w.w != nil {
+				w.w.Close(ctx)
+				w.w = nil
+			}
+			if !t.openWriter(ctx, tp, w) {
+				ok = false
+			}
 		}
-		t.rt.metrics.FlushFailures.WithLabelValues(t.rt.job.Name, t.failedPipe(err)).Inc()
-		t.rt.log.Warn("bundle flush failed; replaying it", "task", t.id.String(), "records", t.n, "attempt", attempt, "error", err)
-		if !sleep(ctx, backoff(attempt)) {
-			return
-		}
-		t.closeWriters(ctx)
-		if err := t.open(ctx); err != nil {
-			return
-		}
-		clear(t.counts)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if ok {
+		t.replay = true
 		for _, s := range t.segs {
 			for i := range s {
 				t.record(&s[i])
 			}
 		}
+		t.replay = false
+		if t.flush() {
+			t.finish()
+			return
+		}
 	}
+	t.retryAt = time.Now().Add(t.pause(t.attempt))
+}
+
+// pause is the wait before attempt (0-based) of a writer that failed: slow
+// while any failure is permanent, the outage backoff otherwise.
+func (t *task) pause(attempt int) time.Duration {
+	for _, tp := range t.pipes {
+		for _, w := range tp.allWriters() {
+			if w.permanent && !w.acked {
+				return t.rt.job.PermanentRetry.Delay(attempt)
+			}
+		}
+	}
+	return t.rt.job.Retry.Delay(attempt)
+}
+
+// flush flushes, concurrently, every writer that has not acknowledged the
+// sealed bundle, each bounded by Job.FlushTimeout. A writer that
+// acknowledges is never flushed or written again for this bundle; a
+// pipeline all of whose writers acknowledged is complete at once. It
+// reports whether the whole bundle is complete.
+func (t *task) flush() bool {
+	ws := t.flushing[:0]
+	for _, tp := range t.pipes {
+		if tp.done {
+			continue
+		}
+		for _, w := range tp.allWriters() {
+			if !w.acked {
+				ws = append(ws, w)
+			}
+		}
+	}
+	t.flushing = ws
+	if cap(t.errs) < len(ws) {
+		t.errs = make([]error, len(ws))
+	}
+	errs := t.errs[:len(ws)]
+	ctx, cancel := context.WithTimeout(t.ctx, t.rt.job.FlushTimeout)
+	if len(ws) == 1 {
+		errs[0] = ws[0].w.Flush(ctx)
+	} else {
+		var wg sync.WaitGroup
+		for i, w := range ws {
+			wg.Go(func() { errs[i] = w.w.Flush(ctx) })
+		}
+		wg.Wait()
+	}
+	cancel()
+	for i, w := range ws {
+		if errs[i] == nil {
+			w.acked = true
+			t.ok(w)
+		} else if t.ctx.Err() == nil {
+			t.failed(w, errs[i], "flush")
+		}
+		errs[i] = nil
+	}
+	clear(ws)
+	all, progressed := true, false
+	for _, tp := range t.pipes {
+		if tp.done {
+			continue
+		}
+		done := true
+		for _, w := range tp.allWriters() {
+			done = done && w.acked
+		}
+		if !done {
+			all = false
+			continue
+		}
+		tp.done, progressed = true, true
+		t.completePipe(tp)
+	}
+	if progressed && !all {
+		t.publish()
+	}
+	return all
+}
+
+// completePipe moves a pipeline whose writers all acknowledged the bundle to
+// the bundle's end, with its stateful writers' states there.
+func (t *task) completePipe(tp *taskPipe) {
+	var states []SinkState
+	for _, w := range tp.writers {
+		if sw, ok := w.w.(StatefulWriter); ok {
+			if st := sw.State(); st != nil {
+				states = append(states, SinkState{Name: w.name, Data: st})
+			}
+		}
+	}
+	tp.pos = Position{Task: t.id, Offset: max(tp.pos.Offset, t.next), Watermark: t.wm, Sinks: states}
+	tp.rejects = tp.rejects[:0]
+	c := t.counts[tp.idx]
+	m, job := t.rt.metrics, t.rt.job.Name
+	m.RecordsIn.WithLabelValues(job, tp.p.Name).Add(float64(c.in))
+	m.RecordsOut.WithLabelValues(job, tp.p.Name).Add(float64(c.out))
+	if c.dlDecode > 0 {
+		m.DeadLetters.WithLabelValues(job, tp.p.Name, "decode").Add(float64(c.dlDecode))
+	}
+	if c.dlSQL > 0 {
+		m.DeadLetters.WithLabelValues(job, tp.p.Name, "sql").Add(float64(c.dlSQL))
+	}
+	t.rt.stats.add(c)
+	t.counts[tp.idx] = pipeCount{}
+}
+
+// finish ends a bundle that every writer acknowledged.
+func (t *task) finish() {
 	m := t.rt.metrics
 	job := t.rt.job.Name
 	m.BundleRecords.WithLabelValues(job).Observe(float64(t.n))
 	m.BundleSeconds.WithLabelValues(job).Observe(time.Since(t.opened).Seconds())
-	for _, g := range t.groups {
-		for _, tp := range g.pipes {
-			c := t.counts[tp.idx]
-			m.RecordsIn.WithLabelValues(job, tp.p.Name).Add(float64(c.in))
-			m.RecordsOut.WithLabelValues(job, tp.p.Name).Add(float64(c.out))
-			if c.dlDecode > 0 {
-				m.DeadLetters.WithLabelValues(job, tp.p.Name, "decode").Add(float64(c.dlDecode))
-			}
-			if c.dlSQL > 0 {
-				m.DeadLetters.WithLabelValues(job, tp.p.Name, "sql").Add(float64(c.dlSQL))
-			}
-			t.rt.stats.add(c)
+	t.rt.stats.InFlight.Add(-int64(t.n))
+	for _, tp := range t.pipes {
+		tp.done = false
+		for _, w := range tp.allWriters() {
+			w.acked = false
 		}
 	}
-	clear(t.counts)
-	t.pending.Sinks = t.sinkStates()
-	t.pos, t.hasPos = t.pending, true
-	if t.pos.Watermark > 0 {
-		lag := time.Since(time.UnixMicro(t.pos.Watermark)).Seconds()
+	t.publish()
+	if t.wm > 0 {
+		lag := time.Since(time.UnixMicro(t.wm)).Seconds()
 		m.WatermarkLag.WithLabelValues(job, t.id.Topic, strconv.Itoa(int(t.id.Partition))).Set(lag)
 	}
 	t.n = 0
+	t.sealed = false
 	clear(t.segs)
 	t.segs = t.segs[:0]
 }
 
-type flushError struct {
-	pipeline string
-	err      error
-}
-
-func (e *flushError) Error() string { return "pipeline " + e.pipeline + ": " + e.err.Error() }
-func (e *flushError) Unwrap() error { return e.err }
-
-func (t *task) failedPipe(err error) string {
-	var fe *flushError
-	if errors.As(err, &fe) {
-		return fe.pipeline
+// ok records a writer's success, and its recovery if it was failing.
+func (t *task) ok(w *taskWriter) {
+	if w.fails == 0 {
+		return
 	}
-	return ""
+	if w.fails >= failingAfter || w.permanent {
+		t.rt.log.Info("sink recovered", "task", t.id.String(), "pipeline", w.pipe, "sink", w.name, "failures", w.fails)
+	}
+	w.fails, w.err, w.permanent = 0, nil, false
+	t.rt.setFault(faultKey{kind: faultSink, name: w.name, task: t.id}, "")
 }
 
-func (t *task) flush(ctx context.Context) error {
-	var ws []Writer
-	var names []string
-	for _, g := range t.groups {
-		for _, tp := range g.pipes {
-			for _, w := range tp.writers {
-				ws = append(ws, w)
-				names = append(names, tp.p.Name)
-			}
-			if tp.dlq != nil {
-				ws = append(ws, tp.dlq)
-				names = append(names, tp.p.Name)
+// failed records a writer's failure: metrics at once, readiness once it
+// keeps failing (or at once when permanent), and a WARN log at most once a
+// minute per sink.
+func (t *task) failed(w *taskWriter, err error, op string) {
+	w.fails++
+	w.err = err
+	w.permanent = IsPermanent(err)
+	kind := "retryable"
+	if w.permanent {
+		kind = "permanent"
+	}
+	rt := t.rt
+	rt.metrics.FlushFailures.WithLabelValues(rt.job.Name, w.pipe, w.name, kind).Inc()
+	msg := rt.redact(err.Error())
+	if w.permanent || w.fails >= failingAfter {
+		rt.setFault(faultKey{kind: faultSink, name: w.name, task: t.id}, describe(kind, err, msg))
+	}
+	if rt.warnDue("sink " + w.name) {
+		rt.log.Warn("sink failing; its task holds the bundle and retries", "task", t.id.String(), "pipeline", w.pipe, "sink", w.name,
+			"op", op, "kind", kind, "failures", w.fails, "records", t.n, "error", msg)
+	}
+}
+
+// recovered clears a held record's readiness fault once it decodes.
+func (t *task) recovered() {
+	t.held, t.heldDue, t.heldErr, t.tries = false, false, nil, 0
+	t.rt.setFault(faultKey{kind: faultDecoder, task: t.id}, "")
+}
+
+// hold records that a record waits for an unavailable dependency.
+func (t *task) holdFault() {
+	msg := t.rt.redact(t.heldErr.Error())
+	t.rt.setFault(faultKey{kind: faultDecoder, task: t.id}, msg)
+	if t.rt.warnDue("decoder " + t.id.String()) {
+		t.rt.log.Warn("record waits for an unavailable dependency; its task retries", "task", t.id.String(), "attempt", t.attempt, "error", msg)
+	}
+}
+
+func (t *task) clearFaults() {
+	for _, tp := range t.pipes {
+		for _, w := range tp.allWriters() {
+			if w.fails > 0 {
+				t.rt.setFault(faultKey{kind: faultSink, name: w.name, task: t.id}, "")
 			}
 		}
 	}
-	if len(ws) == 1 {
-		if err := ws[0].Flush(ctx); err != nil {
-			return &flushError{names[0], err}
-		}
-		return nil
-	}
-	eg, gctx := errgroup.WithContext(ctx)
-	for i, w := range ws {
-		eg.Go(func() error {
-			if err := w.Flush(gctx); err != nil {
-				return &flushError{names[i], err}
+	t.rt.setFault(faultKey{kind: faultDecoder, task: t.id}, "")
+}
+
+func (t *task) closeWriters(ctx context.Context) {
+	for _, tp := range t.pipes {
+		for _, w := range tp.allWriters() {
+			if w.w == nil {
+				continue
 			}
-			return nil
-		})
+			if err := w.w.Close(ctx); err != nil {
+				t.rt.log.Warn("sink close failed", "task", t.id.String(), "pipeline", tp.p.Name, "sink", w.name, "error", t.rt.redact(err.Error()))
+			}
+			w.w = nil
+		}
 	}
-	return eg.Wait()
-}
-
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 7)
-	return min(d, 10*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+	t.abandoned = t.n
+	if t.n > 0 {
+		// The open or sealed bundle is abandoned: its records are replayed
+		// by whoever resumes from the complete positions.
+		t.rt.stats.InFlight.Add(-int64(t.n))
+		t.n = 0
+	}
+	for _, b := range t.queue {
+		t.rt.stats.InFlight.Add(-int64(len(b)))
+	}
+	t.queue = nil
+	batches, _ := t.take()
+	for _, b := range batches {
+		t.rt.stats.InFlight.Add(-int64(len(b)))
 	}
 }

@@ -29,6 +29,7 @@ type DeadLetters struct {
 type deadLetter struct {
 	value, reason [2]int // spans of arena
 	at            int64
+	origin        engine.Origin
 }
 
 // NewDeadLetters returns the dead-letter buffer of a task's writer.
@@ -36,10 +37,13 @@ func NewDeadLetters(env engine.SinkEnv, task engine.TaskID) *DeadLetters {
 	return &DeadLetters{env: env, task: task}
 }
 
-// Add queues a rejected row: value is its encoding (copied), reason says why
-// (an error, or the destination's response).
-func (d *DeadLetters) Add(value []byte, reason string) {
-	var l deadLetter
+// Add queues a rejected row: origin is the input record it came from
+// (engine.Row.Origin), value its encoding (copied), reason says why (an
+// error, or the destination's response). reason is redacted with
+// SinkEnv.Redact before it is stored.
+func (d *DeadLetters) Add(origin engine.Origin, value []byte, reason string) {
+	reason = d.env.Redact.Redact(reason)
+	l := deadLetter{origin: origin}
 	l.value[0] = len(d.arena)
 	d.arena = append(d.arena, value...)
 	l.value[1] = len(d.arena)
@@ -74,9 +78,9 @@ func (d *DeadLetters) Flush(ctx context.Context) error {
 		r.SetStr(engine.DLPipeline, d.env.Pipeline)
 		r.SetStr(engine.DLStage, "sink")
 		r.SetStr(engine.DLError, engine.UnsafeString(d.arena[l.reason[0]:l.reason[1]]))
-		r.SetStr(engine.DLTopic, d.task.Topic)
-		r.SetInt(engine.DLPartition, int64(d.task.Partition))
-		r.SetInt(engine.DLOffset, -1)
+		r.SetStr(engine.DLTopic, l.origin.Task.Topic)
+		r.SetInt(engine.DLPartition, int64(l.origin.Task.Partition))
+		r.SetInt(engine.DLOffset, l.origin.Offset)
 		r.SetInt(engine.DLTimestamp, l.at)
 		r.SetNull(engine.DLKey)
 		r.SetStr(engine.DLValue, engine.UnsafeString(d.arena[l.value[0]:l.value[1]]))

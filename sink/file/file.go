@@ -254,7 +254,7 @@ func (w *writer) Write(row *engine.Row) error {
 	if w.buf, err = w.enc.Append(w.buf, row); err != nil {
 		// A row that cannot be encoded is rejected for good.
 		v, _ := w.json.Append(nil, row)
-		w.dead.Add(v, err.Error())
+		w.dead.Add(row.Origin, v, err.Error())
 		w.s.env.Stats.Error("encode")
 		return nil
 	}

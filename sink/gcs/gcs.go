@@ -170,7 +170,7 @@ func (w *writer) Write(row *engine.Row) error {
 	var err error
 	if p.buf, err = w.enc.Append(p.buf, row); err != nil {
 		v, _ := w.json.Append(nil, row)
-		w.dead.Add(v, err.Error())
+		w.dead.Add(row.Origin, v, err.Error())
 		w.s.env.Stats.Error("encode")
 		return nil
 	}

@@ -170,10 +170,12 @@ func (s *Sink) Close(ctx context.Context) error {
 	return nil
 }
 
-// batch is rows encoded as JSON, each ending at an offset of ends.
+// batch is rows encoded as JSON, each ending at an offset of ends and
+// computed from the input record at the same index of origins.
 type batch struct {
-	buf  []byte
-	ends []int
+	buf     []byte
+	ends    []int
+	origins []engine.Origin
 }
 
 type writer struct {
@@ -202,11 +204,12 @@ func (w *writer) Write(row *engine.Row) error {
 	}
 	var err error
 	if b.buf, err = w.enc.Append(b.buf, row); err != nil {
-		w.dead.Add(nil, err.Error())
+		w.dead.Add(row.Origin, nil, err.Error())
 		w.s.env.Stats.Error("encode")
 		return nil
 	}
 	b.ends = append(b.ends, len(b.buf))
+	b.origins = append(b.origins, row.Origin)
 	w.rows++
 	w.s.env.Stats.AddInFlight(1)
 	return nil
@@ -220,7 +223,7 @@ func (w *writer) Flush(ctx context.Context) error {
 		}
 		w.s.env.Stats.AddInFlight(-len(b.ends))
 		w.rows -= len(b.ends)
-		b.buf, b.ends = b.buf[:0], b.ends[:0]
+		b.buf, b.ends, b.origins = b.buf[:0], b.ends[:0], b.origins[:0]
 		w.free = append(w.free, b)
 		w.batches = w.batches[1:]
 	}
@@ -250,8 +253,8 @@ func (w *writer) send(ctx context.Context, b *batch) error {
 		case rej != nil:
 			reason := fmt.Sprintf("https: status %d: %s", rej.status, rej.body)
 			prev := 0
-			for _, end := range b.ends {
-				w.dead.Add(b.buf[prev:end], reason)
+			for i, end := range b.ends {
+				w.dead.Add(b.origins[i], b.buf[prev:end], reason)
 				prev = end
 			}
 			return nil

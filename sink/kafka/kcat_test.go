@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -256,7 +255,7 @@ func TestKafkaSinkDeadLetters(t *testing.T) {
 	}
 	row := engine.NewRow(engine.DeadLetterSchema.Width())
 	rec := &engine.Record{Value: []byte{0, 1, 2}, Offset: 7, Timestamp: time.UnixMicro(1700000000000000)}
-	engine.FillDeadLetter(row, "p1", "decode", errors.New("bad magic byte"), engine.TaskID{Topic: "acme.traffic", Partition: 3}, rec)
+	engine.FillDeadLetter(row, "p1", "decode", "bad magic byte", engine.TaskID{Topic: "acme.traffic", Partition: 3}, rec)
 	if err := w.Write(row); err != nil {
 		t.Fatal(err)
 	}

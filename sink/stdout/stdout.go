@@ -84,7 +84,7 @@ type writer struct {
 func (w *writer) Write(row *engine.Row) error {
 	var err error
 	if w.buf, err = w.s.enc.Append(w.buf, row); err != nil {
-		w.dead.Add(nil, err.Error())
+		w.dead.Add(row.Origin, nil, err.Error())
 		w.s.env.Stats.Error("encode")
 		return nil
 	}
