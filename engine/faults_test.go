@@ -582,7 +582,7 @@ func (s *stateSink) Resume(_ context.Context, _ engine.TaskID, st []byte) (engin
 	return &stateWriter{flakyWriter: flakyWriter{s: &flakySink{}}, state: st}, nil
 }
 func (s *stateSink) Close(context.Context) error { return nil }
-func (w *stateWriter) State() []byte           { return w.state }
+func (w *stateWriter) State() []byte             { return w.state }
 
 // Checkpointed sink state follows the sink's name: a sink renamed or removed
 // loses its state (with a log line), and no sink ever gets another's.
