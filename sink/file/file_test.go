@@ -176,6 +176,7 @@ func TestFileDeadLetter(t *testing.T) {
 	row := engine.NewRow(schema.Width())
 	row.SetInt(0, 7)
 	row.SetNull(1) // msg is not nullable
+	row.Origin = engine.Origin{Task: engine.TaskID{Topic: "in", Partition: 3}, Offset: 41}
 	if err := w.Write(row); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestFileDeadLetter(t *testing.T) {
 	}
 	delete(got, "timestamp")
 	want := map[string]any{"pipeline": "p", "stage": "sink", "error": "encode: field msg: null for a value of non-null type string",
-		"topic": "in", "partition": 3.0, "offset": -1.0, "key": nil,
+		"topic": "in", "partition": 3.0, "offset": 41.0, "key": nil,
 		"value": "eyJpZCI6NywibXNnIjpudWxsLCJsb2MiOnsiY291bnRyeSI6IiJ9fQ=="}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("dead letter (-want +got):\n%s", diff)

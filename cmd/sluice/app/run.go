@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,11 +55,44 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopHTTP()
 	}
+	stopSignals := abortOnSecondSignal(rt, log)
+	defer stopSignals()
 	if err := rt.Run(ctx); err != nil {
 		log.Error("job failed", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// abortOnSecondSignal makes the first SIGTERM or SIGINT drain the job (ctx,
+// from main, ends too) and a second one abort it at once: an operator who
+// does not want to wait for the drain deadline need not reach for SIGKILL,
+// and what is not committed is replayed by the next owner.
+func abortOnSecondSignal(rt *engine.Runtime, log *slog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case sig := <-sigs:
+				n++
+				if n == 1 {
+					rt.Drain()
+					continue
+				}
+				log.Warn("second signal: stopping at once; uncommitted records are replayed by the next owner", "signal", sig.String())
+				rt.Abort()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // serve starts the HTTP endpoint: /metrics, /healthz, /readyz, POST /drain and
@@ -78,6 +114,11 @@ func serve(addr string, reg *prometheus.Registry, rt *engine.Runtime) (func(), e
 	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, rt.Stats())
+		if ok, why := rt.Ready(); !ok {
+			fmt.Fprintf(w, "not ready: %s\n", why)
+		} else {
+			io.WriteString(w, "ready\n")
+		}
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -101,8 +142,8 @@ func writeStatus(w io.Writer, s *engine.Stats) {
 	if us := s.LastCheckpointUnixMicro.Load(); us > 0 {
 		last = time.Since(time.UnixMicro(us)).Truncate(time.Millisecond).String() + " ago"
 	}
-	fmt.Fprintf(w, "tasks %d  records in %d  out %d  dead letters %d  checkpoints %d (last %s, %d bytes)\n",
-		s.Tasks.Load(), s.RecordsIn.Load(), s.RecordsOut.Load(), s.DeadLetters.Load(),
+	fmt.Fprintf(w, "tasks %d  records in %d  out %d  in flight %d  dead letters %d  checkpoints %d (last %s, %d bytes)\n",
+		s.Tasks.Load(), s.RecordsIn.Load(), s.RecordsOut.Load(), s.InFlight.Load(), s.DeadLetters.Load(),
 		s.Checkpoints.Load(), last, s.LastCheckpointBytes.Load())
 }
 
