@@ -19,13 +19,48 @@
 // (Handler). Each task has one goroutine, which builds bundles (closing one at
 // max_records or when its adaptive timeout fires), decodes each record once per
 // distinct Decoder, evaluates every pipeline that reads the task's topic, hands
-// the output rows to the pipeline's sink Writers, and flushes them: the bundle
-// is complete when every Writer's Flush returned. Only then does the task's
-// position advance. No task waits for another.
+// the output rows to the pipeline's sink Writers, and flushes them. No task
+// waits for another.
 //
-// At every checkpoint interval the runtime asks each task to finish its open
-// bundle, writes one checkpoint with every task's position to the
-// CheckpointStore, and only once it is durable commits the positions through
-// the Source with the checkpoint key as commit metadata. Drain (SIGTERM,
-// revocation, end of a bounded source) does the same and then releases.
+// # Positions and failures
+//
+// A bundle is complete for a pipeline when every Writer of that pipeline
+// (and its dead-letter writer) acknowledged it; only then does the
+// pipeline's position advance. The task's position, which the Source
+// commits, is the lowest of its pipelines'; a checkpoint also records each
+// pipeline that stands further (Position.Pipelines), and after a restart
+// such a pipeline skips the records below its own position. So each
+// pipeline's replay after a crash is at most one checkpoint interval, and a
+// failing pipeline holds back only its own position.
+//
+// A Writer whose Flush fails (or exceeds Job.FlushTimeout) is closed,
+// reopened and given the bundle again after a jittered backoff (Job.Retry;
+// Job.PermanentRetry, 30 s to 1 min, for an error marked Permanent); a
+// Writer that acknowledged the bundle is never written to again for it.
+// Meanwhile the task takes no new input (the source pauses it once its
+// inbox is full). A Decoder error wrapping ErrUnavailable holds the record
+// the same way instead of dead-lettering it. Failures count in
+// sluice_bundle_flush_failures_total{kind}, show in Ready (redacted with
+// Job.Redact) and in a WARN at most once a minute per sink.
+//
+// # Checkpoints, drain and garbage collection
+//
+// At every checkpoint interval the runtime asks each task to complete its
+// open bundle, waits at most one interval for the answers (a task retrying
+// a failed flush answers at once; one still inside a Flush is not waited
+// for), and writes one checkpoint with every task's last complete
+// positions to the CheckpointStore; only once it is durable does it commit
+// the positions through the Source with the checkpoint key as commit
+// metadata. Drain (SIGTERM, Runtime.Drain, the end of a bounded source) and
+// revocation stop the tasks, give them three quarters of Job.DrainDeadline
+// (at most all but 10 s) to complete, then make them give up unacknowledged
+// bundles, and write the final checkpoint within the deadline. Abort stops
+// at once.
+//
+// After each commit the runtime asks a CheckpointCollector to delete this
+// pod's checkpoints that are older than its newest Job.Retain and that no
+// committed offset it knows of names: those of its owned tasks (from the
+// commit metadata they were assigned with until it commits them itself) and
+// the final commits of the tasks it released (the newest few, since their
+// next owner's commit names them until it commits itself).
 package engine
