@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/backoff"
 )
@@ -612,5 +613,51 @@ func TestSinkStateFollowsName(t *testing.T) {
 	mu.Unlock()
 	if !strings.Contains(l, "checkpointed sink state dropped") || !strings.Contains(l, "p/bq-allowed") {
 		t.Errorf("no log line about the dropped state of p/bq-allowed:\n%s", l)
+	}
+}
+
+// A pod restarted again and again (SIGKILL, no drain) still deletes the
+// checkpoints of its earlier lives that no committed offset names: the
+// store keeps the newest Retain, not one per life.
+func TestRestartsCollectOldCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *checkpoint.Checkpointer {
+		store, err := checkpoint.Open(context.Background(), "file://"+dir, checkpoint.WithRetain(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store
+	}
+	offset, meta := int64(-1), ""
+	for life := range 10 {
+		store := open() // a new process
+		sink := &flakySink{}
+		src := &liveSource{values: values(10 * (life + 1)), offset: offset, meta: meta, batch: 5}
+		job := newJob(src, store, pipeline("p", engine.NamedSink{Name: "mem", Sink: sink}))
+		job.Retain = 2
+		rt, stop := start(t, job)
+		want := int64(10 * (life + 1))
+		waitFor(t, "a commit of this life's records", 10*time.Second, func() bool { p, _, _ := src.last(); return p.Offset == want })
+		rt.Abort() // a crash: no drain, no final checkpoint
+		stop()
+		p, m, _ := src.last()
+		offset, meta = p.Offset, m
+		store.Close()
+	}
+	store := open()
+	defer store.Close()
+	keys, err := store.Store().List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 2 {
+		t.Errorf("after 10 lives with retain 2 the store holds %d checkpoints: %v", len(keys), keys)
+	}
+	found := false
+	for _, k := range keys {
+		found = found || k == meta
+	}
+	if !found {
+		t.Errorf("the checkpoint the last commit names (%s) was deleted; the store holds %v", meta, keys)
 	}
 }
