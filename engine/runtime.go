@@ -146,9 +146,9 @@ func (r *Runtime) Ready() (bool, string) {
 
 // SetUnready records a problem of the source (brokers unreachable, say),
 // which makes the runtime not ready; SetUnready("") clears it. Other reasons
-// are not affected.
+// are not affected. The reason is redacted (Job.Redact).
 func (r *Runtime) SetUnready(reason string) {
-	r.setFault(faultKey{kind: faultSource}, reason)
+	r.setFault(faultKey{kind: faultSource}, r.redact(reason))
 }
 
 // Abort stops a running job at once, as a second SIGTERM does: nothing more

@@ -626,7 +626,7 @@ func (t *task) record(rec *Record) bool {
 			g.err = err
 		}
 	}
-	if t.held {
+	if t.held && !t.replay {
 		t.recovered()
 	}
 	var wm int64
@@ -773,14 +773,24 @@ func (t *task) retrySealed() {
 		return
 	}
 	if ok {
+		// A decoder may find its dependency unavailable during the
+		// replay: the writers then hold part of the bundle, so they are
+		// not flushed, and the next attempt reopens them. The replay must
+		// not disturb the hold of a queued record either.
+		held, due, heldErr := t.held, t.heldDue, t.heldErr
 		t.replay = true
+	replay:
 		for _, s := range t.segs {
 			for i := range s {
-				t.record(&s[i])
+				if !t.record(&s[i]) {
+					ok = false
+					break replay
+				}
 			}
 		}
 		t.replay = false
-		if t.flush() {
+		t.held, t.heldDue, t.heldErr = held, due, heldErr
+		if ok && t.flush() {
 			t.finish()
 			return
 		}
