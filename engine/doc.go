@@ -22,6 +22,9 @@
 // the output rows to the pipeline's sink Writers, and flushes them. No task
 // waits for another.
 //
+// New asks each decoder that can (Projector) to decode only the columns its
+// pipelines read (ColumnReader) and their event-time columns.
+//
 // # Positions and failures
 //
 // A bundle is complete for a pipeline when every Writer of that pipeline
