@@ -63,4 +63,14 @@
 // campaigning for the lease, then evaluating every Interval while leading; on
 // cancellation it releases the lease so that a standby takes over at once.
 // Main is the `sluice coordinator` command: flags in, exit code out.
+//
+// # Kafka connection
+//
+// The coordinator reaches the jobs' cluster the way the workers do: its
+// Kafka client is built by the Kafka source's ClientOpts from a block with
+// the keys of a job file's `kafka:` block (brokers, tls, sasl), written as
+// `kafka:` in the --config file (copy it from the job file; secrets from
+// password_file or token_file, ${NAME} is not expanded there). A bare
+// top-level `brokers:` list still works for a plaintext cluster, and
+// --brokers replaces the block's brokers.
 package scaler

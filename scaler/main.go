@@ -23,6 +23,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/sluicehq/sluice/engine/config"
+	"github.com/sluicehq/sluice/source/kafka"
 )
 
 type repeated []string
@@ -38,7 +41,12 @@ func (r *repeated) Set(v string) error {
 type fileConfig struct {
 	Namespace string   `yaml:"namespace"`
 	Brokers   []string `yaml:"brokers"`
-	Jobs      []struct {
+	// Kafka is the jobs' cluster with the keys of a job file's `kafka:`
+	// block (brokers, tls, sasl): copy the block from the job file. It
+	// replaces Brokers; --brokers replaces its brokers. Secrets come from
+	// password_file / token_file (${NAME} is not expanded here).
+	Kafka *config.Kafka `yaml:"kafka"`
+	Jobs  []struct {
 		Name        string            `yaml:"name"`
 		Topics      []string          `yaml:"topics"`
 		TopicRegex  string            `yaml:"topic_regex"`
@@ -74,7 +82,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&namespace, "namespace", "", "namespace of the jobs' StatefulSets and of the lease (default: $POD_NAMESPACE, else default)")
 	fs.StringVar(&brokers, "brokers", "", "Kafka seed brokers, comma-separated")
 	fs.Var(&jobs, "job", "job to watch (StatefulSet name = consumer group); repeat for more")
-	fs.StringVar(&cfgFile, "config", "", "YAML file listing the jobs to watch (namespace, brokers, jobs[])")
+	fs.StringVar(&cfgFile, "config", "", "YAML file listing the jobs to watch (namespace, brokers or kafka: {brokers, tls, sasl} as in a job file, jobs[])")
 	fs.Var(&topics, "topic", "the jobs' topic; repeat for more (default: the topics the group committed)")
 	fs.StringVar(&topicRegex, "topic-regex", "", "the jobs' topics as a regular expression")
 	fs.StringVar(&selector, "selector", "", "label selector of a job's pods (default: the labels `sluice render` sets)")
@@ -117,17 +125,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, j := range jobs {
 		cfg.Jobs = append(cfg.Jobs, JobConfig{Name: j, Topics: topics, TopicRegex: topicRegex, PodSelector: selector, MetricsPort: metricsPort, Policy: policy})
 	}
+	var fc fileConfig
 	if cfgFile != "" {
-		fc, err := readFileConfig(cfgFile)
+		var err error
+		fc, err = readFileConfig(cfgFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice coordinator: %v\n", err)
 			return 2
 		}
 		if cfg.Namespace == "" {
 			cfg.Namespace = fc.Namespace
-		}
-		if len(seeds) == 0 {
-			seeds = fc.Brokers
 		}
 		for _, j := range fc.Jobs {
 			port := j.MetricsPort
@@ -147,8 +154,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "default"
 	}
-	if len(seeds) == 0 {
-		fmt.Fprintln(stderr, "sluice coordinator: --brokers (or brokers in --config) is required")
+	kafkaCfg := fc.cluster(seeds)
+	if len(kafkaCfg.Brokers) == 0 {
+		fmt.Fprintln(stderr, "sluice coordinator: --brokers (or kafka.brokers in --config) is required")
 		return 2
 	}
 	if len(cfg.Jobs) == 0 {
@@ -166,9 +174,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice coordinator: kubernetes client: %v\n", err)
 		return 1
 	}
-	kc, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	kc, err := kafkaClient(kafkaCfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice coordinator: kafka client: %v\n", err)
+		fmt.Fprintf(stderr, "sluice coordinator: %v\n", err)
 		return 1
 	}
 	defer kc.Close()
@@ -214,6 +222,33 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "sluice coordinator: stopped")
 	return 0
+}
+
+// cluster is the jobs' Kafka cluster: the config file's kafka block (or its
+// brokers), with seeds from --brokers replacing its brokers.
+func (fc *fileConfig) cluster(seeds []string) *config.Kafka {
+	k := config.Kafka{Brokers: fc.Brokers}
+	if fc.Kafka != nil {
+		k = *fc.Kafka
+	}
+	if len(seeds) > 0 {
+		k.Brokers = seeds
+	}
+	return &k
+}
+
+// kafkaClient is the coordinator's Kafka client, built as the workers build
+// theirs (TLS, SASL) by the Kafka source's ClientOpts.
+func kafkaClient(k *config.Kafka) (*kgo.Client, error) {
+	opts, err := kafka.ClientOpts(k)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return kc, nil
 }
 
 func splitList(s string) []string {

@@ -14,9 +14,6 @@ import (
 const (
 	DefaultFormat      = encode.FormatJSON
 	DefaultCompression = "snappy"
-	// SchemaHeader is the header that carries the Avro writer schema when no
-	// schema registry is configured (the source's `writer_schema: header`).
-	SchemaHeader = "sluice.schema"
 )
 
 // Config is the `kafka:` sink of a pipeline (and the `kafka:` dead-letter
@@ -36,8 +33,10 @@ type Config struct {
 	Headers map[string]string `yaml:"headers"`
 	// Compression is none, gzip, snappy (default), lz4 or zstd.
 	Compression string `yaml:"compression"`
-	// Transactional writes each task's records in Kafka transactions (see
-	// doc.go). Default false: idempotent producer, at-least-once.
+	// Transactional makes the output exactly-once for read_committed
+	// consumers: each task's rows are written in Kafka transactions that
+	// also commit how far the output got (see doc.go). Default false:
+	// idempotent producer, at-least-once.
 	Transactional bool `yaml:"transactional"`
 }
 
@@ -97,7 +96,8 @@ func WithKafkaClient(c *kgo.Client) Option {
 }
 
 // WithClientOpts adds options (brokers, TLS, SASL) to the clients the sink
-// builds.
+// builds: the wiring passes the Kafka source's ClientOpts of the job's
+// `kafka:` block, so that every Kafka client of a job connects the same way.
 func WithClientOpts(opts ...kgo.Opt) Option {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
 }

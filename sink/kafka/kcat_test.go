@@ -112,6 +112,7 @@ func TestKafkaSinkKcat(t *testing.T) {
 			row := engine.NewRow(4)
 			for i := range n {
 				fill(row, i)
+				row.Origin = engine.Origin{Task: engine.TaskID{Topic: "in", Partition: 2}, Offset: int64(i)}
 				if err := w.Write(row); err != nil {
 					t.Fatal(err)
 				}

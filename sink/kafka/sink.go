@@ -13,12 +13,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/sluicehq/sluice/sink/encode"
+	"github.com/sluicehq/sluice/source/avro"
 )
 
 // Sink produces rows as records of one topic.
@@ -28,7 +33,7 @@ type Sink struct {
 	log       *slog.Logger
 	enc       encode.Encoder
 	prefix    []byte // Confluent framing: 0x00 + schema id
-	schemaHdr []byte // Avro without a registry: the schema, in SchemaHeader
+	schemaHdr []byte // Avro without a registry: the schema, in the avro.HeaderKey header
 	key       *column
 	headers   []header
 	client    *kgo.Client // shared by the writers unless transactional
@@ -141,20 +146,118 @@ func lookup(schema *engine.Schema, path string) (*column, bool) {
 }
 
 // Open returns a writer for task. A transactional sink gives each task its
-// own producer, with transactional id <job>.<pipeline>.<sink>.<topic>.<partition>,
-// so that a restarted task fences its predecessor.
+// own producer, with transactional id <job>.<pipeline>.<sink>.<topic>.<partition>:
+// Open initializes it, which fences a predecessor with the same id and aborts
+// its open transaction, then reads the task's marker (see doc.go).
 func (s *Sink) Open(ctx context.Context, task engine.TaskID) (engine.Writer, error) {
-	w := &Writer{s: s, task: task, client: s.client, log: s.log.With("task", task.String())}
-	if s.cfg.Transactional {
-		id := fmt.Sprintf("%s.%s.%s.%s.%d", s.env.Job, s.env.Pipeline, s.env.Name, task.Topic, task.Partition)
-		c, err := kgo.NewClient(append(s.opts, kgo.TransactionalID(id))...)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: client for %s: %w", task, err)
-		}
-		w.client, w.own = c, true
-	}
+	w := &Writer{s: s, task: task, client: s.client, log: s.log.With("task", task.String()), marker: -1}
 	w.promise = w.done
+	if !s.cfg.Transactional {
+		return w, nil
+	}
+	id := fmt.Sprintf("%s.%s.%s.%s.%d", s.env.Job, s.env.Pipeline, s.env.Name, task.Topic, task.Partition)
+	c, err := kgo.NewClient(append(s.opts, kgo.TransactionalID(id), kgo.MaxVersions(txnVersions()))...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client for %s: %w", task, err)
+	}
+	w.client, w.own = c, true
+	w.txnID = id
+	if err := w.loadMarker(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return w, nil
+}
+
+// MarkerGroup is the consumer group whose committed offsets are a
+// transactional sink's markers: per input task, the input offset below which
+// every output row is committed. No consumer ever joins it.
+func (s *Sink) MarkerGroup() string {
+	return s.env.Job + "." + s.env.Pipeline + "." + s.env.Name
+}
+
+// txnVersions caps TxnOffsetCommit at v4, the version that names topics
+// (v6 names them by id) and that works with an explicit AddOffsetsToTxn on
+// every broker that supports transactions.
+func txnVersions() *kversion.Versions {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(kmsg.TxnOffsetCommit.Int16(), 4)
+	return v
+}
+
+// loadMarker initializes the producer id (fencing any predecessor, whose
+// open transaction the coordinator aborts) and then reads the marker with
+// RequireStable, so that no pending transactional commit is missed.
+func (w *Writer) loadMarker(ctx context.Context) error {
+	if _, _, err := w.client.ProducerID(ctx); err != nil {
+		return fmt.Errorf("kafka: init transactional producer %s: %w", w.txnID, err)
+	}
+	adm := kadm.NewClient(w.client)
+	group := w.s.MarkerGroup()
+	for attempt := 0; ; attempt++ {
+		offs, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), group, w.task.Topic)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return nil // nothing committed yet
+		}
+		if err == nil {
+			if o, ok := offs.Lookup(w.task.Topic, w.task.Partition); ok {
+				err = o.Err
+				if err == nil {
+					w.marker = o.At
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
+			return fmt.Errorf("kafka: read marker of %s in group %s: %w", w.task, group, err)
+		}
+		if !backoff.Sleep(ctx, backoff.Default.Delay(attempt)) {
+			return fmt.Errorf("kafka: read marker of %s in group %s: %w", w.task, group, err)
+		}
+	}
+}
+
+// commitMarker adds the marker (the input offset after the last row of this
+// transaction) to the open transaction, as a transactional offset commit of
+// the marker group: it becomes visible exactly when the rows do.
+func (w *Writer) commitMarker(ctx context.Context, next int64) error {
+	id, epoch, err := w.client.ProducerID(ctx)
+	if err != nil {
+		return fmt.Errorf("kafka: producer id: %w", err)
+	}
+	group := w.s.MarkerGroup()
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = w.txnID, id, epoch, group
+	aresp, err := add.RequestWith(ctx, w.client)
+	if err == nil {
+		err = kerr.ErrorForCode(aresp.ErrorCode)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: add marker group %s to transaction: %w", group, err)
+	}
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = w.txnID, group, id, epoch
+	req.Generation, req.MemberID = -1, ""
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = w.task.Topic
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset, rp.LeaderEpoch = w.task.Partition, next, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, w.client)
+	if err != nil {
+		return fmt.Errorf("kafka: commit marker %d of %s: %w", next, w.task, err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("kafka: commit marker %d of %s: %w", next, w.task, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the client the sink built.
@@ -176,6 +279,13 @@ type Writer struct {
 	own     bool
 	inTxn   bool
 	promise func(*kgo.Record, error)
+
+	// Transactional writers only. marker is the input offset below which
+	// every row is already committed (-1: none); next is the marker the
+	// open transaction commits: the input offset after its last row.
+	txnID  string
+	marker int64
+	next   int64
 
 	// Records and their bytes since the last Flush. The client holds them
 	// until Flush has waited for every result; only then are they reused.
@@ -206,11 +316,17 @@ func (w *Writer) done(r *kgo.Record, err error) {
 // full (backpressure).
 func (w *Writer) Write(row *engine.Row) error {
 	s := w.s
-	if s.cfg.Transactional && !w.inTxn {
-		if err := w.client.BeginTransaction(); err != nil {
-			return fmt.Errorf("kafka: begin transaction: %w", err)
+	if s.cfg.Transactional {
+		if row.Origin.Offset < w.marker {
+			return nil // committed before a crash or a failed flush: replayed, not written again
 		}
-		w.inTxn = true
+		if !w.inTxn {
+			if err := w.client.BeginTransaction(); err != nil {
+				return fmt.Errorf("kafka: begin transaction: %w", err)
+			}
+			w.inTxn = true
+		}
+		w.next = row.Origin.Offset + 1
 	}
 	var r *kgo.Record
 	if n := len(w.free); n > 0 {
@@ -260,7 +376,7 @@ func (w *Writer) Write(row *engine.Row) error {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: s.headers[i].name, Value: a[sp.a:sp.b:sp.b]})
 	}
 	if s.schemaHdr != nil {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: SchemaHeader, Value: s.schemaHdr})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: avro.HeaderKey, Value: s.schemaHdr})
 	}
 	w.recs = append(w.recs, r)
 	w.bytes += len(r.Key) + len(r.Value)
@@ -320,11 +436,16 @@ func (w *Writer) Flush(ctx context.Context) error {
 		w.log.Warn("records failed, producing them again", "records", retry, "error", failed[0].err)
 	}
 	if w.inTxn {
+		if err := w.commitMarker(ctx, w.next); err != nil {
+			w.abort(ctx)
+			return err
+		}
 		if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			w.inTxn = false
 			return fmt.Errorf("kafka: commit transaction: %w", err)
 		}
 		w.inTxn = false
+		w.marker = w.next
 	}
 	w.s.env.Stats.Acked(n, w.bytes, time.Since(start).Seconds())
 	w.free = append(w.free, w.recs...)

@@ -15,6 +15,32 @@
 // metadata; it runs under the group generation, so a commit from a zombie
 // member is rejected by the broker.
 //
+// # Bounded jobs (StopAtEnd)
+//
+// Run first lists the end offsets of every partition of the subscription;
+// those are the ends of the backfill. A task ends when its records up to
+// that end were delivered, or at once when it is assigned with nothing left
+// to read: committed at or past its end (a re-run), an empty partition, or
+// no committed offset with Start "latest". The backfill ends when every
+// task this member owns has ended and every other task of the backfill is
+// committed at or past its end by whichever member owned it (with "latest",
+// a task nobody committed counts as ended), so several members each end
+// once the group is done; the end interrupts a poll that would otherwise
+// wait for records that never come. A regex that matches no topic ends the
+// backfill at once. A listed topic that does not exist makes Run return a
+// *MissingTopicError (naming the topics and brokers): a backfill of it could
+// never end. An unbounded job over a missing topic waits instead (see Bad
+// input).
+//
+// # Clients
+//
+// ClientOpts builds the connection options of every Kafka client of a job
+// (seed brokers, TLS from the one config.TLS builder, SASL PLAIN, SCRAM or
+// OAUTHBEARER with secrets from values or files) from the job's `kafka:`
+// block, and RegistryClient its schema registry client. The source, the
+// Kafka sink and dead-letter destination (through the wiring) and the
+// coordinator all build their clients from them.
+//
 // # Assignment
 //
 // The group uses this package's balancer (protocol "sluice-balanced",

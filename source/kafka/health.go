@@ -106,6 +106,18 @@ func (s *Source) fetchFailed(topic string, p int32, err error) bool {
 	return false
 }
 
+// fenced reports a group error that says another member took this member's
+// static instance id (FENCED_INSTANCE_ID): this member owns no task and never
+// will until the other one leaves. It is the "group" health reason, so that
+// readiness shows it and it is logged once, not at every rejoin attempt.
+func (s *Source) fenced(err error) bool {
+	if !errors.Is(err, kerr.FencedInstanceID) {
+		return false
+	}
+	s.health.set("group", fmt.Sprintf("kafka: fenced out of group %s: another member joined with instance id %q; this member owns no tasks", s.cfg.Group, s.cfg.InstanceID))
+	return true
+}
+
 // checkGroupEnd, for a bounded job, ends the source once every task this
 // member owns has ended and every other task of the backfill is committed
 // at or past its end by whichever member owned it. With several members a
@@ -140,6 +152,9 @@ func (s *Source) checkGroupEnd(ctx context.Context) {
 			s.mu.Lock()
 			end := s.ends[id]
 			s.mu.Unlock()
+			if (!ok || o.Err != nil || o.At < 0) && s.cfg.Start == "latest" {
+				continue // never committed, and latest starts at the end: nothing to read
+			}
 			if !ok || o.Err != nil || o.At < end {
 				return
 			}

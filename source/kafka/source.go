@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -212,6 +213,11 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if _, ok := errors.AsType[*MissingTopicError](err); ok {
+				// A backfill of a topic that does not exist can never
+				// end: say so instead of waiting for it forever.
+				return err
+			}
 			s.health.set("brokers", err.Error())
 			if !sleep(ctx, backoff(attempt)) {
 				return nil
@@ -226,10 +232,26 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 		defer wg.Done()
 		s.watch(wctx)
 	}()
+	// A poll waits for records; a bounded job whose tasks all ended at
+	// assignment (a re-run, an empty topic) gets none, so the end of the
+	// backfill must interrupt the poll.
+	pctx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	if s.cfg.StopAtEnd {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-s.allEnd:
+				stopPoll()
+			case <-pctx.Done():
+			}
+		}()
+	}
 	failures := 0
 	for {
-		fs := s.cl.PollRecords(ctx, 0)
-		if ctx.Err() != nil {
+		fs := s.cl.PollRecords(pctx, 0)
+		if pctx.Err() != nil {
 			s.cl.AllowRebalance()
 			return nil
 		}
@@ -241,6 +263,9 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 			if s.fetchFailed(topic, p, err) {
 				failed = true
 				return
+			}
+			if s.fenced(err) {
+				return // reported through health, once
 			}
 			s.log.Warn("fetch failed; franz-go retries", "topic", topic, "partition", p, "error", err)
 		})
@@ -372,7 +397,24 @@ func (s *Source) endTask(id engine.TaskID) {
 	}
 }
 
-// loadEnds records the end offset of every partition of the subscription.
+// MissingTopicError is what Run returns for a bounded job (StopAtEnd) whose
+// topics do not exist: it can never read them to an end.
+type MissingTopicError struct {
+	Topics  []string
+	Brokers []string
+}
+
+func (e *MissingTopicError) Error() string {
+	what := fmt.Sprintf("topic %q does not exist", e.Topics[0])
+	if len(e.Topics) > 1 {
+		what = fmt.Sprintf("topics %q do not exist", e.Topics)
+	}
+	return fmt.Sprintf("kafka: %s on brokers %s; a stop_at: end job reads only topics that exist when it starts",
+		what, strings.Join(e.Brokers, ","))
+}
+
+// loadEnds records the end offset of every partition of the subscription. A
+// listed topic that does not exist is a *MissingTopicError.
 func (s *Source) loadEnds(ctx context.Context) error {
 	topics := s.cfg.Topics
 	if len(s.cfg.TopicRegex) > 0 {
@@ -394,11 +436,34 @@ func (s *Source) loadEnds(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: start offsets: %w", err)
 	}
+	var missing []string
+	var firstErr error
+	ends.Each(func(o kadm.ListedOffset) {
+		switch {
+		case errors.Is(o.Err, kerr.UnknownTopicOrPartition) && o.Partition < 0:
+			missing = append(missing, o.Topic)
+		case o.Err != nil && firstErr == nil:
+			firstErr = fmt.Errorf("kafka: end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+	})
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return &MissingTopicError{Topics: missing, Brokers: s.cfg.Brokers}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ends.Each(func(o kadm.ListedOffset) {
 		s.ends[engine.TaskID{Topic: o.Topic, Partition: o.Partition}] = o.Offset
 	})
+	if len(s.ends) == 0 && !s.allDone {
+		// A regex that matches no topic: nothing to read, the backfill is
+		// complete before it starts.
+		s.allDone = true
+		close(s.allEnd)
+	}
 	// A partition whose log starts at its end has nothing to read: mark its
 	// end at its start, so that it ends as soon as it is assigned.
 	starts.Each(func(o kadm.ListedOffset) {
@@ -452,6 +517,7 @@ func (s *Source) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int
 	if !s.handler(ctx) {
 		return
 	}
+	s.health.set("group", "") // joined again, if it had been fenced
 	// Nothing to hand over yet: franz-go calls this before it fetches the
 	// committed offsets, and adjust, which it calls next with the offsets of
 	// every added partition (the reset offset for those with no commit), hands
@@ -501,6 +567,7 @@ func (s *Source) handOver(ctx context.Context, as []engine.Assignment) {
 	}
 	s.m.assigned.WithLabelValues(s.cfg.Group).Add(float64(len(fresh)))
 	s.health.set("fetch", "") // the group let us in
+	s.health.set("group", "")
 	s.h.Assign(ctx, fresh)
 	if s.cfg.StopAtEnd {
 		for _, a := range fresh {
@@ -508,7 +575,10 @@ func (s *Source) handOver(ctx context.Context, as []engine.Assignment) {
 			end, known := s.ends[a.Task]
 			empty := s.empty[a.Task]
 			s.mu.Unlock()
-			if !known || empty || (a.Offset >= 0 && a.Offset >= end) {
+			// A task with no committed offset and start: latest starts at
+			// its end: nothing of the backfill is left for it.
+			latest := a.Offset < 0 && s.cfg.Start == "latest"
+			if !known || empty || latest || (a.Offset >= 0 && a.Offset >= end) {
 				s.endTask(a.Task)
 			}
 		}
@@ -527,7 +597,13 @@ func (s *Source) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int3
 
 // lost: the partitions are gone without a chance to commit. The runtime still
 // stops the tasks; its commit will be rejected and the next owner replays.
+// franz-go also calls it with no partitions at every failed rejoin of a
+// fenced member (every few seconds): that is reported once, as the fenced
+// health reason, not logged each time.
 func (s *Source) lost(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	if len(m) == 0 {
+		return
+	}
 	s.log.Warn("partitions lost", "partitions", fmt.Sprint(m))
 	s.revoked(ctx, cl, m)
 }

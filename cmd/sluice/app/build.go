@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,14 +10,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/oauth"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/engine"
@@ -257,88 +250,6 @@ func (b *builder) closeSinks(job *engine.Job) {
 	}
 }
 
-// kafkaOpts turns the job's kafka section into franz-go options.
-func kafkaOpts(k *config.Kafka) ([]kgo.Opt, *tls.Config, error) {
-	var opts []kgo.Opt
-	var tc *tls.Config
-	if k.TLS != nil {
-		var err error
-		if tc, err = tlsConfig(k.TLS); err != nil {
-			return nil, nil, err
-		}
-	}
-	if s := k.SASL; s != nil {
-		m, err := saslMechanism(s)
-		if err != nil {
-			return nil, nil, err
-		}
-		opts = append(opts, kgo.SASL(m))
-	}
-	return opts, tc, nil
-}
-
-func secret(value, file string) (string, error) {
-	if file == "" {
-		return value, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func saslMechanism(s *config.SASL) (sasl.Mechanism, error) {
-	switch s.Mechanism {
-	case "PLAIN":
-		pw, err := secret(s.Password, s.PasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		return plain.Auth{User: s.Username, Pass: pw}.AsMechanism(), nil
-	case "SCRAM-SHA-256", "SCRAM-SHA-512":
-		pw, err := secret(s.Password, s.PasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		a := scram.Auth{User: s.Username, Pass: pw}
-		if s.Mechanism == "SCRAM-SHA-256" {
-			return a.AsSha256Mechanism(), nil
-		}
-		return a.AsSha512Mechanism(), nil
-	case "OAUTHBEARER":
-		tok, err := secret(s.Token, s.TokenFile)
-		if err != nil {
-			return nil, err
-		}
-		return oauth.Auth{Token: tok}.AsMechanism(), nil
-	}
-	return nil, fmt.Errorf("unknown sasl mechanism %q", s.Mechanism)
-}
-
-func tlsConfig(t *config.TLS) (*tls.Config, error) {
-	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca_file %s: no certificates", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls cert_file/key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
-
 // pipelinesOf names the pipelines that read a topic, for metric labels.
 func (b *builder) pipelinesOf(topic string) []string {
 	var names []string
@@ -375,9 +286,9 @@ func (b *builder) source() (engine.Source, error) {
 	}
 	var kafkaSrc engine.Source
 	if len(topics) > 0 || len(regexes) > 0 {
-		opts, tc, err := kafkaOpts(b.cj.Kafka)
+		opts, err := kafka.ClientOpts(b.cj.Kafka)
 		if err != nil {
-			return nil, fmt.Errorf("kafka: %w", err)
+			return nil, err
 		}
 		if len(regexes) > 0 {
 			for _, t := range topics {
@@ -388,7 +299,7 @@ func (b *builder) source() (engine.Source, error) {
 		s, err := kafka.New(kafka.Config{
 			Brokers: b.cj.Kafka.Brokers, Group: b.cj.Job, InstanceID: b.o.Pod,
 			Topics: topics, TopicRegex: regexes, Start: start, StopAtEnd: stopAtEnd,
-			TLS: tc, Opts: append(opts, b.o.KafkaOpts...), Registerer: b.o.Registry, Logger: b.o.Logger,
+			Opts: append(opts, b.o.KafkaOpts...), Registerer: b.o.Registry, Logger: b.o.Logger,
 			PipelinesOf: b.pipelinesOf, OnHealth: b.o.OnHealth,
 		})
 		if err != nil {

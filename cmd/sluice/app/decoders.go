@@ -6,6 +6,7 @@ import (
 	"github.com/sluicehq/sluice/source/avro"
 	"github.com/sluicehq/sluice/source/file"
 	"github.com/sluicehq/sluice/source/jsonrow"
+	"github.com/sluicehq/sluice/source/kafka"
 )
 
 // newDecoder builds the decoder of a pipeline from its source and format. A
@@ -25,7 +26,7 @@ func (b *builder) newDecoder(cp *config.Pipeline) engine.Decoder {
 		var opts []avro.Option
 		opts = append(opts, avro.WithLogger(b.o.Logger))
 		if avro.Mode(f.Avro.WriterSchema) == avro.ModeRegistry && b.cj.Kafka != nil && b.cj.Kafka.SchemaRegistry != nil {
-			cl, err := registryClient(b.cj.Kafka.SchemaRegistry)
+			cl, err := kafka.RegistryClient(b.cj.Kafka.SchemaRegistry)
 			if err != nil {
 				b.fail(f.Avro.Pos.Key("writer_schema").Errorf("schema registry: %v", err))
 				return nil

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
 	bqsink "github.com/sluicehq/sluice/sink/bigquery"
@@ -17,6 +14,7 @@ import (
 	kafkasink "github.com/sluicehq/sluice/sink/kafka"
 	"github.com/sluicehq/sluice/sink/stdout"
 	syslogsink "github.com/sluicehq/sluice/sink/syslog"
+	"github.com/sluicehq/sluice/source/kafka"
 )
 
 // validator is a sink Config: every sink package has one.
@@ -122,48 +120,24 @@ func (b *builder) deadLetter(cp *config.Pipeline) engine.Sink {
 }
 
 // kafkaSinkOpts gives a Kafka sink the job's cluster: brokers, TLS, SASL and
-// the schema registry.
+// the schema registry, built by the Kafka source's client builder.
 func (b *builder) kafkaSinkOpts() ([]kafkasink.Option, error) {
 	k := b.cj.Kafka
 	if k == nil {
 		return nil, fmt.Errorf("a kafka sink needs the job's kafka section")
 	}
-	opts, tc, err := kafkaOpts(k)
+	opts, err := kafka.ClientOpts(k)
 	if err != nil {
 		return nil, err
-	}
-	opts = append(opts, kgo.SeedBrokers(k.Brokers...))
-	if tc != nil {
-		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	opts = append(opts, b.o.KafkaOpts...)
 	out := []kafkasink.Option{kafkasink.WithClientOpts(opts...)}
 	if r := k.SchemaRegistry; r != nil {
-		cl, err := registryClient(r)
+		cl, err := kafka.RegistryClient(r)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, kafkasink.WithRegistry(cl))
 	}
 	return out, nil
-}
-
-// registryClient builds a schema registry client from the job's settings.
-func registryClient(r *config.Registry) (*sr.Client, error) {
-	opts := []sr.ClientOpt{sr.URLs(r.URL)}
-	if r.Username != "" {
-		pw, err := secret(r.Password, r.PasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, sr.BasicAuth(r.Username, pw))
-	}
-	if r.TLS != nil {
-		tc, err := tlsConfig(r.TLS)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, sr.DialTLSConfig(tc))
-	}
-	return sr.NewClient(opts...)
 }
