@@ -52,20 +52,9 @@ type Config struct {
 
 // Validate reports settings that cannot work, at their positions.
 func (c *Config) Validate() error {
-	var errs config.Errors
-	switch c.Format {
-	case "", encode.FormatJSON, encode.FormatCSV, encode.FormatAvro:
-	default:
-		errs = append(errs, c.Pos.Key("format").Errorf("unknown format %q (expected json, csv or avro)", c.Format))
-	}
-	if _, err := encode.ParseCodec(c.Codec); err != nil {
-		errs = append(errs, c.Pos.Key("codec").Errorf("unknown codec %q (expected null, deflate, snappy or zstd)", c.Codec))
-	}
+	errs := object.CheckSettings(c.Pos, c.Format, c.Codec, c.MaxObjectBytes, c.MaxObjectAge)
 	if c.Bucket == "" {
 		errs = append(errs, c.Pos.Key("bucket").Errorf("bucket must not be empty"))
-	}
-	if c.MaxObjectBytes < 0 || c.MaxObjectAge < 0 {
-		errs = append(errs, c.Pos.Errorf("max_object_bytes and max_object_age must not be negative"))
 	}
 	if len(errs) > 0 {
 		return errs
@@ -112,11 +101,9 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 		}
 		s.client, s.ownClient = c, true
 	}
-	codec, _ := encode.ParseCodec(cfg.Codec)
 	st := &store{bucket: s.client.Bucket(cfg.Bucket), parts: cfg.PartsPrefix}
 	var err error
-	s.Sink, err = object.New(object.Options{Kind: "gcs", Prefix: cfg.Prefix, Format: cfg.Format, Codec: codec,
-		MaxObjectBytes: int64(cfg.MaxObjectBytes), MaxObjectAge: cfg.MaxObjectAge}, st, schema, env)
+	s.Sink, err = object.New(object.Settings("gcs", cfg.Prefix, cfg.Format, cfg.Codec, cfg.MaxObjectBytes, cfg.MaxObjectAge), st, schema, env)
 	if err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("gcs sink: %w", err)
