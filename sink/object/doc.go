@@ -1,5 +1,5 @@
-// Package object is the core that the object-store sinks (gcs, and the
-// clouds that follow it) share: encoding rows into objects of JSON lines, CSV
+// Package object is the core that the object-store sinks (gcs, s3, azblob)
+// share: encoding rows into objects of JSON lines, CSV
 // or Avro object container files, naming them, closing them at a size or an
 // age across many flushes, and the writer state that lets an object survive a
 // crash. Each cloud package adds its configuration and a Store: four
@@ -30,7 +30,8 @@
 //
 // Each Flush stages the rows written since the last one as the next part of
 // the open object (GCS: a temporary object under parts_prefix, composed into
-// the object when it is finalized), and returns once the part is durable:
+// the object when it is finalized; S3: a temporary object, copied into the
+// object; Azure: an uncommitted block of the blob), and returns once the part is durable:
 // the rows are acknowledged although their object is not visible yet. The
 // writer's state (engine.StatefulWriter), taken after each Flush and stored
 // in the checkpoint with the task's offset, names the open object and its

@@ -3,14 +3,11 @@ package s3
 import (
 	"context"
 	"io"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/cloud/s3conf"
@@ -19,22 +16,9 @@ import (
 	"github.com/sluicehq/sluice/sink/object/objecttest"
 )
 
-// startS3 serves gofakes3 over HTTP with a bucket "export" and points the
-// AWS default chain at static test credentials.
 func startS3(t *testing.T) string {
-	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_REGION", "us-east-1")
-	c, err := s3conf.Client(context.Background(), s3conf.Options{Endpoint: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("export")}); err != nil {
-		t.Fatal(err)
-	}
-	return srv.URL
+	endpoint, _ := objecttest.StartS3(t, "export")
+	return endpoint
 }
 
 // TestS3Sink runs the object sinks' checks (objecttest.Run) through the real

@@ -17,9 +17,14 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/linkedin/goavro/v2"
 	"google.golang.org/api/iterator"
+
+	"github.com/sluicehq/sluice/sink/object/objecttest"
 )
 
 // objectFormats are the formats every object sink test writes, one sink each.
@@ -160,11 +165,78 @@ func (c *cluster) waitCheckpoint(w *worker) {
 	c.t.Fatalf("no checkpoint after a minute; logs:\n%s", w.logs.String())
 }
 
-// TestGCSObjectRolling runs the sluice binary with GCS sinks in each format
-// (fake-gcs-server over HTTP behind the real client), SIGKILLs it four times
-// while records flow, and then lets the stream go quiet: max_object_age must
-// finalize the last objects without a drain, every record must be in the
-// finalized objects exactly once, and objects must respect max_object_bytes.
+// objectBackend is one object store the SIGKILL tests write to.
+type objectBackend struct {
+	name string
+	// sink is the YAML of its sink in format under prefix.
+	sink func(prefix, format string) string
+	// list reads the finalized objects under prefix.
+	list func(t *testing.T, prefix, format string) []finalObject
+}
+
+// runObjectSIGKILL runs the sluice binary with one sink per backend and
+// format, SIGKILLs it four times while records flow, and then lets the
+// stream go quiet: max_object_age must finalize the last objects without a
+// drain, every record must be in each sink's finalized objects exactly once,
+// and objects must respect max_object_bytes.
+func runObjectSIGKILL(t *testing.T, maxBytes int, backends ...objectBackend) {
+	var sinks string
+	for _, b := range backends {
+		for _, f := range objectFormats {
+			sinks += "      - " + b.sink(b.name+"-"+f+"/", f) + "\n"
+		}
+	}
+	c := newClusterSinks(t, 4, "1s", sinks)
+	rnd := rand.New(rand.NewSource(12))
+	stopProducing := c.produceEvery(100, 25*time.Millisecond)
+	for i := range 4 {
+		w := c.start("obj-0")
+		if i == 0 {
+			c.waitCheckpoint(w)
+		}
+		time.Sleep(time.Duration(1500+rnd.Intn(2000)) * time.Millisecond)
+		c.kill(w)
+	}
+	stopProducing()
+	w := c.start("obj-0")
+	// No drain: the stream is quiet, and max_object_age alone must make the
+	// last rows visible.
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, b := range backends {
+		for _, f := range objectFormats {
+			for {
+				n := 0
+				for _, o := range b.list(t, b.name+"-"+f+"/", f) {
+					n += len(o.seqs)
+				}
+				if n >= int(c.produced()) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s %s: %d rows of %d in finalized objects 2 minutes after the stream went quiet; logs:\n%s", b.name, f, n, c.produced(), w.logs.String())
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
+	for _, b := range backends {
+		for _, f := range objectFormats {
+			objs := b.list(t, b.name+"-"+f+"/", f)
+			aged := c.checkObjects(b.name+" "+f, objs, maxBytes)
+			if aged == 0 {
+				t.Errorf("%s %s: no object was closed by max_object_age", b.name, f)
+			}
+			t.Logf("%s %s: %d records in %d objects (%d closed by age), none lost, none twice", b.name, f, c.produced(), len(objs), aged)
+		}
+	}
+	c.drain(w)
+	_, fileRows := c.sinkCounts()
+	t.Logf("the at-least-once file sink beside them holds %d rows for %d records", fileRows, c.produced())
+}
+
+// TestGCSObjectRolling: runObjectSIGKILL with GCS sinks in each format
+// (fake-gcs-server over HTTP behind the real client).
 func TestGCSObjectRolling(t *testing.T) {
 	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
 	if err != nil {
@@ -173,67 +245,85 @@ func TestGCSObjectRolling(t *testing.T) {
 	defer srv.Stop()
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "export"})
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
-	const maxBytes = 32 << 10
-	var sinks string
-	for _, f := range objectFormats {
-		sinks += fmt.Sprintf("      - gcs: {bucket: export, prefix: %s/, format: %s, max_object_bytes: %d, max_object_age: 3s}\n", f, f, maxBytes)
-	}
-	c := newClusterSinks(t, 4, "1s", sinks)
 	reader, err := storage.NewClient(context.Background(), storage.WithJSONReads())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reader.Close()
+	const maxBytes = 32 << 10
+	runObjectSIGKILL(t, maxBytes, objectBackend{
+		name: "gcs",
+		sink: func(prefix, format string) string {
+			return fmt.Sprintf("gcs: {bucket: export, prefix: %s, format: %s, max_object_bytes: %d, max_object_age: 3s}", prefix, format, maxBytes)
+		},
+		list: func(t *testing.T, prefix, format string) []finalObject {
+			return gcsObjects(t, reader, "export", prefix, format)
+		},
+	})
+}
 
-	rnd := rand.New(rand.NewSource(12))
-	stopProducing := c.produceEvery(200, 25*time.Millisecond)
-	for i := range 4 {
-		w := c.start("gcs-0")
-		if i == 0 {
-			c.waitCheckpoint(w)
-		}
-		time.Sleep(time.Duration(1500+rnd.Intn(2000)) * time.Millisecond)
-		c.kill(w)
-	}
-	stopProducing()
-	w := c.start("gcs-0")
-	// No drain: the stream is quiet, and max_object_age alone must make the
-	// last rows visible.
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, f := range objectFormats {
-		for {
-			n := 0
-			for _, o := range gcsObjects(t, reader, "export", f+"/", f) {
-				n += len(o.seqs)
+// TestObjectSinksSIGKILL: runObjectSIGKILL with S3 sinks (gofakes3 behind
+// aws-sdk-go-v2) and Azure Blob sinks (Azurite behind azblob) in each format.
+func TestObjectSinksSIGKILL(t *testing.T) {
+	endpoint, s3c := objecttest.StartS3(t, "export")
+	az := objecttest.StartAzurite(t, "export")
+	ctx := context.Background()
+	const maxBytes = 32 << 10
+	runObjectSIGKILL(t, maxBytes, objectBackend{
+		name: "s3",
+		sink: func(prefix, format string) string {
+			return fmt.Sprintf("s3: {bucket: export, endpoint: %q, prefix: %s, format: %s, max_object_bytes: %d, max_object_age: 3s}", endpoint, prefix, format, maxBytes)
+		},
+		list: func(t *testing.T, prefix, format string) []finalObject {
+			var out []finalObject
+			p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String("export"), Prefix: aws.String(prefix)})
+			for p.HasMorePages() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range page.Contents {
+					got, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("export"), Key: o.Key})
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(got.Body)
+					got.Body.Close()
+					out = append(out, finalObject{name: *o.Key, size: len(b), close: got.Metadata["sluice-close"], seqs: parseObject(t, format, *o.Key, b)})
+				}
 			}
-			if n >= int(c.produced()) {
-				break
+			return out
+		},
+	}, objectBackend{
+		name: "azblob",
+		sink: func(prefix, format string) string {
+			return fmt.Sprintf("azblob: {container: export, prefix: %s, format: %s, max_object_bytes: %d, max_object_age: 3s}", prefix, format, maxBytes)
+		},
+		list: func(t *testing.T, prefix, format string) []finalObject {
+			var out []finalObject
+			p := az.NewListBlobsFlatPager("export", &azblob.ListBlobsFlatOptions{Prefix: &prefix})
+			for p.More() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, bi := range page.Segment.BlobItems {
+					got, err := az.DownloadStream(ctx, "export", *bi.Name, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(got.Body)
+					got.Body.Close()
+					var reason string
+					for k, v := range got.Metadata {
+						if strings.EqualFold(k, "sluice_close") && v != nil {
+							reason = *v
+						}
+					}
+					out = append(out, finalObject{name: *bi.Name, size: len(b), close: reason, seqs: parseObject(t, format, *bi.Name, b)})
+				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d rows of %d in finalized objects 2 minutes after the stream went quiet; logs:\n%s", f, n, c.produced(), w.logs.String())
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
-	for _, f := range objectFormats {
-		objs := gcsObjects(t, reader, "export", f+"/", f)
-		aged := c.checkObjects(f, objs, maxBytes)
-		if aged == 0 {
-			t.Errorf("%s: no object was closed by max_object_age", f)
-		}
-		t.Logf("%s: %d records in %d objects (%d closed by age), none lost, none twice", f, c.produced(), len(objs), aged)
-	}
-	c.drain(w)
-	_, fileRows := c.sinkCounts()
-	t.Logf("the at-least-once file sink beside them holds %d rows for %d records", fileRows, c.produced())
-	var staged int
-	it := reader.Bucket("export").Objects(context.Background(), &storage.Query{Prefix: "_sluice/"})
-	for {
-		if _, err := it.Next(); err != nil {
-			break
-		}
-		staged++
-	}
-	t.Logf("%d staged parts left behind (of objects that a killed run had begun)", staged)
+			return out
+		},
+	})
 }
