@@ -5,7 +5,7 @@ FUZZTIME  ?= 10s
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzOCF ./sql:FuzzSQL \
              ./checkpoint:FuzzCheckpointDecode ./source/jsonrow:FuzzJSONRow \
-             ./engine/config:FuzzJobFile
+             ./engine/config:FuzzJobFile ./sink/object:FuzzDecodeState
 
 .PHONY: all build test unit fuzz bench demo lint clean
 

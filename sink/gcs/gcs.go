@@ -2,27 +2,30 @@ package gcs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"path"
+	"net/http"
 	"strconv"
 	"time"
 
 	"cloud.google.com/go/storage"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/encode"
+	"github.com/sluicehq/sluice/sink/object"
 )
 
 // Defaults of Config.
 const (
-	DefaultMaxObjectBytes = 128 << 20
-	DefaultMaxObjectAge   = 5 * time.Minute
-	// chunkSize is the resumable upload's chunk: the memory of one upload.
-	chunkSize = 8 << 20
+	DefaultMaxObjectBytes = object.DefaultMaxObjectBytes
+	DefaultMaxObjectAge   = object.DefaultMaxObjectAge
+	DefaultPartsPrefix    = "_sluice/parts/"
+	// maxCompose is how many sources one GCS compose request takes.
+	maxCompose = 32
 )
 
 // Config is the `gcs:` sink of a pipeline.
@@ -35,35 +38,32 @@ type Config struct {
 	Format string `yaml:"format"`
 	// Codec compresses Avro blocks: null (the default), deflate, snappy or zstd.
 	Codec string `yaml:"codec"`
-	// MaxObjectBytes cuts objects (DefaultMaxObjectBytes).
+	// MaxObjectBytes closes an object before it grows past this size
+	// (DefaultMaxObjectBytes).
 	MaxObjectBytes encode.ByteSize `yaml:"max_object_bytes"`
-	// MaxObjectAge bounds how long an object stays open (DefaultMaxObjectAge);
-	// objects are finalized at every flush, so they never stay open longer.
+	// MaxObjectAge closes an object this long after its first row
+	// (DefaultMaxObjectAge), even when no more rows come.
 	MaxObjectAge time.Duration `yaml:"max_object_age"`
+	// PartsPrefix is where the parts of open objects are staged
+	// (DefaultPartsPrefix); it should not lie below Prefix, so that readers
+	// of Prefix see finalized objects only.
+	PartsPrefix string `yaml:"parts_prefix"`
 }
 
 // Validate reports settings that cannot work, at their positions.
 func (c *Config) Validate() error {
-	var errs config.Errors
-	switch c.Format {
-	case "", encode.FormatJSON, encode.FormatCSV, encode.FormatAvro:
-	default:
-		errs = append(errs, c.Pos.Key("format").Errorf("unknown format %q (expected json, csv or avro)", c.Format))
-	}
-	if _, err := encode.ParseCodec(c.Codec); err != nil {
-		errs = append(errs, c.Pos.Key("codec").Errorf("unknown codec %q (expected null, deflate, snappy or zstd)", c.Codec))
-	}
+	errs := object.CheckSettings(c.Pos, c.Format, c.Codec, c.MaxObjectBytes, c.MaxObjectAge)
 	if c.Bucket == "" {
 		errs = append(errs, c.Pos.Key("bucket").Errorf("bucket must not be empty"))
-	}
-	if c.MaxObjectBytes < 0 || c.MaxObjectAge < 0 {
-		errs = append(errs, c.Pos.Errorf("max_object_bytes and max_object_age must not be negative"))
 	}
 	if len(errs) > 0 {
 		return errs
 	}
 	return nil
 }
+
+// Destination names where the sink writes: gs://bucket/prefix.
+func (c *Config) Destination() string { return "gs://" + c.Bucket + "/" + c.Prefix }
 
 // Option changes a Sink built by New.
 type Option func(*Sink)
@@ -72,15 +72,12 @@ type Option func(*Sink)
 // honours STORAGE_EMULATOR_HOST).
 func WithClient(c *storage.Client) Option { return func(s *Sink) { s.client, s.ownClient = c, false } }
 
-// Sink writes rows to objects of a bucket.
+// Sink writes rows to objects of a bucket. It implements
+// engine.ResumableSink.
 type Sink struct {
-	cfg       Config
-	env       engine.SinkEnv
-	schema    *engine.Schema
-	codec     encode.Codec
+	*object.Sink
 	client    *storage.Client
 	ownClient bool
-	ext       string
 }
 
 // New builds the GCS sink of cfg for rows of schema.
@@ -88,44 +85,30 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Format == "" {
-		cfg.Format = encode.FormatJSON
+	if cfg.PartsPrefix == "" {
+		cfg.PartsPrefix = DefaultPartsPrefix
 	}
-	if cfg.MaxObjectBytes == 0 {
-		cfg.MaxObjectBytes = DefaultMaxObjectBytes
-	}
-	if cfg.MaxObjectAge == 0 {
-		cfg.MaxObjectAge = DefaultMaxObjectAge
-	}
-	codec, _ := encode.ParseCodec(cfg.Codec)
-	s := &Sink{cfg: cfg, env: env, schema: schema, codec: codec, ext: map[string]string{"json": "jsonl", "csv": "csv", "avro": "avro"}[cfg.Format]}
+	s := &Sink{}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.client == nil {
-		c, err := storage.NewClient(ctx)
+		// JSON reads: the XML API's reads do not reach an emulator named by
+		// STORAGE_EMULATOR_HOST.
+		c, err := storage.NewClient(ctx, storage.WithJSONReads())
 		if err != nil {
 			return nil, fmt.Errorf("gcs sink: %w", err)
 		}
 		s.client, s.ownClient = c, true
 	}
-	return s, nil
-}
-
-// Open implements engine.Sink.
-func (s *Sink) Open(ctx context.Context, task engine.TaskID) (engine.Writer, error) {
-	w := &writer{s: s, task: task, dead: encode.NewDeadLetters(s.env, task)}
+	st := &store{bucket: s.client.Bucket(cfg.Bucket), parts: cfg.PartsPrefix}
 	var err error
-	if w.enc, err = encode.New(s.cfg.Format, s.schema); err != nil {
+	s.Sink, err = object.New(object.Settings("gcs", cfg.Prefix, cfg.Format, cfg.Codec, cfg.MaxObjectBytes, cfg.MaxObjectAge), st, schema, env)
+	if err != nil {
+		s.Close(ctx)
 		return nil, fmt.Errorf("gcs sink: %w", err)
 	}
-	w.json, _ = encode.NewJSON(s.schema)
-	if s.cfg.Format == encode.FormatAvro {
-		if w.ocf, err = encode.NewOCF(s.schema, s.codec, nil); err != nil {
-			return nil, fmt.Errorf("gcs sink: %w", err)
-		}
-	}
-	return w, nil
+	return s, nil
 }
 
 // Close closes the client if New made it.
@@ -140,120 +123,121 @@ func (s *Sink) Close(ctx context.Context) error {
 	return nil
 }
 
-// part is rows for one object: buf[:end] encoded rows (without framing).
-type part struct {
-	buf  []byte
-	rows int
+// store is object.Store on a GCS bucket: parts are temporary objects under
+// the parts prefix, composed into the object when it is finalized.
+type store struct {
+	bucket *storage.BucketHandle
+	parts  string
 }
 
-type writer struct {
-	s    *Sink
-	task engine.TaskID
-	enc  encode.Encoder
-	json *encode.JSON
-	ocf  *encode.OCF
-	dead *encode.DeadLetters
+func (s *store) partName(name, id string) string { return s.parts + name + "/" + id }
 
-	parts []part
-	out   []byte
-	seq   uint64
-	rows  int
-}
-
-func (w *writer) Write(row *engine.Row) error {
-	n := len(w.parts)
-	if n == 0 || len(w.parts[n-1].buf) >= int(w.s.cfg.MaxObjectBytes) {
-		w.parts = append(w.parts, part{})
-		n++
+func (s *store) Stage(ctx context.Context, name, id string, data []byte) error {
+	// Staging replaces the part of the same name, so it is safe to retry.
+	obj := s.bucket.Object(s.partName(name, id)).Retryer(storage.WithPolicy(storage.RetryAlways))
+	ow := obj.NewWriter(ctx)
+	ow.ChunkSize = 0 // one request: parts are one flush's rows
+	if _, err := ow.Write(data); err != nil {
+		_ = ow.Close()
+		return classify(err)
 	}
-	p := &w.parts[n-1]
-	var err error
-	if p.buf, err = w.enc.Append(p.buf, row); err != nil {
-		v, _ := w.json.Append(nil, row)
-		w.dead.Add(row.Origin, v, err.Error())
-		w.s.env.Stats.Error("encode")
+	return classify(ow.Close())
+}
+
+func (s *store) Commit(ctx context.Context, name string, ids []string, meta object.Meta) error {
+	srcs := make([]*storage.ObjectHandle, len(ids))
+	for i, id := range ids {
+		srcs[i] = s.bucket.Object(s.partName(name, id))
+	}
+	// More parts than one compose takes are composed in rounds into
+	// intermediate objects beside the parts.
+	for round := 0; len(srcs) > maxCompose; round++ {
+		var next []*storage.ObjectHandle
+		for i := 0; i < len(srcs); i += maxCompose {
+			group := srcs[i:min(i+maxCompose, len(srcs))]
+			if len(group) == 1 {
+				next = append(next, group[0])
+				continue
+			}
+			dst := s.bucket.Object(s.partName(name, "c"+strconv.Itoa(round)+"-"+strconv.Itoa(i/maxCompose)))
+			if _, err := dst.Retryer(storage.WithPolicy(storage.RetryAlways)).ComposerFrom(group...).Run(ctx); err != nil {
+				return classify(err)
+			}
+			next = append(next, dst)
+		}
+		srcs = next
+	}
+	// DoesNotExist: an object is never replaced, and a retried compose
+	// whose first attempt succeeded reports ErrExists.
+	c := s.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).
+		Retryer(storage.WithPolicy(storage.RetryIdempotent)).ComposerFrom(srcs...)
+	c.ContentType = meta.ContentType
+	c.Metadata = meta.Metadata()
+	if _, err := c.Run(ctx); err != nil {
+		return classify(err)
+	}
+	// The object is whole; leftover parts only cost storage (a crash here
+	// leaves them to the next Resume, or to a lifecycle rule).
+	_ = s.Abandon(ctx, name)
+	return nil
+}
+
+func (s *store) Committed(ctx context.Context, name string) (int64, bool, error) {
+	a, err := s.bucket.Object(name).Attrs(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, classify(err)
+	}
+	rows, err := strconv.ParseInt(a.Metadata[object.MetaRows], 10, 64)
+	if err != nil {
+		return 0, true, engine.Permanent(fmt.Errorf("object %s has no %s metadata: not written by this sink", name, object.MetaRows))
+	}
+	return rows, true, nil
+}
+
+func (s *store) Abandon(ctx context.Context, name string) error {
+	it := s.bucket.Objects(ctx, &storage.Query{Prefix: s.parts + name + "/"})
+	eg, gctx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
+	for {
+		a, err := it.Next()
+		if err == iterator.Done {
+			break
+		}
+		if err != nil {
+			return errors.Join(classify(err), eg.Wait())
+		}
+		eg.Go(func() error {
+			err := s.bucket.Object(a.Name).Delete(gctx)
+			if errors.Is(err, storage.ErrObjectNotExist) {
+				return nil
+			}
+			return classify(err)
+		})
+	}
+	return eg.Wait()
+}
+
+// classify marks what retrying cannot fix (bad request, credentials,
+// permission, a missing bucket) permanent, and a failed precondition as
+// object.ErrExists.
+func classify(err error) error {
+	if err == nil {
 		return nil
 	}
-	if w.s.cfg.Format == encode.FormatJSON {
-		p.buf = append(p.buf, '\n')
-	}
-	p.rows++
-	w.rows++
-	w.s.env.Stats.AddInFlight(1)
-	return nil
-}
-
-// name returns the next object name (see the package documentation).
-func (w *writer) name(now time.Time) string {
-	w.seq++
-	rest := path.Join(w.s.env.Pipeline, w.task.Topic+"-"+strconv.Itoa(int(w.task.Partition)),
-		strconv.FormatInt(now.UnixMicro(), 10)+"-"+strconv.FormatUint(w.seq, 10)+"."+w.s.ext)
-	h := sha256.Sum256([]byte(w.s.env.Job + "/" + rest))
-	return w.s.cfg.Prefix + hex.EncodeToString(h[:2]) + "/" + rest
-}
-
-func (w *writer) Flush(ctx context.Context) error {
-	for len(w.parts) > 0 {
-		p := &w.parts[0]
-		if p.rows > 0 {
-			if err := w.upload(ctx, p); err != nil {
-				w.s.env.Stats.Error("upload")
-				return err
-			}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		switch ge.Code {
+		case http.StatusPreconditionFailed:
+			return fmt.Errorf("%w: %w", object.ErrExists, err)
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return engine.Permanent(err)
 		}
-		w.s.env.Stats.AddInFlight(-p.rows)
-		w.rows -= p.rows
-		w.parts = w.parts[1:]
 	}
-	w.parts = nil
-	if err := w.dead.Flush(ctx); err != nil {
-		return fmt.Errorf("gcs sink: %w", err)
+	if errors.Is(err, storage.ErrBucketNotExist) {
+		return engine.Permanent(err)
 	}
-	return nil
-}
-
-// upload writes one finalized object holding p's rows.
-func (w *writer) upload(ctx context.Context, p *part) error {
-	start := time.Now()
-	w.out = w.out[:0]
-	switch w.s.cfg.Format {
-	case encode.FormatCSV:
-		w.out = w.enc.(*encode.CSV).Header(w.out)
-		w.out = append(w.out, p.buf...)
-	case encode.FormatAvro:
-		w.out = w.ocf.AppendHeader(w.out)
-		var err error
-		if w.out, err = w.ocf.AppendBlock(w.out, p.rows, p.buf); err != nil {
-			return fmt.Errorf("gcs sink: %w", err)
-		}
-	default:
-		w.out = append(w.out, p.buf...)
-	}
-	name := w.name(start)
-	// DoesNotExist makes the upload idempotent, so the client retries it.
-	obj := w.s.client.Bucket(w.s.cfg.Bucket).Object(name).If(storage.Conditions{DoesNotExist: true}).
-		Retryer(storage.WithPolicy(storage.RetryIdempotent))
-	ow := obj.NewWriter(ctx)
-	ow.ChunkSize = chunkSize
-	ow.ContentType = map[string]string{"json": "application/x-ndjson", "csv": "text/csv", "avro": "application/avro"}[w.s.cfg.Format]
-	if _, err := ow.Write(w.out); err != nil {
-		_ = ow.Close()
-		return fmt.Errorf("gcs sink: write %s: %w", name, err)
-	}
-	if err := ow.Close(); err != nil {
-		return fmt.Errorf("gcs sink: finalize %s: %w", name, err)
-	}
-	w.s.env.Stats.Acked(p.rows, len(w.out), time.Since(start).Seconds())
-	return nil
-}
-
-func (w *writer) Close(ctx context.Context) error {
-	w.s.env.Stats.AddInFlight(-w.rows)
-	w.parts, w.rows = nil, 0
-	w.dead.Discard()
-	var err error
-	if w.ocf != nil {
-		err = w.ocf.Close()
-	}
-	return errors.Join(err, w.dead.Close(ctx))
+	return err
 }

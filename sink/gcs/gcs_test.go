@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
@@ -19,6 +20,9 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/sink/encode"
+	"github.com/sluicehq/sluice/sink/object"
+	"github.com/sluicehq/sluice/sink/object/objecttest"
 )
 
 var schema = engine.MustSchema(&engine.Type{Kind: engine.KindRecord, Name: "t.Row", Fields: []engine.Field{
@@ -144,4 +148,54 @@ func readIDs(t *testing.T, format string, b []byte) []int64 {
 		}
 	}
 	return ids
+}
+
+// TestGCSResumeAfterCrash runs the object sinks' checks (objecttest.Run)
+// through the real client against fake-gcs-server over HTTP.
+func TestGCSResumeAfterCrash(t *testing.T) {
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "export"})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
+	ctx := context.Background()
+	reader, err := storage.NewClient(ctx, storage.WithJSONReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	objecttest.Run(t, objecttest.Backend{
+		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
+			s, err := New(ctx, Config{Bucket: "export", Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge},
+				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "gcs/0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close(ctx) })
+			return s
+		},
+		List: func(t *testing.T, prefix string) []objecttest.Object {
+			var out []objecttest.Object
+			it := reader.Bucket("export").Objects(ctx, &storage.Query{Prefix: prefix})
+			for {
+				a, err := it.Next()
+				if err == iterator.Done {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := reader.Bucket("export").Object(a.Name).NewReader(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(r)
+				r.Close()
+				out = append(out, objecttest.Object{Name: a.Name, Data: b, Close: a.Metadata[object.MetaClose]})
+			}
+			return out
+		},
+	})
 }

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
@@ -81,9 +84,19 @@ type programs struct {
 
 type entry struct {
 	p   *Program
-	err error     // the schema is unknown or incompatible
-	at  time.Time // when err was seen: a fetch failure is retried after Decoder.retry
+	err error     // the schema is unknown or incompatible, or the registry unavailable
+	at  time.Time // when err was seen: a fetch failure is retried ttl after it
+	ttl time.Duration
 }
+
+// stale reports whether e is a failure old enough to ask the registry again.
+func (e *entry) stale() bool { return e.err != nil && time.Since(e.at) >= e.ttl }
+
+// unavailableTTL is how long a registry fault (after a fetch that retried for
+// the whole fetch timeout) is answered from the cache: the records behind
+// the one that met it fail at once, and the engine holds their task and
+// retries, instead of each waiting out its own fetch.
+const unavailableTTL = time.Second
 
 // Option configures a Decoder.
 type Option func(*Decoder) error
@@ -115,9 +128,9 @@ func WithFetchTimeout(t time.Duration) Option {
 	return func(d *Decoder) error { d.timeout = t; return nil }
 }
 
-// WithRetryAfter sets how long an id the registry did not know (or could not
-// serve) is answered from the cache as unknown before it is asked again
-// (default 30s).
+// WithRetryAfter sets how long an id the registry answered it did not know
+// (HTTP 404) is answered from the cache as unknown before it is asked again
+// (default 10s).
 func WithRetryAfter(t time.Duration) Option {
 	return func(d *Decoder) error { d.retry = t; return nil }
 }
@@ -146,7 +159,7 @@ func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error
 	if err != nil {
 		return nil, fmt.Errorf("avro decoder: %w", err)
 	}
-	d := &Decoder{reader: reader, schema: schema, mode: mode, timeout: 10 * time.Second, retry: 30 * time.Second, log: slog.Default()}
+	d := &Decoder{reader: reader, schema: schema, mode: mode, timeout: 10 * time.Second, retry: 10 * time.Second, log: slog.Default()}
 	for _, o := range opts {
 		if err := o(d); err != nil {
 			return nil, fmt.Errorf("avro decoder: %w", err)
@@ -286,10 +299,13 @@ func (d *Decoder) Decode(rec *engine.Record, row *engine.Row) error {
 		id := binary.BigEndian.Uint32(data[1:5])
 		data = data[5:]
 		e := d.cache.Load().byID[id]
-		if e == nil || e.err != nil && time.Since(e.at) >= d.retry {
+		if e == nil || e.stale() {
 			e = d.fetch(id)
 		}
 		if e.err != nil {
+			if errors.Is(e.err, engine.ErrUnavailable) {
+				return e.err // not the record's fault: the engine retries it
+			}
 			return decodeErr(rec, e.err)
 		}
 		p = e.p
@@ -323,13 +339,16 @@ func (d *Decoder) Decode(rec *engine.Record, row *engine.Row) error {
 func (d *Decoder) fetch(id uint32) *entry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if e := d.cache.Load().byID[id]; e != nil && (e.err == nil || time.Since(e.at) < d.retry) {
+	if e := d.cache.Load().byID[id]; e != nil && !e.stale() {
 		return e
 	}
-	e := &entry{at: time.Now()}
 	text, err := d.fetchText(id)
+	e := &entry{at: time.Now(), ttl: d.retry}
 	if err != nil {
 		e.err = err
+		if errors.Is(err, engine.ErrUnavailable) {
+			e.ttl = unavailableTTL
+		}
 	} else {
 		e.p, e.err = d.compileText(text)
 		if e.err != nil {
@@ -345,13 +364,27 @@ func (d *Decoder) fetch(id uint32) *entry {
 	return e
 }
 
-// fetchText asks the registry, retrying what can succeed later (not a 4xx).
+// fetchText asks the registry, retrying its faults with backoff for as long
+// as the fetch timeout allows. Decode has no context: the timeout (10 s by
+// default) bounds how long one record's task waits here.
+//
+// Only a definitive answer is ErrUnknownSchema, which dead-letters the
+// record: the registry says it has no such id (HTTP 404), or the schema is
+// not Avro or uses references. Anything else (5xx, 429, other 4xx such as
+// bad credentials, refused or reset connections, timeouts) says nothing
+// about the record, so it wraps engine.ErrUnavailable, with the HTTP status
+// when there is one.
 func (d *Decoder) fetchText(id uint32) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	var last error
+	for attempt := 0; ; attempt++ {
 		s, err := d.reg.SchemaByID(ctx, int(id))
+		if err != nil && ctx.Err() != nil && last != nil {
+			// The timeout cut this attempt short: the previous answer
+			// says more (its HTTP status).
+			return "", fmt.Errorf("%w (after %d attempts in %s)", last, attempt, d.timeout)
+		}
 		if err == nil {
 			if s.Type != sr.TypeAvro {
 				return "", fmt.Errorf("%w: registry id %d is a %s schema, not avro", ErrUnknownSchema, id, s.Type)
@@ -361,20 +394,37 @@ func (d *Decoder) fetchText(id uint32) (string, error) {
 			}
 			return s.Schema, nil
 		}
-		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests {
-			return "", fmt.Errorf("%w: registry id %d: %v", ErrUnknownSchema, id, err)
+		err = registryError(id, err)
+		if !errors.Is(err, engine.ErrUnavailable) {
+			return "", err
 		}
-		if attempt == 3 {
-			return "", fmt.Errorf("%w: registry id %d: after %d attempts: %v", ErrUnknownSchema, id, attempt, err)
+		last = err
+		if !backoff.Sleep(ctx, backoff.Default.Delay(attempt)) {
+			return "", fmt.Errorf("%w (after %d attempts in %s)", err, attempt+1, d.timeout)
 		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("%w: registry id %d: %v", ErrUnknownSchema, id, err)
-		case <-time.After(backoff):
-		}
-		backoff *= 2
 	}
+}
+
+// registryError classifies an error of a registry lookup (see fetchText).
+// URLs are left out of the message: a registry URL may carry credentials.
+func registryError(id uint32, err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) {
+		msg := strings.TrimSpace(re.Error())
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+		status := fmt.Sprintf("HTTP %d %s", re.StatusCode, http.StatusText(re.StatusCode))
+		if re.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%w: registry id %d: %s: %s", ErrUnknownSchema, id, status, msg)
+		}
+		return fmt.Errorf("avro decoder: schema registry id %d: %s: %s: %w", id, status, msg, engine.ErrUnavailable)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("avro decoder: schema registry id %d: %v: %w", id, err, engine.ErrUnavailable)
 }
 
 // compileText parses a writer schema and compiles it against the reader,

@@ -71,6 +71,27 @@
 // ErrVarintOverflow, ErrIntOverflow, ErrNegativeLength, ErrUnionIndex,
 // ErrEnumIndex, ErrTooManyElems, ErrBlockCount or ErrTrailing.
 //
+// # Writer schemas from a registry
+//
+// With ModeRegistry the Decoder fetches each schema id once (franz-go's sr
+// client), compiles it and caches the program. Decode has no context, so a
+// fetch runs under its own timeout (WithFetchTimeout, 10 s), within which
+// registry faults are retried with engine/backoff's default policy; the task
+// whose record needs the schema waits meanwhile. What the registry answers
+// decides what happens to the record:
+//
+//   - HTTP 404 (error code 40403, "schema not found"), a schema that is not
+//     Avro, or one with references: a *engine.DecodeError wrapping
+//     ErrUnknownSchema, which dead-letters the record. The answer is cached
+//     for WithRetryAfter (10 s) before the id is asked again.
+//   - Any other status (5xx, 429, 401/403), a refused or reset connection,
+//     a timeout: an error wrapping engine.ErrUnavailable that names the
+//     HTTP status (never the registry's URL, which may hold credentials). It
+//     says nothing about the record, so it is not a DecodeError: the engine
+//     holds the task and retries instead of dead-lettering. It is cached for
+//     a second, so the records behind it fail at once rather than each
+//     waiting out a fetch.
+//
 // # Concurrency
 //
 // Types and Programs are immutable once built and shared freely between

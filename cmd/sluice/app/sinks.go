@@ -7,11 +7,13 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
+	azblobsink "github.com/sluicehq/sluice/sink/azblob"
 	bqsink "github.com/sluicehq/sluice/sink/bigquery"
 	filesink "github.com/sluicehq/sluice/sink/file"
 	gcssink "github.com/sluicehq/sluice/sink/gcs"
 	httpssink "github.com/sluicehq/sluice/sink/https"
 	kafkasink "github.com/sluicehq/sluice/sink/kafka"
+	s3sink "github.com/sluicehq/sluice/sink/s3"
 	"github.com/sluicehq/sluice/sink/stdout"
 	syslogsink "github.com/sluicehq/sluice/sink/syslog"
 	"github.com/sluicehq/sluice/source/kafka"
@@ -75,6 +77,10 @@ func (b *builder) sink(p *config.Plugin, schema *engine.Schema, pipeline string,
 		return decodeSink(b, p, func(c stdout.Config) (*stdout.Sink, error) { return stdout.New(ctx, c, schema, env) })
 	case "gcs":
 		return decodeSink(b, p, func(c gcssink.Config) (*gcssink.Sink, error) { return gcssink.New(ctx, c, schema, env) })
+	case "s3":
+		return decodeSink(b, p, func(c s3sink.Config) (*s3sink.Sink, error) { return s3sink.New(ctx, c, schema, env) })
+	case "azblob":
+		return decodeSink(b, p, func(c azblobsink.Config) (*azblobsink.Sink, error) { return azblobsink.New(ctx, c, schema, env) })
 	case "https":
 		return decodeSink(b, p, func(c httpssink.Config) (*httpssink.Sink, error) { return httpssink.New(ctx, c, schema, env) })
 	case "bigquery":
@@ -90,7 +96,7 @@ func (b *builder) sink(p *config.Plugin, schema *engine.Schema, pipeline string,
 			return kafkasink.New(ctx, c, schema, env, opts...)
 		})
 	}
-	b.fail(p.Pos.Errorf("unknown sink %q (expected one of: file, stdout, gcs, https, bigquery, syslog, kafka)", p.Kind))
+	b.fail(p.Pos.Errorf("unknown sink %q (expected one of: file, stdout, gcs, s3, azblob, https, bigquery, syslog, kafka)", p.Kind))
 	return nil
 }
 
