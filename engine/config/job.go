@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +101,9 @@ type Registry struct {
 // Checkpoint says where and how often checkpoints are written.
 type Checkpoint struct {
 	Pos Pos
-	// Store is gs://bucket/path or file:///dir (DefaultCheckpointStore).
+	// Store is gs://bucket/path, s3://bucket/path, azblob://container/path
+	// (or az://) or file:///dir (DefaultCheckpointStore); checkpoint.Open
+	// documents each form and its query parameters.
 	Store string `yaml:"store"`
 	// Interval between checkpoints (DefaultCheckpointInterval).
 	Interval time.Duration `yaml:"interval"`
@@ -301,8 +304,8 @@ func (j *Job) validate() Errors {
 	if j.Job != "" && (len(j.Job) > 63 || !dns1123.MatchString(j.Job)) {
 		add(j.Pos.Key("job").Errorf("job %q must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters", j.Job))
 	}
-	if s := j.Checkpoint.Store; !strings.HasPrefix(s, "file://") && !strings.HasPrefix(s, "gs://") {
-		add(j.Checkpoint.Pos.Key("store").Errorf("checkpoint store %q must be gs://bucket/path or file:///dir", s))
+	if s := j.Checkpoint.Store; !slices.ContainsFunc([]string{"file://", "gs://", "s3://", "azblob://", "az://"}, func(p string) bool { return strings.HasPrefix(s, p) }) {
+		add(j.Checkpoint.Pos.Key("store").Errorf("checkpoint store %q must be gs://bucket/path, s3://bucket/path, azblob://container/path or file:///dir", s))
 	}
 	if j.Checkpoint.Interval < 0 {
 		add(j.Checkpoint.Pos.Key("interval").Errorf("checkpoint interval must be positive"))
