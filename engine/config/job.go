@@ -47,6 +47,10 @@ type Job struct {
 	Scaling Scaling `yaml:"scaling"`
 	Metrics Metrics `yaml:"metrics"`
 	Drain   Drain   `yaml:"drain"`
+	// WorkloadIdentity, when set, makes sluice render give the workers a
+	// service account bound to a cloud identity, through which the
+	// checkpoint store and the sinks are reached without keys.
+	WorkloadIdentity *WorkloadIdentity `yaml:"workload_identity"`
 	// Pipelines are the job's independent pipelines, at least one.
 	Pipelines []Pipeline `yaml:"pipelines" required:"true"`
 
@@ -123,6 +127,18 @@ type Scaling struct {
 type Metrics struct {
 	// Listen is the address (DefaultMetricsListen); "off" disables it.
 	Listen string `yaml:"listen"`
+}
+
+// WorkloadIdentity names the cloud identity the workers' Kubernetes service
+// account stands for; each field set adds that cloud's annotation.
+type WorkloadIdentity struct {
+	// GCPServiceAccount is a Google service account (GKE workload identity).
+	GCPServiceAccount string `yaml:"gcp_service_account"`
+	// AWSRoleARN is an IAM role (IRSA on EKS).
+	AWSRoleARN string `yaml:"aws_role_arn"`
+	// AzureClientID is a managed identity's or app's client id (Azure
+	// workload identity on AKS).
+	AzureClientID string `yaml:"azure_client_id"`
 }
 
 // Drain bounds a drain (DefaultDrainDeadline).

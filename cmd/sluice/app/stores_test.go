@@ -1,8 +1,10 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -98,4 +100,48 @@ func (c *cluster) checkpointsIn(url, pod string) {
 		c.t.Errorf("the last checkpoint %s holds offsets summing to %d, want every record produced (%d)", key, offsets, c.produced())
 	}
 	c.t.Logf("last checkpoint in the store: %s, seq %d, %d tasks", key, latest.Seq, len(latest.Tasks))
+}
+
+// TestRenderWorkloadIdentity: the job file's workload_identity block reaches
+// the rendered manifests as each cloud's service-account annotation and
+// Azure's pod label.
+func TestRenderWorkloadIdentity(t *testing.T) {
+	dir := t.TempDir()
+	schema, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/schemas/traffic.avsc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "traffic.avsc"), schema, 0o644)
+	job := filepath.Join(dir, "job.yaml")
+	os.WriteFile(job, []byte(`job: acme
+kafka: {brokers: [kafka:9092]}
+checkpoint: {store: "s3://acme-ckpt/sluice?region=eu-west-1"}
+workload_identity:
+  aws_role_arn: arn:aws:iam::123456789012:role/sluice
+  azure_client_id: 00000000-0000-0000-0000-000000000001
+pipelines:
+  - name: all
+    source: {kafka: {topics: [t]}}
+    format: {avro: {schema_file: traffic.avsc}}
+    sql: SELECT src_ip FROM input
+    sinks:
+      - file: {path: out.jsonl, format: json}
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"render", job}, &stdout, &stderr); code != 0 {
+		t.Fatalf("render: exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/sluice",
+		"azure.workload.identity/client-id: 00000000-0000-0000-0000-000000000001",
+		`azure.workload.identity/use: "true"`,
+		"serviceAccountName: acme\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("rendered manifests lack %q:\n%s", want, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "iam.gke.io/gcp-service-account") {
+		t.Error("a GKE annotation was rendered though none was asked for")
+	}
 }
