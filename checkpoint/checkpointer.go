@@ -58,7 +58,16 @@ var (
 //   - gs://bucket/prefix — a GCS store in bucket under prefix. Unless
 //     WithStorageClient is given, the client is built by storage.NewClient
 //     with JSON reads, so it honours STORAGE_EMULATOR_HOST and the
-//     application default credentials; Close closes it.
+//     application default credentials; Close closes it;
+//   - s3://bucket/prefix — an S3 store (see S3), its client built from
+//     AWS's default credential chain; the query may set region=,
+//     endpoint= (an S3-compatible service: MinIO, R2) and path_style=true;
+//   - azblob://container/prefix, or az://container/prefix, the same — an
+//     Azure Blob store (see Azure); the query may set account= and
+//     endpoint=; credentials from AZURE_STORAGE_CONNECTION_STRING,
+//     AZURE_STORAGE_KEY or DefaultAzureCredential.
+//
+// A URL names no secret: it is logged and shown on status pages.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Checkpointer, error) {
 	if rel, ok := strings.CutPrefix(rawURL, "file://"); ok && (strings.HasPrefix(rel, "./") || strings.HasPrefix(rel, "../")) {
 		abs, err := filepath.Abs(rel)
@@ -100,8 +109,34 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Checkpointer, er
 		}
 		g := newGCS(client, u.Host, u.Path, cfg)
 		return newCheckpointer(g, cfg, m, closeFn), nil
+	case "s3":
+		if u.Host == "" {
+			return nil, fmt.Errorf("checkpoint: store url %q: no bucket", rawURL)
+		}
+		p, err := parseS3Params(u.Query())
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: store url %q: %w", rawURL, err)
+		}
+		client, err := newS3Client(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: s3 client: %w", err)
+		}
+		return newCheckpointer(newS3(client, u.Host, u.Path, cfg), cfg, m, nil), nil
+	case "azblob", "az":
+		if u.Host == "" {
+			return nil, fmt.Errorf("checkpoint: store url %q: no container", rawURL)
+		}
+		p, err := parseAzureParams(u.Query())
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: store url %q: %w", rawURL, err)
+		}
+		client, err := newAzureContainer(p, u.Host)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: azure client: %w", err)
+		}
+		return newCheckpointer(newAzure(client, u.Path, cfg), cfg, m, nil), nil
 	default:
-		return nil, fmt.Errorf("checkpoint: store url %q: scheme must be file or gs", rawURL)
+		return nil, fmt.Errorf("checkpoint: store url %q: scheme must be file, gs, s3 or azblob", rawURL)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package checkpoint makes the engine's checkpoints durable: the object format,
-// the blob stores that hold the objects (a local directory and Google Cloud
-// Storage), and the Checkpointer that ties them to the engine's
-// CheckpointStore and CheckpointCollector interfaces.
+// the blob stores that hold the objects (a local directory, Google Cloud
+// Storage, Amazon S3 and S3-compatible services, Azure Blob Storage), and the
+// Checkpointer that ties them to the engine's CheckpointStore and
+// CheckpointCollector interfaces.
 //
 // # Objects and keys
 //
@@ -12,8 +13,8 @@
 // where <prefix> is the path of the store URL and the 4 hex digits are a hash
 // of "<job>/<pod>/<seq>" (see Key), so that writes spread over the bucket's
 // key space instead of piling onto one sequential range. Objects are
-// immutable: a Store creates an object only if its key is free (GCS
-// ifGenerationMatch=0; link(2) in a directory), so two writers never
+// immutable: a Store creates an object only if its key is free (see Stores),
+// so two writers never
 // overwrite one another and a committed offset's metadata names bytes that
 // cannot change under it. Old objects are deleted by Collect once no
 // committed offset references them and they are not among the pod's newest
@@ -21,6 +22,61 @@
 // that committed offsets it knows of still name (engine/doc.go says which);
 // the first Collect of a process lists the store, so the checkpoints that
 // earlier lives of a restarted pod left are deleted too.
+//
+// # Stores
+//
+// Open picks the store from the URL's scheme. Every store stores opaque
+// bytes under the same keys and keeps the same contract (Store): a Put is
+// atomic (readers see the whole object or nothing), durable when it returns,
+// and creates the object only if its key is free — of two racing Puts of one
+// key exactly one succeeds, the other gets ErrExists and the object is the
+// winner's. What each relies on:
+//
+//	file:///dir          Dir: the file is written and fsynced under a temporary
+//	                     name, then link(2)ed to its key (link fails if the
+//	                     name exists); the directory is fsynced.
+//	gs://bucket/prefix   GCS: one upload with ifGenerationMatch=0 and the
+//	                     object's CRC-32C, which GCS verifies before it
+//	                     creates the object.
+//	s3://bucket/prefix   S3: one PutObject with If-None-Match: * (S3's
+//	                     conditional write, 412 when the key exists) and the
+//	                     CRC-32C, which S3 verifies; reads are checked by
+//	                     the format's own checksums. The query
+//	                     may set region=, endpoint= (MinIO, R2, any
+//	                     S3-compatible service) and path_style=true. A
+//	                     service that ignores If-None-Match (older MinIO,
+//	                     some S3 clones) does not keep the contract: two
+//	                     zombie pods could then overwrite one another's
+//	                     checkpoint, which the format's checksum still
+//	                     catches when the bytes are torn, but not when both
+//	                     are whole.
+//	azblob://ctr/prefix  Azure: one Put Blob with If-None-Match: * (409
+//	  (or az://)         BlobAlreadyExists when the blob exists) and the
+//	                     MD5 of the bytes, which Azure verifies and keeps;
+//	                     reads check the bytes against it (a blob that
+//	                     fails twice is corrupt). The query may set
+//	                     account= and endpoint=. az:// is accepted as the
+//	                     same store because DuckDB, fsspec and Polars users
+//	                     write it; azblob:// (the Go CDK's name) is the one
+//	                     the documentation uses.
+//
+// Credentials are the clouds' own: GCS's application default credentials
+// (workload identity on GKE), AWS's default chain (environment, shared
+// profile, web identity — IRSA on EKS —, pod identity, instance role), and
+// for Azure AZURE_STORAGE_CONNECTION_STRING, else AZURE_STORAGE_KEY with the
+// account, else DefaultAzureCredential (workload identity on AKS, managed
+// identity). No secret is ever part of a store URL, which is logged.
+//
+// Whatever the store, every checkpoint object and state manifest carries
+// its own CRC-32C and every shared state file its SHA-256 (below), so a torn
+// or rotten object is detected when it is read, and LoadLatest falls back
+// on the pod's previous sound checkpoint.
+//
+// The tests run one conformance suite (TestStoreConformance) over the four
+// stores, each through its real client: fake-gcs-server, gofakes3 v1.2.0
+// and Azurite. All three enforce the create-if-absent precondition (the S3
+// and Azure stores check nothing themselves, so the suite's race cases
+// would fail against a fake that did not).
 //
 // # Format, version 2
 //
@@ -134,17 +190,23 @@
 //
 // # Retries and errors
 //
-// The GCS store retries, with exponential backoff and jitter (Backoff), only
-// what may succeed when tried again: HTTP 408, 429 and 5xx, refused and reset
-// connections, attempts that timed out. It never retries a precondition
-// failure (ErrExists), a missing object (ErrNotFound) or corruption
-// (ErrCorrupt), and it stops when the caller's context is done. Errors name
-// the key they concern.
+// The remote stores (GCS, S3, Azure) turn their SDK's retries off and retry
+// themselves, with sluice's one backoff (engine/backoff: exponential, equal
+// jitter; Backoff sets its base, cap, attempts and per-attempt timeout), only
+// what may succeed when tried again: HTTP 408, 429 and 5xx, S3's 409
+// ConditionalRequestConflict (an overlapping conditional write of the same
+// key), refused and reset connections, attempts that timed out, bytes that
+// failed their transfer checksum. They never retry a precondition failure
+// (ErrExists), a missing object (ErrNotFound) or corruption (ErrCorrupt), and
+// stop when the caller's context is done. S3 and Azure mark what no retry
+// can fix — HTTP 400, 401, 403, a missing bucket or container — with
+// engine.Permanent. Errors name the key they concern.
 //
 // # Concurrency and lifecycle
 //
 // Stores are safe for concurrent use. A Checkpointer's Save is called from
 // one goroutine at a time (engine.CheckpointStore's contract); Load,
 // LoadLatest, LoadBefore and Collect may be called concurrently with it.
-// Close releases the storage client Open created, once.
+// Close releases the storage client Open created, once (the S3 and Azure
+// clients hold nothing to release).
 package checkpoint

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 
@@ -40,13 +39,9 @@ func NewGCS(client *storage.Client, bucket, prefix string, opts ...Option) *GCS 
 }
 
 func newGCS(client *storage.Client, bucket, prefix string, cfg *config) *GCS {
-	prefix = strings.Trim(prefix, "/")
-	if prefix != "" {
-		prefix += "/"
-	}
 	return &GCS{
 		bucket: client.Bucket(bucket).Retryer(storage.WithPolicy(storage.RetryNever)),
-		prefix: prefix,
+		prefix: cleanPrefix(prefix),
 		retry:  cfg.retrier(),
 	}
 }
@@ -184,6 +179,3 @@ func classify(err error) error {
 	}
 	return err
 }
-
-// seedRand returns a generator for one retry loop's jitter.
-func seedRand() *rand.Rand { return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) }

@@ -83,7 +83,6 @@ func (c *config) retrier() *retrier {
 	log, onRetry := c.log, c.onRetry
 	return &retrier{
 		policy: c.backoff,
-		seed:   seedRand,
 		onRetry: func(op string, attempt int, wait time.Duration, err error) {
 			log.Info("retrying checkpoint store request", "op", op, "attempt", attempt, "wait", wait, "err", err)
 			if onRetry != nil {

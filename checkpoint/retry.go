@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"google.golang.org/api/googleapi"
+
+	"github.com/sluicehq/sluice/engine/backoff"
 )
 
 // Backoff is the retry policy of a remote store: exponential backoff with
@@ -34,18 +36,12 @@ func defaultBackoff() Backoff {
 	return Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Attempts: 6, AttemptTimeout: 30 * time.Second}
 }
 
-// delay is the wait before retry number n (0 for the first retry): a random
-// duration in [d/2, d) where d = Initial·2ⁿ capped at Max ("equal jitter":
-// writers that failed together spread out, and none retries at once).
-func (b Backoff) delay(n int, r *rand.Rand) time.Duration {
-	d := b.Max
-	if n < 30 && b.Initial<<n < b.Max {
-		d = b.Initial << n
-	}
-	if d <= 1 {
-		return d
-	}
-	return d/2 + time.Duration(r.Int64N(int64(d/2)))
+// delay is the wait before retry number n (0 for the first retry): sluice's
+// one backoff (engine/backoff), a random duration in [d/2, d] where
+// d = Initial·2ⁿ capped at Max ("equal jitter": writers that failed together
+// spread out, and none retries at once).
+func (b Backoff) delay(n int) time.Duration {
+	return backoff.Policy{Base: b.Initial, Max: b.Max}.Delay(n)
 }
 
 // isRetryable reports whether err is a transient failure of the service or
@@ -62,8 +58,11 @@ func isRetryable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return true
 	}
-	if ae := (*googleapi.Error)(nil); errors.As(err, &ae) {
-		return ae.Code == http.StatusRequestTimeout || ae.Code == http.StatusTooManyRequests || ae.Code >= 500
+	if errors.Is(err, errTransient) {
+		return true
+	}
+	if code := httpStatus(err); code != 0 {
+		return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
 	}
 	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		return !errors.Is(err, context.DeadlineExceeded) // the caller's deadline is final
@@ -76,16 +75,35 @@ func isRetryable(err error) bool {
 	return false
 }
 
+// httpStatus is the HTTP status of the response a cloud client's error
+// carries (GCS's googleapi.Error, the AWS SDK's smithy response errors,
+// Azure's azcore.ResponseError), or 0 when the request got no response.
+func httpStatus(err error) int {
+	if ae := (*googleapi.Error)(nil); errors.As(err, &ae) {
+		return ae.Code
+	}
+	if re := (*azcore.ResponseError)(nil); errors.As(err, &re) {
+		return re.StatusCode
+	}
+	if he := (interface{ HTTPStatusCode() int })(nil); errors.As(err, &he) {
+		return he.HTTPStatusCode()
+	}
+	return 0
+}
+
+// errTransient marks a failure that the same request may get past although
+// its status does not say so: an answer with which a service asks for the
+// request again (S3's 409 ConditionalRequestConflict), or bytes that did not
+// match their checksum on the way.
+var errTransient = errors.New("transient failure")
+
 // errAttemptTimeout is the cause set on the context of an attempt that ran
 // past Backoff.AttemptTimeout, to tell it apart from the caller's deadline.
 var errAttemptTimeout = errors.New("attempt timed out")
 
-// retrier runs operations under a Backoff. Its random source is seeded per
-// store; it is safe for concurrent use because each call draws its own
-// generator from a locked seed source.
+// retrier runs operations under a Backoff. It is safe for concurrent use.
 type retrier struct {
 	policy  Backoff
-	seed    func() *rand.Rand
 	onRetry func(op string, attempt int, wait time.Duration, err error)
 }
 
@@ -93,7 +111,6 @@ type retrier struct {
 // runs out of attempts or ctx is done. The error returned is fn's last
 // error, so isRetryable still tells what kind of failure it was.
 func (r *retrier) do(ctx context.Context, op string, fn func(ctx context.Context, attempt int) error) error {
-	var rnd *rand.Rand
 	var prev error // the last retryable error
 	for attempt := 0; ; attempt++ {
 		err := r.attempt(ctx, attempt, fn)
@@ -109,19 +126,12 @@ func (r *retrier) do(ctx context.Context, op string, fn func(ctx context.Context
 		if r.policy.Attempts > 0 && attempt+1 >= r.policy.Attempts {
 			return err
 		}
-		if rnd == nil {
-			rnd = r.seed()
-		}
-		wait := r.policy.delay(attempt, rnd)
+		wait := r.policy.delay(attempt)
 		if r.onRetry != nil {
 			r.onRetry(op, attempt+1, wait, err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return err
-		case <-t.C:
 		}
 	}
 }

@@ -4,6 +4,9 @@
 // drain deadline, pod resources from the worker type) and
 // PodDisruptionBudget, and the coordinator's Deployment, ServiceAccount,
 // RoleBinding and a Role granting only the verbs the coordinator calls.
+// A job that asks for workload identity (JobSpec.WorkloadIdentity) also gets
+// the workers' own ServiceAccount, annotated for GKE, EKS (IRSA) and AKS, and
+// its pods run as it.
 // `sluice render JOB.yaml` is Render with a JobSpec filled from the job file.
 // The Dockerfile beside this file builds the static, non-root image.
 //

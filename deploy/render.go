@@ -48,6 +48,43 @@ type JobSpec struct {
 	// CoordinatorReplicas is the number of coordinator pods; one leads.
 	// Default 2.
 	CoordinatorReplicas int
+	// WorkloadIdentity, when any field is set, gives the workers a service
+	// account of their own, named as the job, annotated for each cloud's
+	// workload identity.
+	WorkloadIdentity WorkloadIdentity
+}
+
+// WorkloadIdentity is the cloud identity the workers' service account
+// stands for; each field set adds what that cloud's webhook or metadata
+// server looks for.
+type WorkloadIdentity struct {
+	// GCPServiceAccount: annotation iam.gke.io/gcp-service-account (GKE).
+	GCPServiceAccount string
+	// AWSRoleARN: annotation eks.amazonaws.com/role-arn (IRSA on EKS).
+	AWSRoleARN string
+	// AzureClientID: annotation azure.workload.identity/client-id on the
+	// service account and label azure.workload.identity/use: "true" on the
+	// pods (Azure workload identity on AKS).
+	AzureClientID string
+}
+
+// annotations returns the service account's annotations, nil when none is
+// asked for.
+func (w WorkloadIdentity) annotations() map[string]string {
+	a := map[string]string{}
+	for k, v := range map[string]string{
+		"iam.gke.io/gcp-service-account":    w.GCPServiceAccount,
+		"eks.amazonaws.com/role-arn":        w.AWSRoleARN,
+		"azure.workload.identity/client-id": w.AzureClientID,
+	} {
+		if v != "" {
+			a[k] = v
+		}
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	return a
 }
 
 // Defaults of JobSpec.
@@ -299,6 +336,22 @@ func Objects(spec JobSpec) []any {
 			},
 		},
 	}
+	objects := []any{configMap, service, statefulSet}
+	if ann := spec.WorkloadIdentity.annotations(); ann != nil {
+		// The identity webhooks (EKS, AKS) project their own token
+		// volume, and GKE's metadata server needs none: the pod's own
+		// service-account token stays unmounted.
+		sa := &corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: meta(job, "worker"),
+		}
+		sa.Annotations = ann
+		statefulSet.Spec.Template.Spec.ServiceAccountName = job
+		if spec.WorkloadIdentity.AzureClientID != "" {
+			statefulSet.Spec.Template.Labels["azure.workload.identity/use"] = "true"
+		}
+		objects = append(objects, sa)
+	}
 	pdb := &policyv1.PodDisruptionBudget{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
 		ObjectMeta: meta(job, "worker"),
@@ -368,7 +421,7 @@ func Objects(spec JobSpec) []any {
 			},
 		},
 	}
-	return []any{configMap, service, statefulSet, pdb, serviceAccount, role, binding, deployment}
+	return append(objects, pdb, serviceAccount, role, binding, deployment)
 }
 
 // marshal writes an object as YAML without the empty status and

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,10 @@ type Job struct {
 	Scaling Scaling `yaml:"scaling"`
 	Metrics Metrics `yaml:"metrics"`
 	Drain   Drain   `yaml:"drain"`
+	// WorkloadIdentity, when set, makes sluice render give the workers a
+	// service account bound to a cloud identity, through which the
+	// checkpoint store and the sinks are reached without keys.
+	WorkloadIdentity *WorkloadIdentity `yaml:"workload_identity"`
 	// Pipelines are the job's independent pipelines, at least one.
 	Pipelines []Pipeline `yaml:"pipelines" required:"true"`
 
@@ -100,7 +105,9 @@ type Registry struct {
 // Checkpoint says where and how often checkpoints are written.
 type Checkpoint struct {
 	Pos Pos
-	// Store is gs://bucket/path or file:///dir (DefaultCheckpointStore).
+	// Store is gs://bucket/path, s3://bucket/path, azblob://container/path
+	// (or az://) or file:///dir (DefaultCheckpointStore); checkpoint.Open
+	// documents each form and its query parameters.
 	Store string `yaml:"store"`
 	// Interval between checkpoints (DefaultCheckpointInterval).
 	Interval time.Duration `yaml:"interval"`
@@ -120,6 +127,18 @@ type Scaling struct {
 type Metrics struct {
 	// Listen is the address (DefaultMetricsListen); "off" disables it.
 	Listen string `yaml:"listen"`
+}
+
+// WorkloadIdentity names the cloud identity the workers' Kubernetes service
+// account stands for; each field set adds that cloud's annotation.
+type WorkloadIdentity struct {
+	// GCPServiceAccount is a Google service account (GKE workload identity).
+	GCPServiceAccount string `yaml:"gcp_service_account"`
+	// AWSRoleARN is an IAM role (IRSA on EKS).
+	AWSRoleARN string `yaml:"aws_role_arn"`
+	// AzureClientID is a managed identity's or app's client id (Azure
+	// workload identity on AKS).
+	AzureClientID string `yaml:"azure_client_id"`
 }
 
 // Drain bounds a drain (DefaultDrainDeadline).
@@ -301,8 +320,8 @@ func (j *Job) validate() Errors {
 	if j.Job != "" && (len(j.Job) > 63 || !dns1123.MatchString(j.Job)) {
 		add(j.Pos.Key("job").Errorf("job %q must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters", j.Job))
 	}
-	if s := j.Checkpoint.Store; !strings.HasPrefix(s, "file://") && !strings.HasPrefix(s, "gs://") {
-		add(j.Checkpoint.Pos.Key("store").Errorf("checkpoint store %q must be gs://bucket/path or file:///dir", s))
+	if s := j.Checkpoint.Store; !slices.ContainsFunc([]string{"file://", "gs://", "s3://", "azblob://", "az://"}, func(p string) bool { return strings.HasPrefix(s, p) }) {
+		add(j.Checkpoint.Pos.Key("store").Errorf("checkpoint store %q must be gs://bucket/path, s3://bucket/path, azblob://container/path or file:///dir", s))
 	}
 	if j.Checkpoint.Interval < 0 {
 		add(j.Checkpoint.Pos.Key("interval").Errorf("checkpoint interval must be positive"))

@@ -39,8 +39,10 @@ func TestEndToEndDrainRestart(t *testing.T) {
 // TestDrainExactlyOnce: SIGTERM during full-speed processing of a backlog,
 // restart, and the sink holds every record exactly once.
 func TestDrainExactlyOnce(t *testing.T) {
-	c := newCluster(t, 6, "10s")
-	const total = 400000
+	testDrainExactlyOnce(t, newCluster(t, 6, "10s"), 400000)
+}
+
+func testDrainExactlyOnce(t *testing.T, c *cluster, total int) {
 	c.produce(total)
 	w := c.start("drain-0")
 	c.waitDistinct(total/20, time.Minute, w)
@@ -89,12 +91,15 @@ func TestRescaleExactlyOnce(t *testing.T) {
 // and every duplicate lies after the offset its partition had committed when
 // a worker was killed: at most one checkpoint interval is replayed.
 func TestCrashRecoverySIGKILL(t *testing.T) {
-	c := newCluster(t, 4, "1s")
+	testCrashRecovery(t, newCluster(t, 4, "1s"), 5)
+}
+
+func testCrashRecovery(t *testing.T, c *cluster, nKills int) {
 	rnd := rand.New(rand.NewSource(7))
 	stopProducing := c.produceEvery(500, 25*time.Millisecond)
 	adm := kadm.NewClient(c.prod)
 	var kills []map[int32]int64 // committed offsets per partition at each kill
-	for i := 0; i < 5; i++ {
+	for range nKills {
 		w := c.start("crash-0")
 		time.Sleep(time.Duration(1500+rnd.Intn(2500)) * time.Millisecond)
 		c.kill(w)
@@ -136,9 +141,9 @@ func TestCrashRecoverySIGKILL(t *testing.T) {
 		}
 	}
 	if missing > 0 {
-		t.Fatalf("%d of %d records lost after 5 SIGKILLs", missing, c.produced())
+		t.Fatalf("%d of %d records lost after %d SIGKILLs", missing, c.produced(), nKills)
 	}
-	t.Logf("%d records, 5 SIGKILLs: none lost; %d duplicate rows (of %d), all after the committed offset of a kill", c.produced(), dups, rows)
+	t.Logf("%d records, %d SIGKILLs: none lost; %d duplicate rows (of %d), all after the committed offset of a kill", c.produced(), nKills, dups, rows)
 }
 
 // TestBigQueryCommittedCrashReplay: the job also writes to BigQuery in

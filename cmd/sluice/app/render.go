@@ -50,6 +50,9 @@ func cmdRender(args []string, stdout, stderr io.Writer) int {
 	if cj.Kafka != nil {
 		spec.Brokers = cj.Kafka.Brokers
 	}
+	if wi := cj.WorkloadIdentity; wi != nil {
+		spec.WorkloadIdentity = deploy.WorkloadIdentity{GCPServiceAccount: wi.GCPServiceAccount, AWSRoleARN: wi.AWSRoleARN, AzureClientID: wi.AzureClientID}
+	}
 	if _, port, ok := strings.Cut(cj.Metrics.Listen, ":"); ok {
 		if p, err := strconv.Atoi(port); err == nil {
 			spec.MetricsPort = p

@@ -1,0 +1,281 @@
+package checkpoint
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// S3 is a Store in an Amazon S3 bucket, or in an S3-compatible one (MinIO,
+// Cloudflare R2), under a key prefix.
+//
+// Put is one PutObject with If-None-Match: * (S3's conditional write: the
+// object is created only if the key is free, else 412) and the object's
+// CRC-32C, which S3 verifies before it creates the object; what Get returns
+// is checked by the format's own checksums (see Get). As with GCS, the
+// store itself retries with the Backoff policy (the SDK's own retries are
+// turned off for the store's requests), and a Put retried after a lost
+// response that finds its own bytes at the key succeeds. S3 answers 409
+// ConditionalRequestConflict when two conditional writes of one key overlap;
+// that is retried, and the retry then finds the winner's object (412).
+type S3 struct {
+	client *s3.Client
+	bucket string
+	prefix string // "" or ends with "/"
+	retry  *retrier
+}
+
+// NewS3 returns a Store in bucket under prefix (a leading or trailing slash
+// is ignored) using client. Of the options, WithBackoff and WithLogger apply.
+func NewS3(client *s3.Client, bucket, prefix string, opts ...Option) *S3 {
+	return newS3(client, bucket, prefix, newConfig(opts))
+}
+
+func newS3(client *s3.Client, bucket, prefix string, cfg *config) *S3 {
+	return &S3{client: client, bucket: bucket, prefix: cleanPrefix(prefix), retry: cfg.retrier()}
+}
+
+// cleanPrefix trims slashes and ends a non-empty prefix with one.
+func cleanPrefix(prefix string) string {
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return prefix
+}
+
+// noSDKRetries turns the SDK's retries off for one request: the store's
+// retrier is the one policy.
+func noSDKRetries(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
+
+// Put implements Store.
+func (s *S3) Put(ctx context.Context, key string, data []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(data, castagnoli()))
+	crc := base64.StdEncoding.EncodeToString(sum[:])
+	err := s.retry.do(ctx, "put", func(ctx context.Context, attempt int) error {
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:         aws.String(s.bucket),
+			Key:            aws.String(s.prefix + key),
+			Body:           bytes.NewReader(data),
+			ContentLength:  aws.Int64(int64(len(data))),
+			ContentType:    aws.String("application/octet-stream"),
+			IfNoneMatch:    aws.String("*"),
+			ChecksumCRC32C: aws.String(crc),
+		}, noSDKRetries)
+		err = classifyS3(err)
+		if attempt > 0 && errors.Is(err, ErrExists) {
+			// An earlier attempt may have created the object and lost
+			// the response: if the object is ours, the Put succeeded.
+			switch got, gerr := s.get(ctx, key); {
+			case gerr == nil && bytes.Equal(got, data):
+				return nil
+			case isRetryable(gerr):
+				return gerr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get implements Store.
+func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	var data []byte
+	err := s.retry.do(ctx, "get", func(ctx context.Context, _ int) error {
+		var err error
+		data, err = s.get(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: get %s: %w", key, err)
+	}
+	return data, nil
+}
+
+func (s *S3) get(ctx context.Context, key string) ([]byte, error) {
+	// The SDK's check of S3's stored checksum is off: it fails a read
+	// whose bytes do not match with an error that cannot tell damage on the
+	// way (worth a retry) from damage at rest (a corrupt checkpoint, to be
+	// skipped). What the store returns is checked end to end by the
+	// format's own CRC-32C and SHA-256 instead.
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.prefix + key),
+	}, noSDKRetries, func(o *s3.Options) {
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	if err != nil {
+		return nil, classifyS3(err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, classifyS3(err)
+	}
+	return data, nil
+}
+
+// List implements Store.
+func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	err := s.retry.do(ctx, "list", func(ctx context.Context, _ int) error {
+		keys = keys[:0]
+		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+			Bucket: aws.String(s.bucket),
+			Prefix: aws.String(s.prefix + prefix),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx, noSDKRetries)
+			if err != nil {
+				return classifyS3(err)
+			}
+			for _, o := range page.Contents {
+				keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), s.prefix))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: list %q: %w", prefix, err)
+	}
+	return keys, nil
+}
+
+// Delete implements Store. S3 answers a deletion of a missing key with
+// success.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := s.retry.do(ctx, "delete", func(ctx context.Context, _ int) error {
+		_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+			Bucket: aws.String(s.bucket),
+			Key:    aws.String(s.prefix + key),
+		}, noSDKRetries)
+		if err = classifyS3(err); errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// classifyS3 maps the SDK's errors to the package's sentinels, keeping the
+// original in the chain for isRetryable and for the message.
+func classifyS3(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := ""
+	if ae := smithy.APIError(nil); errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	switch status := httpStatus(err); {
+	case code == "NoSuchBucket":
+		return engine.Permanent(err)
+	case status == http.StatusPreconditionFailed:
+		return fmt.Errorf("%w: %w", ErrExists, err)
+	case status == http.StatusNotFound:
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case status == http.StatusConflict && code == "ConditionalRequestConflict",
+		status == http.StatusBadRequest && (code == "RequestTimeout" || code == "BadDigest" || code == "InvalidChecksum"):
+		// Another conditional write of the key was in flight (the retry
+		// finds its object, 412, or the key free), the connection idled,
+		// or the bytes were damaged on the way in: send them again.
+		return fmt.Errorf("%w: %w", errTransient, err)
+	case status == http.StatusBadRequest, status == http.StatusUnauthorized, status == http.StatusForbidden:
+		return engine.Permanent(err)
+	}
+	return err
+}
+
+// s3Params are the query parameters an s3:// store URL may carry.
+type s3Params struct {
+	region    string
+	endpoint  string
+	pathStyle bool
+}
+
+func parseS3Params(q url.Values) (s3Params, error) {
+	var p s3Params
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "region":
+			p.region = v
+		case "endpoint":
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return p, fmt.Errorf("endpoint %q: want http://host:port or https://host", v)
+			}
+			p.endpoint = v
+		case "path_style":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return p, fmt.Errorf("path_style %q: want true or false", v)
+			}
+			p.pathStyle = b
+		default:
+			return p, fmt.Errorf("unknown parameter %q (want region, endpoint or path_style)", k)
+		}
+	}
+	return p, nil
+}
+
+// newS3Client builds an S3 client the way AWS's own tools do: credentials
+// and region from the default chain (environment, shared config and
+// credentials files and profile, web identity — IRSA on EKS —, EKS Pod
+// Identity, the instance's role), then the URL's region, endpoint and
+// path-style overrides. AWS_ENDPOINT_URL_S3 also sets the endpoint, as it
+// does for every AWS SDK.
+func newS3Client(ctx context.Context, p s3Params) (*s3.Client, error) {
+	var loadOpts []func(*awsconfig.LoadOptions) error
+	if p.region != "" {
+		loadOpts = append(loadOpts, awsconfig.WithRegion(p.region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		if p.endpoint == "" {
+			return nil, errors.New("no region: set ?region= in the store URL or AWS_REGION")
+		}
+		cfg.Region = "us-east-1" // S3-compatible stores sign with some region, and most accept this one
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if p.endpoint != "" {
+			o.BaseEndpoint = aws.String(p.endpoint)
+		}
+		o.UsePathStyle = p.pathStyle
+	}), nil
+}
