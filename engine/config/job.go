@@ -89,7 +89,9 @@ type Var struct {
 type SecretFile struct {
 	Key  string // password_file, token_file
 	Path string
-	Pos  Pos
+	// Templated says the path was written with ${NAME} in it.
+	Templated bool
+	Pos       Pos
 }
 
 // Kafka is the cluster the job reads from and writes to.
@@ -403,7 +405,7 @@ func (j *Job) collectSecrets(path string, root *yaml.Node, lookup func(string) (
 				walk(v)
 				if secretFileKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Value != "" {
 					p := varPattern.ReplaceAllStringFunc(v.Value, func(m string) string { s, _ := lookup(m[2 : len(m)-1]); return s })
-					j.SecretFiles = append(j.SecretFiles, SecretFile{Key: k.Value, Path: p, Pos: Pos{File: path, Line: v.Line, Col: v.Column}})
+					j.SecretFiles = append(j.SecretFiles, SecretFile{Key: k.Value, Path: p, Templated: p != v.Value, Pos: Pos{File: path, Line: v.Line, Col: v.Column}})
 					if b, err := os.ReadFile(p); err == nil {
 						j.addSecret(strings.TrimSpace(string(b)))
 					}
