@@ -437,13 +437,13 @@ func (j *Job) applyDefaults() {
 	if j.Checkpoint.Store == "" {
 		j.Checkpoint.Store = DefaultCheckpointStore
 	}
-	if j.Checkpoint.Interval == 0 {
+	if !j.Checkpoint.Pos.has("interval") {
 		j.Checkpoint.Interval = DefaultCheckpointInterval
 	}
-	if j.Checkpoint.Retain == 0 {
+	if !j.Checkpoint.Pos.has("retain") {
 		j.Checkpoint.Retain = DefaultRetain
 	}
-	if j.Drain.Deadline == 0 {
+	if !j.Drain.Pos.has("deadline") {
 		j.Drain.Deadline = DefaultDrainDeadline
 	}
 	if j.Worker == "" {
