@@ -10,7 +10,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the simulator table in docs/autoscaling.md")
 
-// The goals of the issue, which the default policy is held to on every
+// The goals the default policy is held to on every
 // trace: SLA in at least 99 % of minutes, at most 1.2x the oracle's
 // worker-minutes, fewer rescales than the KEDA-style policy.
 const (

@@ -277,7 +277,17 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Job, 
 	d.decode(&root, reflect.ValueOf(j).Elem())
 	j.collectSecrets(path, &root, lookup)
 	j.applyDefaults()
-	d.errs = append(d.errs, j.validate()...)
+	// A value that did not decode is left zero; validate's complaint about
+	// the zero would be a second error at the same place.
+	at := map[[2]int]bool{}
+	for _, e := range d.errs {
+		at[[2]int{e.Line, e.Col}] = true
+	}
+	for _, e := range j.validate() {
+		if !at[[2]int{e.Line, e.Col}] {
+			d.errs = append(d.errs, e)
+		}
+	}
 	if len(d.errs) > 0 {
 		return j, d.errs.sorted()
 	}

@@ -38,8 +38,8 @@
 // records are one transaction, committed by Flush. read_committed consumers
 // never see a bundle that failed half-way. Exactly-once needs the commit tied
 // to the checkpoint instead (commit only once the checkpoint that covers the
-// bundle is durable, abort and replay otherwise); that needs an engine hook
-// (see the report of issue 7), so until then a crash between a Flush and the
+// bundle is durable, abort and replay otherwise); that needs an engine hook,
+// so until then a crash between a Flush and the
 // next checkpoint still replays a committed bundle.
 //
 // # Concurrency

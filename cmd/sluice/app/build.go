@@ -428,5 +428,5 @@ func (b *builder) source() (engine.Source, error) {
 	case 1:
 		return srcs[0], nil
 	}
-	return &multiSource{srcs: srcs}, nil
+	return newMultiSource(srcs), nil
 }
