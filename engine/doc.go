@@ -23,6 +23,9 @@
 // is complete when every Writer's Flush returned. Only then does the task's
 // position advance. No task waits for another.
 //
+// New asks each decoder that can (Projector) to decode only the columns its
+// pipelines read (ColumnReader) and their event-time columns.
+//
 // At every checkpoint interval the runtime asks each task to finish its open
 // bundle, writes one checkpoint with every task's position to the
 // CheckpointStore, and only once it is durable commits the positions through

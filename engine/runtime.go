@@ -83,6 +83,9 @@ func New(job *Job) (*Runtime, error) {
 		}
 	}
 	job.defaults()
+	if err := project(job.Pipelines); err != nil {
+		return nil, err
+	}
 	r := &Runtime{
 		job:       job,
 		log:       job.Logger.With("job", job.Name, "pod", job.Pod),

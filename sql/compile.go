@@ -3,6 +3,7 @@ package sql
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,8 @@ type Program struct {
 	where   fn[bool]
 	whereSQ string
 	cols    []outCol
-	copyExt bool // output copies arrays or maps, whose elements live in in.Ext
+	copyExt bool     // output copies arrays or maps, whose elements live in in.Ext
+	reads   []string // input column paths read, sorted
 }
 
 type outCol struct {
@@ -59,6 +61,12 @@ var _ engine.Transform = (*Program)(nil)
 
 // Output is the schema of the rows Eval writes.
 func (p *Program) Output() *engine.Schema { return p.output }
+
+// Columns lists the input columns the program reads anywhere (SELECT,
+// WHERE, function arguments), sorted, as paths Schema.Lookup takes; a nested
+// record read whole is its own path, and SELECT * lists every top-level
+// column. It implements engine.ColumnReader: a decoder may skip the rest.
+func (p *Program) Columns() []string { return p.reads }
 
 // String returns the SQL text the program was compiled from.
 func (p *Program) String() string { return p.text }
@@ -131,6 +139,7 @@ func Compile(text string, input *engine.Schema, opts ...Option) (*Program, error
 }
 
 type compiler struct {
+	reads   map[string]bool // input column paths the program reads
 	text    string
 	in      *engine.Schema
 	loc     *locator
@@ -207,6 +216,10 @@ func (c *compiler) program(stmt sqlparser.Statement) (*Program, error) {
 	}
 	p.output = out
 	p.width = out.Width()
+	for path := range c.reads {
+		p.reads = append(p.reads, path)
+	}
+	slices.Sort(p.reads)
 	// The writers were built with the slots of the output fields; check that
 	// the layout agrees (it is computed by the same rules).
 	return p, nil

@@ -44,6 +44,9 @@
 //   - GROUP BY, aggregates, window functions, JOIN, subqueries, ORDER BY and
 //     LIMIT are rejected with a message saying so.
 //
+// Program.Columns lists the input columns a program reads, so that a decoder
+// decodes only those (engine.ColumnReader and engine.Projector).
+//
 // Output columns are named by their alias, else by the column name for a
 // column reference, else f<i>_ (BigQuery's convention) for the i-th
 // (0-based) select item. Duplicate names are an error.

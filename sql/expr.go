@@ -52,6 +52,10 @@ func (c *compiler) fold(e *expr) *expr {
 }
 
 func (c *compiler) colRef(col engine.Column) *colRef {
+	if c.reads == nil {
+		c.reads = map[string]bool{}
+	}
+	c.reads[col.Path] = true
 	ref := &colRef{path: col.Path, typ: col.Type, inner: col.Type, slot: col.Slot, parents: col.Parents}
 	if inner, ok := col.Type.Nullable(); ok {
 		ref.inner, ref.nullable = inner, true

@@ -183,6 +183,53 @@ func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error
 // Schema is the reader schema.
 func (d *Decoder) Schema() *engine.Schema { return d.schema }
 
+// Project restricts decoding to the reader columns at paths (see the
+// Project compile option) and recompiles the programs compiled so far. It
+// implements engine.Projector: the runtime calls it once, before the first
+// Decode.
+func (d *Decoder) Project(paths []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opts = append(d.opts, Project(paths...))
+	w := d.writer
+	if w == nil {
+		w = d.reader
+	}
+	own, err := Compile(w, d.reader, d.opts...)
+	if err != nil {
+		return fmt.Errorf("avro decoder: %w", err)
+	}
+	d.own = *own
+	var errs []error
+	// Entries are shared with the old snapshot: replace them, never edit.
+	redo := func(e *entry) *entry {
+		if e.p == nil {
+			return e
+		}
+		p, err := Compile(e.p.Writer(), d.reader, d.opts...)
+		if err != nil {
+			errs = append(errs, err)
+			return e
+		}
+		return &entry{p: p}
+	}
+	d.publish(func(c *programs) {
+		for k, e := range c.byFP {
+			c.byFP[k] = redo(e)
+		}
+		for k, e := range c.byID {
+			c.byID[k] = redo(e)
+		}
+		for k, e := range c.byText {
+			c.byText[k] = redo(e)
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("avro decoder: project: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
 // Register compiles writer for ModeHeader records that name it by
 // fingerprint. An incompatible writer is an error.
 func (d *Decoder) Register(writer *engine.Type) error {

@@ -43,6 +43,20 @@
 // entry one more in front for its key). A default is decoded from its Avro
 // encoding, prepared at compile time, by the same interpreter.
 //
+// # Projection
+//
+// A Program compiled with Project decodes only the reader columns it names
+// (the columns a pipeline's SQL and event time read: the runtime asks
+// Decoder.Project for them through engine.Projector). Every other writer
+// field is skipped at the wire level without touching its slots: a run of
+// strings is one op that jumps each by its length, a run of varints one op,
+// fixed-size values one jump, a nested record field by field, a union by its
+// branch. Compatibility is checked for every field, so a projection never
+// changes which writer schemas compile. Decode stops after the last projected
+// field: bytes after it are not read, so a record damaged only there is not
+// a dead letter (DecodePrefix, which must find the record's end, walks it
+// all).
+//
 // Strings and bytes alias the input (engine.UnsafeString): the caller keeps
 // the input alive as long as the row. In steady state a decode allocates
 // nothing: Row.Slots and Row.Ext are reused.

@@ -153,10 +153,19 @@ func fieldErr(path string, err error) error {
 	return &engine.DecodeError{Field: path, Err: err}
 }
 
-// Decode decodes one record, which must fill data exactly, into row. row must
+// Decode decodes one record, which must fill data exactly (unless the program
+// is projected: see Project), into row. row must
 // have been Reset to the reader schema's width (Program.Width); its strings
 // alias data. An error is an *engine.DecodeError naming the field.
 func (p *Program) Decode(data []byte, row *engine.Row) error {
+	if p.stop < len(p.fields) {
+		// Projected: nothing after the last projected field is read.
+		if len(row.Slots) < p.width {
+			row.Reset(p.width)
+		}
+		m := machine{buf: data, row: row, maxExt: p.maxExt}
+		return m.run(p.fields[:p.stop], -1, false)
+	}
 	n, err := p.DecodePrefix(data, row)
 	if err == nil && n != len(data) {
 		return &engine.DecodeError{Err: fmt.Errorf("%w: %d of %d bytes", ErrTrailing, len(data)-n, len(data))}
@@ -248,6 +257,46 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 			}
 			dst[base+int(o.slot)].S = engine.UnsafeString(buf[pos : pos+int(n)])
 			pos += int(n)
+		case opSkipVarint:
+			for k := int32(0); k < o.aux; k++ {
+				if pos < len(buf) && buf[pos] < 0x80 {
+					pos++
+					continue
+				}
+				_, p, err := uvarint(buf, pos)
+				if err != nil {
+					return fieldErr(o.path(), err)
+				}
+				pos = p
+			}
+		case opSkipBytes:
+			for k := int32(0); k < o.aux; k++ {
+				var n int64
+				if pos < len(buf) && buf[pos] < 0x80 {
+					b := buf[pos]
+					pos++
+					n = int64(b>>1) ^ -int64(b&1)
+				} else {
+					u, p, err := uvarint(buf, pos)
+					if err != nil {
+						return fieldErr(o.path(), err)
+					}
+					pos = p
+					n = int64(u>>1) ^ -int64(u&1)
+				}
+				if n < 0 {
+					return fieldErr(o.path(), ErrNegativeLength)
+				}
+				if n > int64(len(buf)-pos) {
+					return fieldErr(o.path(), ErrTruncated)
+				}
+				pos += int(n)
+			}
+		case opSkipN:
+			if int(o.aux) > len(buf)-pos {
+				return fieldErr(o.path(), ErrTruncated)
+			}
+			pos += int(o.aux)
 		case opSetNull:
 			dst[base+int(o.slot)] = engine.Slot{Null: true, N: uint64(o.aux)}
 		case opBool:

@@ -3,6 +3,7 @@ package avro
 import (
 	"bytes"
 	"errors"
+	"math/rand"
 	"testing"
 
 	"github.com/sluicehq/sluice/bench/gen"
@@ -30,10 +31,32 @@ func FuzzAvroDecode(f *testing.F) {
 	f.Add(uint8(2), []byte{0x02, 0x00, 0x01, 0x02, 0x03})
 	f.Add(uint8(2), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	progs := []*Program{mustCompile(f, v1, v1), mustCompile(f, v1, v2), mustCompile(f, every, every)}
+	// Each program projected on a fixed subset of its columns: it must
+	// accept what the full program accepts and agree on those columns.
+	r := rand.New(rand.NewSource(11))
+	var projs []*Program
+	var projPaths [][]string
+	for _, p := range progs {
+		paths := pickPaths(r, engine.MustSchema(p.Reader()))
+		q, err := Compile(p.Writer(), p.Reader(), Project(paths...))
+		if err != nil {
+			f.Fatal(err)
+		}
+		projs, projPaths = append(projs, q), append(projPaths, paths)
+	}
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
-		p := progs[int(which)%len(progs)]
+		k := int(which) % len(progs)
+		p := progs[k]
 		row := engine.NewRow(p.Width())
 		err := p.Decode(data, row)
+		prow := engine.NewRow(p.Width())
+		perr := projs[k].Decode(data, prow)
+		if perr != nil {
+			var de *engine.DecodeError
+			if !errors.As(perr, &de) {
+				t.Fatalf("projected error %v is not a DecodeError", perr)
+			}
+		}
 		if err != nil {
 			var de *engine.DecodeError
 			if !errors.As(err, &de) {
@@ -41,6 +64,10 @@ func FuzzAvroDecode(f *testing.F) {
 			}
 			return
 		}
+		if perr != nil {
+			t.Fatalf("the full program accepts what the projected one rejects: %v", perr)
+		}
+		sameColumns(t, engine.MustSchema(p.Reader()), projPaths[k], row, prow)
 		enc := encodeRow(p.Reader(), row)
 		q := mustCompile(t, p.Reader(), p.Reader())
 		row2 := engine.NewRow(q.Width())

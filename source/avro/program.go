@@ -51,6 +51,13 @@ const (
 	opBranch
 	opSkip    // a writer field the reader lacks
 	opDefault // a reader field the writer lacks: elem decodes def
+
+	// Skips of writer fields outside a projection, merged so that a run of
+	// like fields is one op: aux counts the values (varint, bytes) or the
+	// bytes (n).
+	opSkipVarint // aux int, long or enum values
+	opSkipBytes  // aux string or bytes values
+	opSkipN      // aux bytes of booleans, floats, doubles and fixeds
 )
 
 // op reads one writer value and writes one reader value at base+slot, where
@@ -93,6 +100,10 @@ type Program struct {
 	fields         []op
 	width          int
 	maxExt         int
+	proj           *projection
+	// stop is how many of fields Decode runs: with a projection, the ops
+	// after the last one that writes a projected column are not run.
+	stop int
 }
 
 // CompileOption tunes a Program.
@@ -102,6 +113,65 @@ type CompileOption func(*Program)
 // may fill; a record over it is a DecodeError. Default DefaultMaxElements.
 func MaxElements(n int) CompileOption {
 	return func(p *Program) { p.maxExt = n }
+}
+
+// Project restricts decoding to the reader columns at paths ("src_ip",
+// "src_location.country"; a record's path selects all of it) and those under
+// them: every other writer field is skipped at the wire level (strings by
+// their length, numbers by their varint, fixed-size values by their size,
+// nested records field by field) without touching its slots, which keep
+// whatever Reset left there. Compatibility is still checked for every field,
+// so a projection never changes which writer schemas compile. With no paths,
+// nothing is decoded.
+//
+// Decode stops reading after the last projected field: the bytes after it are
+// not validated, so a record damaged only there decodes (as with any
+// columnar reader that prunes columns). DecodePrefix still walks the whole
+// record, since its caller needs the record's length. Without Project every
+// column is decoded.
+func Project(paths ...string) CompileOption {
+	return func(p *Program) {
+		p.proj = newProjection(paths)
+	}
+}
+
+// projection is the set of reader paths a Program decodes.
+type projection struct {
+	whole map[string]bool // paths decoded with everything under them
+	under map[string]bool // proper ancestors of those paths
+}
+
+func newProjection(paths []string) *projection {
+	pr := &projection{whole: map[string]bool{}, under: map[string]bool{}}
+	for _, path := range paths {
+		pr.whole[path] = true
+		for i := strings.IndexByte(path, '.'); i >= 0; {
+			pr.under[path[:i]] = true
+			j := strings.IndexByte(path[i+1:], '.')
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+	}
+	return pr
+}
+
+// wants reports whether the reader field at path is decoded.
+func (pr *projection) wants(path string) bool {
+	if pr == nil || pr.under[path] {
+		return true
+	}
+	for p := path; ; {
+		if pr.whole[p] {
+			return true
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
 }
 
 // Compile builds the program that reads values written with writer into rows
@@ -116,10 +186,14 @@ func Compile(writer, reader *engine.Type, opts ...CompileOption) (*Program, erro
 	for _, o := range opts {
 		o(p)
 	}
-	c := &compiler{}
+	c := &compiler{proj: p.proj}
 	p.fields = c.record(writer, reader, "")
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
+	}
+	p.stop = len(p.fields)
+	if p.proj != nil {
+		p.fields, p.stop = cutProjected(p.fields)
 	}
 	return p, nil
 }
@@ -132,6 +206,7 @@ func (p *Program) Writer() *engine.Type { return p.writer }
 
 type compiler struct {
 	errs []error
+	proj *projection
 }
 
 func (c *compiler) fail(path, format string, args ...any) op {
@@ -184,7 +259,13 @@ func (c *compiler) record(w, r *engine.Type, path string) []op {
 		}
 		used[ri] = true
 		rf := r.Fields[ri]
-		ops = append(ops, c.value(wf.Type, rf.Type, int32(rf.Slot), join(path, rf.Name)))
+		rpath := join(path, rf.Name)
+		o := c.value(wf.Type, rf.Type, int32(rf.Slot), rpath)
+		if !c.proj.wants(rpath) {
+			ops = appendSkip(ops, wf.Type, fpath)
+			continue
+		}
+		ops = append(ops, o)
 	}
 	for i, rf := range r.Fields {
 		if used[i] {
@@ -205,9 +286,98 @@ func (c *compiler) record(w, r *engine.Type, path string) []op {
 			continue
 		}
 		inner := c.value(rf.Type, rf.Type, int32(rf.Slot), fpath)
+		if !c.proj.wants(fpath) {
+			continue
+		}
 		ops = append(ops, op{code: opDefault, elem: &inner, x: &opExtra{def: def, path: fpath}})
 	}
 	return ops
+}
+
+// cutProjected moves the reader defaults of a projected program first (they
+// read no input) and returns how many ops reach the last projected column:
+// Decode stops there instead of walking the rest of the record.
+func cutProjected(ops []op) ([]op, int) {
+	var defs, rest []op
+	for _, o := range ops {
+		if o.code == opDefault {
+			defs = append(defs, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	ops = append(defs, rest...)
+	stop := len(defs)
+	for i := len(defs); i < len(ops); i++ {
+		if !ops[i].skips() {
+			stop = i + 1
+		}
+	}
+	return ops, stop
+}
+
+// skips reports whether o only reads past input, writing no slot.
+func (o *op) skips() bool {
+	switch o.code {
+	case opSkip, opSkipVarint, opSkipBytes, opSkipN:
+		return true
+	case opUnion:
+		for i := range o.sub {
+			if !o.sub[i].skips() {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// appendSkip appends the ops that read past a value of writer type t,
+// merging them with a like op just before: a run of strings, of varints or
+// of fixed-size values outside a projection is one op.
+func appendSkip(ops []op, t *engine.Type, path string) []op {
+	merge := func(code opcode, n int32) []op {
+		if n == 0 {
+			return ops
+		}
+		if k := len(ops) - 1; k >= 0 && ops[k].code == code {
+			ops[k].aux += n
+			return ops
+		}
+		return append(ops, op{code: code, aux: n, x: &opExtra{path: path}})
+	}
+	switch t.Kind {
+	case engine.KindNull:
+		return ops
+	case engine.KindBool, engine.KindFloat, engine.KindDouble, engine.KindFixed:
+		return merge(opSkipN, int32(fixedSize(t)))
+	case engine.KindInt, engine.KindLong, engine.KindEnum:
+		return merge(opSkipVarint, 1)
+	case engine.KindString, engine.KindBytes:
+		return merge(opSkipBytes, 1)
+	case engine.KindRecord:
+		for _, f := range t.Fields {
+			ops = appendSkip(ops, f.Type, join(path, f.Name))
+		}
+		return ops
+	case engine.KindUnion:
+		// A union whose branches each skip in one op dispatches like a
+		// decoded union: the branch index picks the op.
+		u := op{code: opUnion, x: &opExtra{path: path}}
+		for _, b := range t.Branches {
+			bs := appendSkip(nil, b, path)
+			switch len(bs) {
+			case 0:
+				u.sub = append(u.sub, op{code: opSkipN, x: &opExtra{path: path}})
+			case 1:
+				u.sub = append(u.sub, bs[0])
+			default:
+				return append(ops, op{code: opSkip, x: &opExtra{wtype: t, path: path}})
+			}
+		}
+		return append(ops, u)
+	}
+	return append(ops, op{code: opSkip, x: &opExtra{wtype: t, path: path}})
 }
 
 // branchFor picks the reader union branch a writer value of type w is read
@@ -377,6 +547,9 @@ func (c *compiler) value(w, r *engine.Type, slot int32, path string) op {
 		if w.Kind != r.Kind {
 			return mismatch()
 		}
+		// Elements are decoded whole: SQL reads an array or map as one column.
+		proj := c.proj
+		c.proj = nil
 		var elem op
 		if r.Kind == engine.KindArray {
 			o.code, o.aux = opArray, int32(r.Items.Width())
@@ -385,6 +558,7 @@ func (c *compiler) value(w, r *engine.Type, slot int32, path string) op {
 			o.code, o.aux = opMap, int32(1+r.Items.Width())
 			elem = c.value(w.Items, r.Items, 1, path+"{}")
 		}
+		c.proj = proj
 		o.elem = &elem
 		o.x.min = int64(minSize(w.Items))
 		if r.Kind == engine.KindMap {

@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+)
+
+// ColumnReader is implemented by transforms that know which input columns
+// they read (sql.Program): paths as Schema.Lookup takes them, a nested record
+// read whole as its own path.
+type ColumnReader interface {
+	Columns() []string
+}
+
+// Projector is implemented by decoders that can skip, at the wire level, the
+// input columns no pipeline reads (source/avro). New calls Project once per
+// decoder, before any Decode, with the union of the columns read by the
+// transforms of every pipeline sharing it and their event-time columns. A
+// decoder shared with a pipeline whose transform is not a ColumnReader is
+// not projected. The slots of columns outside the projection hold whatever
+// Row.Reset left there.
+type Projector interface {
+	Project(columns []string) error
+}
+
+// project tells each projecting decoder which columns its pipelines read.
+func project(pipes []*Pipeline) error {
+	type want struct {
+		cols []string
+		all  bool
+	}
+	byDec := map[Decoder]*want{}
+	var order []Decoder
+	for _, p := range pipes {
+		w := byDec[p.Decoder]
+		if w == nil {
+			w = &want{}
+			byDec[p.Decoder] = w
+			order = append(order, p.Decoder)
+		}
+		cr, ok := p.Transform.(ColumnReader)
+		if !ok {
+			w.all = true
+			continue
+		}
+		w.cols = append(w.cols, cr.Columns()...)
+		if p.EventTime.Type != nil && p.EventTime.Path != "" {
+			w.cols = append(w.cols, p.EventTime.Path)
+		}
+	}
+	for _, d := range order {
+		w := byDec[d]
+		pr, ok := d.(Projector)
+		if !ok || w.all {
+			continue
+		}
+		slices.Sort(w.cols)
+		if err := pr.Project(slices.Compact(w.cols)); err != nil {
+			return fmt.Errorf("engine: project decoder: %w", err)
+		}
+	}
+	return nil
+}
