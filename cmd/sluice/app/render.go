@@ -29,7 +29,9 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] JOB.yaml")
 		return 2
 	}
-	return interruptible(ctx, stderr, func() int { return render(fl.Arg(0), *image, *namespace, stdout, stderr) })
+	return interruptible(ctx, stdout, stderr, func(stdout, stderr io.Writer) int {
+		return render(fl.Arg(0), *image, *namespace, stdout, stderr)
+	})
 }
 
 func render(path, image, namespace string, stdout, stderr io.Writer) int {
