@@ -163,7 +163,7 @@ type Metrics struct {
 	// Listen is the public address (DefaultMetricsListen); "off" disables it.
 	Listen string `yaml:"listen"`
 	// AdminListen is the address of POST /drain (DefaultAdminListen,
-	// loopback only); "off" disables it.
+	// loopback only, or off when Listen is off); "off" disables it.
 	AdminListen string `yaml:"admin_listen"`
 }
 
@@ -464,6 +464,9 @@ func (j *Job) applyDefaults() {
 	}
 	if j.Metrics.AdminListen == "" {
 		j.Metrics.AdminListen = DefaultAdminListen
+		if j.Metrics.Listen == "off" {
+			j.Metrics.AdminListen = "off" // no HTTP at all unless asked for
+		}
 	}
 	if j.Scaling.MinWorkers == 0 {
 		j.Scaling.MinWorkers = DefaultMinWorkers
