@@ -20,7 +20,7 @@ import (
 	"github.com/sluicehq/sluice/engine/config"
 )
 
-// Limits of the issue for a job of startPipelines pipelines of
+// The startup limits the project holds to, for a job of startPipelines pipelines of
 // startPartitions partitions each.
 const (
 	startPipelines  = 1000

@@ -1,13 +1,24 @@
 // Package deploy renders the Kubernetes manifests of a sluice job: the job
 // file as a ConfigMap, a headless Service, the workers' StatefulSet (probes
 // on /healthz and /readyz at the metrics port, termination grace above the
-// drain deadline, pod resources from the worker type) and
+// drain deadline, pod resources from the worker type, environment and files
+// from the job's Secrets) and
 // PodDisruptionBudget, and the coordinator's Deployment, ServiceAccount,
 // RoleBinding and a Role granting only the verbs the coordinator calls.
 // A job that asks for workload identity (JobSpec.WorkloadIdentity) also gets
 // the workers' own ServiceAccount, annotated for GKE, EKS (IRSA) and AKS, and
 // its pods run as it.
 // `sluice render JOB.yaml` is Render with a JobSpec filled from the job file.
+//
+// Secrets never appear in the manifests. Every ${NAME} the job file uses is
+// set in the workers from key NAME of the Secret `<job>-env`
+// (EnvSecretName); every password_file and token_file is mounted read-only
+// at its path from the Secret `<job>-files` (FilesSecretName), under the
+// file's base name as key (SecretFileKey). The user creates both Secrets,
+// e.g. `kubectl create secret generic acme-firewall-env
+// --from-literal=SIEM_TOKEN=...`; a pod whose Secret or key is missing
+// does not start, and says which. With `metrics.listen: off` the pods expose
+// no port and have no probes.
 // The Dockerfile beside this file builds the static, non-root image.
 //
 // Concurrency: Render and Objects are pure functions of their JobSpec and

@@ -38,6 +38,20 @@ type JobSpec struct {
 	MinWorkers, MaxWorkers int
 	// MetricsPort serves /metrics, /healthz and /readyz. Default 9090.
 	MetricsPort int
+	// NoMetrics says the job file has `metrics.listen: off`: the pods then
+	// expose no port, carry no Prometheus annotations and have no probes
+	// (there is no endpoint to probe, and the image has no shell for an exec
+	// probe); a pod is ready once it runs.
+	NoMetrics bool
+	// Env names the environment variables the job file uses (${NAME}). Each
+	// is set in the workers from key NAME of the Secret EnvSecretName(Job),
+	// which the user creates; Render writes no secret values.
+	Env []string
+	// SecretFiles are the files the job reads secrets from (password_file,
+	// token_file). Each is mounted read-only at its path from the Secret
+	// FilesSecretName(Job), key SecretFileKey(path); relative paths are
+	// relative to the workers' working directory, /var/lib/sluice.
+	SecretFiles []string
 	// DrainDeadline is how long a pod may drain on SIGTERM; the pod's
 	// termination grace period is this plus 30 s. Default 60 s.
 	DrainDeadline time.Duration
@@ -162,7 +176,7 @@ func (s JobSpec) validate() error {
 	if s.MinWorkers < 0 || s.MaxWorkers < max(s.MinWorkers, 1) {
 		errs = append(errs, fmt.Errorf("workers bounds [%d, %d] are inconsistent", s.MinWorkers, s.MaxWorkers))
 	}
-	if s.MetricsPort < 1 || s.MetricsPort > 65535 {
+	if !s.NoMetrics && (s.MetricsPort < 1 || s.MetricsPort > 65535) {
 		errs = append(errs, fmt.Errorf("metrics port %d out of range", s.MetricsPort))
 	}
 	if s.DrainDeadline < 0 {
@@ -202,6 +216,31 @@ func Render(w io.Writer, spec JobSpec) error {
 	}
 	return nil
 }
+
+// EnvSecretName is the Secret that holds the values of a job's ${NAME}
+// variables, one key per variable name.
+func EnvSecretName(job string) string { return job + "-env" }
+
+// FilesSecretName is the Secret that holds a job's secret files
+// (password_file, token_file), one key per file (see SecretFileKey).
+func FilesSecretName(job string) string { return job + "-files" }
+
+// SecretFileKey is the key of a secret file in FilesSecretName: its base
+// name, with characters a Secret key cannot hold replaced by '-'.
+func SecretFileKey(path string) string {
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	key := secretKeyChars.ReplaceAllString(base, "-")
+	if key == "" || key == "." || key == ".." {
+		key = "secret"
+	}
+	return key
+}
+
+var secretKeyChars = regexp.MustCompile(`[^-._a-zA-Z0-9]`)
+
+// workDir is the workers' working directory: relative outputs of the job
+// file land under it.
+const workDir = "/var/lib/sluice"
 
 // CoordinatorName is the name of the job's coordinator Deployment,
 // ServiceAccount, Role, RoleBinding and Lease.
@@ -265,6 +304,46 @@ func Objects(spec JobSpec) []any {
 		corev1.ResourceMemory: resource.MustParse(fmt.Sprintf("%dGi", mem)),
 	}
 
+	env := []corev1.EnvVar{podName}
+	for _, name := range spec.Env {
+		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: EnvSecretName(job)}, Key: name},
+		}})
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "job", MountPath: "/etc/sluice", ReadOnly: true},
+		{Name: "work", MountPath: workDir},
+	}
+	volumes := []corev1.Volume{
+		{Name: "job", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: job + "-job"},
+		}}},
+		{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if len(spec.SecretFiles) > 0 {
+		volumes = append(volumes, corev1.Volume{Name: "secret-files", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: FilesSecretName(job), DefaultMode: ptr(int32(0o400)),
+		}}})
+		for _, p := range spec.SecretFiles {
+			at := p
+			if !strings.HasPrefix(p, "/") {
+				at = workDir + "/" + strings.TrimPrefix(p, "./")
+			}
+			mounts = append(mounts, corev1.VolumeMount{Name: "secret-files", MountPath: at, SubPath: SecretFileKey(p), ReadOnly: true})
+		}
+	}
+	var ports []corev1.ContainerPort
+	var servicePorts []corev1.ServicePort
+	var readiness, liveness *corev1.Probe
+	annotations := map[string]string{"sluice.dev/worker": spec.Worker}
+	if !spec.NoMetrics {
+		ports = []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(spec.MetricsPort)}}
+		servicePorts = []corev1.ServicePort{{Name: "metrics", Port: int32(spec.MetricsPort), TargetPort: intstr.FromString("metrics")}}
+		readiness, liveness = probe("/readyz", 5), probe("/healthz", 10)
+		annotations["prometheus.io/scrape"] = "true"
+		annotations["prometheus.io/port"] = strconv.Itoa(spec.MetricsPort)
+	}
+
 	configMap := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: meta(job+"-job", "worker"),
@@ -277,9 +356,7 @@ func Objects(spec JobSpec) []any {
 			ClusterIP:                corev1.ClusterIPNone,
 			Selector:                 WorkerSelector(job),
 			PublishNotReadyAddresses: true,
-			Ports: []corev1.ServicePort{{
-				Name: "metrics", Port: int32(spec.MetricsPort), TargetPort: intstr.FromString("metrics"),
-			}},
+			Ports:                    servicePorts,
 		},
 	}
 	statefulSet := &appsv1.StatefulSet{
@@ -295,12 +372,8 @@ func Objects(spec JobSpec) []any {
 			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels("worker"),
-					Annotations: map[string]string{
-						"prometheus.io/scrape": "true",
-						"prometheus.io/port":   strconv.Itoa(spec.MetricsPort),
-						"sluice.dev/worker":    spec.Worker,
-					},
+					Labels:      labels("worker"),
+					Annotations: annotations,
 				},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: &grace,
@@ -315,23 +388,15 @@ func Objects(spec JobSpec) []any {
 						WorkingDir: "/var/lib/sluice",
 						// The drain deadline is the job file's own
 						// drain.deadline; the grace period is derived from it.
-						Env:            []corev1.EnvVar{podName},
-						Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(spec.MetricsPort)}},
-						Resources:      corev1.ResourceRequirements{Requests: res, Limits: res},
-						ReadinessProbe: probe("/readyz", 5),
-						LivenessProbe:  probe("/healthz", 10),
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "job", MountPath: "/etc/sluice", ReadOnly: true},
-							{Name: "work", MountPath: "/var/lib/sluice"},
-						},
+						Env:             env,
+						Ports:           ports,
+						Resources:       corev1.ResourceRequirements{Requests: res, Limits: res},
+						ReadinessProbe:  readiness,
+						LivenessProbe:   liveness,
+						VolumeMounts:    mounts,
 						SecurityContext: secCtx,
 					}},
-					Volumes: []corev1.Volume{
-						{Name: "job", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-							LocalObjectReference: corev1.LocalObjectReference{Name: job + "-job"},
-						}}},
-						{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					},
+					Volumes: volumes,
 				},
 			},
 		},

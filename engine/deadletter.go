@@ -13,7 +13,7 @@ var DeadLetterSchema = MustSchema(&Type{Kind: KindRecord, Name: "sluice.DeadLett
 	{Name: "offset", Type: &Type{Kind: KindLong}},
 	{Name: "timestamp", Type: &Type{Kind: KindLong, Logical: TimestampMicros}},
 	{Name: "key", Type: &Type{Kind: KindUnion, Branches: []*Type{{Kind: KindNull}, {Kind: KindBytes}}}},
-	{Name: "value", Type: &Type{Kind: KindBytes}},
+	{Name: "value", Type: &Type{Kind: KindUnion, Branches: []*Type{{Kind: KindNull}, {Kind: KindBytes}}}}, // null: a tombstone
 }})
 
 // Slots of DeadLetterSchema.
@@ -45,5 +45,9 @@ func FillDeadLetter(row *Row, pipeline, stage, reason string, task TaskID, rec *
 	} else {
 		row.SetStr(DLKey, UnsafeString(rec.Key))
 	}
-	row.SetStr(DLValue, UnsafeString(rec.Value))
+	if rec.Value == nil {
+		row.SetNull(DLValue) // a tombstone: null, not an empty value
+	} else {
+		row.SetStr(DLValue, UnsafeString(rec.Value))
+	}
 }

@@ -57,7 +57,11 @@ type Writer interface {
 // Run calls the Handler from its own goroutine(s) until ctx is done or, for a
 // bounded source, until every task has ended; it returns nil then. Commit is
 // called by the runtime after a checkpoint is durable, from one goroutine, and
-// must reject a commit from a member that no longer owns a task.
+// must reject a commit from a member that no longer owns a task. A source owns
+// the tasks it assigned: a Kafka source its topic-partitions, a file source
+// one task whose TaskID.Topic is the file's path as the job resolved it and
+// whose Partition is 0. A job of several sources (cmd/sluice's multi-source)
+// routes each position to the source that owns its task.
 type Source interface {
 	Run(ctx context.Context, h Handler) error
 	Commit(ctx context.Context, positions []Position, meta string) error

@@ -66,9 +66,11 @@ func TestCoordinatorKubeAPIServer(t *testing.T) {
 		job   = "acme-firewall"
 		topic = "acme.traffic"
 	)
+	// The control plane first: on a machine without a cached kube-apiserver
+	// its one-time build takes minutes, and no deadline runs during it.
+	cp := startControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cp := startControlPlane(t)
 	admin, err := kubernetes.NewForConfig(restFor(cp.URL, cp.AdminToken))
 	if err != nil {
 		t.Fatal(err)

@@ -33,9 +33,10 @@
 //     job (partitions, per-worker capacity with noise, pod start delay, a
 //     pause for moved tasks, checkpointed commits) run over four traces
 //     against the sluice policy, a KEDA-style lag-threshold policy, a static
-//     peak-provisioned job and an oracle. TestSimulatorTraces writes the
-//     report to docs/autoscaling.md.
-//   - Actuator and Coordinator (actuator.go, coordinator.go, main.go): reads
+//     peak-provisioned job and an oracle. TestSimulatorTraces checks the
+//     report's table in docs/autoscaling.md and fails when it is stale
+//     (-update rewrites it).
+//   - Coordinator (coordinator.go, kafka.go, cpu.go, main.go): reads
 //     the signals, runs the policy per job, patches the StatefulSet's scale
 //     subresource through client-go, records an event on the StatefulSet and
 //     exports sluice_scaler_desired_workers and sluice_scaler_decisions_total.

@@ -27,6 +27,16 @@ func WithRegistry(r *Registry) Option { return func(o *options) { o.funcs = r } 
 // TableName is the only table a pipeline's SQL reads.
 const TableName = "input"
 
+// Limits of a pipeline's SQL. Compilation is linear in the size of the text,
+// but a statement past these is a mistake (a generated file, a paste gone
+// wrong), and it would hold a worker's start for seconds.
+const (
+	// MaxTextBytes bounds the text of a statement.
+	MaxTextBytes = 256 << 10
+	// MaxTokens bounds its tokens (words, literals, operators).
+	MaxTokens = 50_000
+)
+
 // Program is a compiled SELECT: a filter and a projection from rows of the
 // input schema to rows of Output(). It is immutable and safe for concurrent
 // use; it implements engine.Transform.
@@ -103,6 +113,9 @@ func Compile(text string, input *engine.Schema, opts ...Option) (*Program, error
 	if input == nil {
 		return nil, errors.New("sql: compile: no input schema")
 	}
+	if len(text) > MaxTextBytes {
+		return nil, newError(text, 0, "the statement is %d bytes, over the limit of %d KiB", len(text), MaxTextBytes>>10)
+	}
 	parser, err := sqlparser.New(sqlparser.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("sql: compile: %w", err)
@@ -114,6 +127,9 @@ func Compile(text string, input *engine.Schema, opts ...Option) (*Program, error
 		funcs:   o.funcs,
 		scratch: &engine.Row{},
 		table:   TableName,
+	}
+	if n := len(c.loc.toks); n > MaxTokens {
+		return nil, newError(text, c.loc.toks[MaxTokens].pos, "the statement has %d tokens, over the limit of %d", n, MaxTokens)
 	}
 	stmt, err := parser.ParseStrictDDL(text)
 	if err != nil {

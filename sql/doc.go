@@ -80,4 +80,12 @@
 // (once out's slices have grown) except for string functions on non-ASCII
 // text. A Registry of user functions is written before Compile and only read
 // afterwards.
+//
+// # Limits
+//
+// A statement is at most MaxTextBytes (256 KiB) and MaxTokens (50,000)
+// tokens; past either, Compile returns an *Error saying which. Compilation is
+// linear in the statement's size: each operator is located by a forward scan
+// of the token stream, and an expression keeps a bounded text for its error
+// messages (long ones are cut and end in "…").
 package sql

@@ -41,7 +41,15 @@ func newLocator(p *sqlparser.Parser, text string) *locator {
 		if typ == commentToken {
 			continue
 		}
-		l.toks = append(l.toks, token{typ: typ, val: val, pos: skipBlank(text, start, tz.Pos), end: tz.Pos})
+		pos := skipBlank(text, start, tz.Pos)
+		if val == "" {
+			// Operators and punctuation come with no value: spell them
+			// as written, or every search for one ("+") would scan to
+			// the end of the text, which made compiling a long
+			// expression quadratic.
+			val = text[pos:tz.Pos]
+		}
+		l.toks = append(l.toks, token{typ: typ, val: val, pos: pos, end: tz.Pos})
 	}
 	return l
 }

@@ -1,13 +1,18 @@
 package config
 
 import (
+	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
@@ -139,4 +144,93 @@ func FuzzJobFile(f *testing.F) {
 			p.SQL.At(len(p.SQL.Value))
 		}
 	})
+}
+
+// TestYAMLSyntaxErrorPositions: a YAML syntax error names the line (and for
+// an unclosed bracket, the column) of the mistake, not the line before it.
+// The expected errors are in testdata/syntax.golden (-update rewrites it).
+func TestYAMLSyntaxErrorPositions(t *testing.T) {
+	files, err := filepath.Glob("testdata/syntax/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no syntax cases: %v", err)
+	}
+	var got strings.Builder
+	for _, f := range files {
+		_, err := Load(f, env(nil))
+		if err == nil {
+			t.Errorf("%s: no error", f)
+			continue
+		}
+		fmt.Fprintln(&got, err)
+	}
+	golden := "testdata/syntax.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Fatalf("syntax errors (-want +got):\n%s", diff)
+	}
+	// The two cases that were reported a line early, spelled out.
+	for _, w := range []string{
+		"testdata/syntax/unclosed-brace.yaml:16:15: { is not closed",
+		"testdata/syntax/unclosed-bracket.yaml:11:12: [ is not closed",
+	} {
+		if !strings.Contains(got.String(), w) {
+			t.Errorf("errors lack %q:\n%s", w, got.String())
+		}
+	}
+}
+
+// TestRedactRemovesSecrets: values from ${NAME} and secret files, URL
+// userinfo and query strings are removed; the names of the variables and
+// files are kept for render.
+func TestRedactRemovesSecrets(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte("file-secret-123\n"), 0o600)
+	src := fmt.Sprintf(`job: j
+kafka:
+  brokers: [b:9092]
+  sasl: {mechanism: PLAIN, username: u, password_file: %s}
+  schema_registry: {url: "http://user:${PW}@127.0.0.1:8081"}
+pipelines:
+  - name: p
+    source: {kafka: {topics: [t]}}
+    format: {avro: {schema_file: s.avsc}}
+    sql: SELECT a FROM input
+    sinks:
+      - https: {url: "https://siem.example/ingest?api_key=${KEY}", headers: {Authorization: "Bearer ${TOKEN}"}}
+`, pwFile)
+	j, err := Parse("job.yaml", []byte(src), env(map[string]string{"PW": "pw-secret", "KEY": "key-secret", "TOKEN": "tok-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range j.Vars {
+		names = append(names, v.Name)
+	}
+	if diff := cmp.Diff([]string{"PW", "KEY", "TOKEN"}, names); diff != "" {
+		t.Errorf("vars (-want +got):\n%s", diff)
+	}
+	if len(j.SecretFiles) != 1 || j.SecretFiles[0].Path != pwFile || j.SecretFiles[0].Key != "password_file" {
+		t.Errorf("secret files %+v", j.SecretFiles)
+	}
+	redact := j.Redactor()
+	for in, want := range map[string]string{
+		`Get "http://user:pw-secret@127.0.0.1:8081/schemas/ids/1": refused`: `Get "http://REDACTED@127.0.0.1:8081/schemas/ids/1": refused`,
+		`Post "https://siem.example/ingest?api_key=key-secret": EOF`:        `Post "https://siem.example/ingest?REDACTED": EOF`,
+		"header Bearer tok-secret and file-secret-123 and pw-secret":        "header Bearer REDACTED and REDACTED and REDACTED",
+		"https://other.example/p?x=1#frag and ftp://a:b@c/d":                "https://other.example/p?REDACTED#frag and ftp://REDACTED@c/d",
+		"nothing secret here: b:9092":                                       "nothing secret here: b:9092",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

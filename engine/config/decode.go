@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -73,9 +74,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case pluginType:
 		p := v.Addr().Interface().(*Plugin)
 		if err := p.UnmarshalNode(n); err != nil {
-			d.errorf(n, "%s", err.(*Error).Msg)
+			e := err.(*Error)
+			e.File = d.file
+			d.errs = append(d.errs, e)
 		}
-		p.Pos.File, p.d = d.file, d
+		p.Pos.File, p.NamePos.File, p.d = d.file, d.file, d
 		return
 	case textType:
 		t := v.Addr().Interface().(*Text)
@@ -265,24 +268,47 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 	}
 }
 
-// Plugin is a one-key mapping naming a kind of component and holding its
-// settings, such as `file: {path: out.jsonl}` under sinks. The component's
-// package decodes the settings into its own Config with Decode.
+// Plugin is a mapping with one key naming a kind of component and holding its
+// settings, such as `file: {path: out.jsonl}` under sinks, and optionally a
+// `name:` beside it. The component's package decodes the settings into its
+// own Config with Decode.
 type Plugin struct {
 	Pos  Pos
 	Kind string
-	node *yaml.Node
-	d    *decoder
+	// Name is the optional `name:` given beside the kind ("" when absent);
+	// NamePos is where it stands.
+	Name    string
+	NamePos Pos
+	node    *yaml.Node
+	d       *decoder
 }
+
+var pluginName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$`)
 
 // UnmarshalNode implements Unmarshaler.
 func (p *Plugin) UnmarshalNode(n *yaml.Node) error {
 	p.Pos = Pos{Line: n.Line, Col: n.Column}
-	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
-		return &Error{Line: n.Line, Col: n.Column, Msg: "expected a mapping with exactly one key naming the kind"}
+	if n.Kind != yaml.MappingNode || len(n.Content) < 2 || len(n.Content) > 4 {
+		return &Error{Line: n.Line, Col: n.Column, Msg: "expected a mapping with one key naming the kind (and an optional name)"}
 	}
-	p.Kind = n.Content[0].Value
-	p.node = n.Content[1]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value != "name" {
+			if p.node != nil {
+				return &Error{Line: k.Line, Col: k.Column, Msg: fmt.Sprintf("expected one key naming the kind, got %q and %q", p.Kind, k.Value)}
+			}
+			p.Kind, p.node = k.Value, v
+			continue
+		}
+		p.NamePos = Pos{Line: v.Line, Col: v.Column}
+		if v.Kind != yaml.ScalarNode || !pluginName.MatchString(v.Value) {
+			return &Error{Line: v.Line, Col: v.Column, Msg: fmt.Sprintf("name %q must be a simple identifier: letters, digits, '_', '.' and '-', at most 63 characters", v.Value)}
+		}
+		p.Name = v.Value
+	}
+	if p.node == nil {
+		return &Error{Line: n.Line, Col: n.Column, Msg: "expected a key naming the kind beside name"}
+	}
 	return nil
 }
 
@@ -364,11 +390,24 @@ func (t *Text) locate(style yaml.Style, raw []string) {
 	}
 }
 
-// readFile reads a job file.
-func readFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// ReadFile reads a job file of at most MaxFileBytes. It reads no more than
+// that from anything (a FIFO, /dev/zero), so that a wrong path fails at once
+// instead of growing without bound.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileBytes {
+		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: fmt.Sprintf("the job file is larger than %d MiB (%d bytes)", MaxFileBytes>>20, fi.Size())}}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(b) > MaxFileBytes {
+		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: fmt.Sprintf("the job file is larger than %d MiB; is it a regular file?", MaxFileBytes>>20)}}
 	}
 	return b, nil
 }

@@ -58,6 +58,13 @@ func (p Pos) Key(key string) Pos {
 	return Pos{File: p.File, Line: p.Line, Col: p.Col}
 }
 
+// has reports whether the mapping has key: an explicit zero is not a
+// default.
+func (p Pos) has(key string) bool {
+	_, ok := p.keys[key]
+	return ok
+}
+
 // Errorf makes an Error at p.
 func (p Pos) Errorf(format string, args ...any) *Error {
 	return &Error{File: p.File, Line: p.Line, Col: p.Col, Msg: fmt.Sprintf(format, args...)}

@@ -3,11 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +30,18 @@ const (
 	DefaultWriterSchema       = "reader"
 	DefaultWorker             = "n2d-standard-1"
 	DefaultMetricsListen      = ":9090"
+	DefaultAdminListen        = "127.0.0.1:9091"
+	DefaultRetain             = 3
 	DefaultMinWorkers         = 1
 	DefaultMaxWorkers         = 50
 	DefaultDeadLetterDir      = ".sluice/dlq"
+	// MaxFileBytes bounds a job file: a bigger one (or a FIFO, or a device
+	// that never ends) is an error, not an ever-growing read.
+	MaxFileBytes = 4 << 20
+	// MinSecretLen is the shortest ${NAME} value treated as a secret and
+	// redacted from what leaves the process; shorter values would redact
+	// common words and digits.
+	MinSecretLen = 4
 )
 
 // Job is a job file: one StatefulSet, one Kafka consumer group.
@@ -54,10 +66,36 @@ type Job struct {
 	// Pipelines are the job's independent pipelines, at least one.
 	Pipelines []Pipeline `yaml:"pipelines" required:"true"`
 
-	// Dir is the directory of the job file: relative paths in it (schema
-	// files, file sources and sinks) are relative to the directory the
-	// command runs in, as a user of a CLI expects; Dir is kept for tools.
+	// Dir is the directory of the job file. Inputs named in the file (schema
+	// files, file sources) are relative to Dir, so that a job reads the same
+	// files from any working directory; outputs (file sinks, dead-letter
+	// files, file:// checkpoint stores) are relative to the working
+	// directory, where a user looks for them.
 	Dir string `yaml:"-"`
+
+	// Vars are the environment variables the file uses (${NAME}), in order
+	// of first use, with where each first appears.
+	Vars []Var `yaml:"-"`
+	// SecretFiles are the files the job reads secrets from (password_file,
+	// token_file), in order of appearance.
+	SecretFiles []SecretFile `yaml:"-"`
+	// secrets are the values that came from ${NAME} or a secret file.
+	secrets []string
+}
+
+// Var is an environment variable a job file uses.
+type Var struct {
+	Name string
+	Pos  Pos
+}
+
+// SecretFile is a file a job reads a secret from, named by its key.
+type SecretFile struct {
+	Key  string // password_file, token_file
+	Path string
+	// Templated says the path was written with ${NAME} in it.
+	Templated bool
+	Pos       Pos
 }
 
 // Kafka is the cluster the job reads from and writes to.
@@ -112,7 +150,7 @@ type Checkpoint struct {
 	// Interval between checkpoints (DefaultCheckpointInterval).
 	Interval time.Duration `yaml:"interval"`
 	// Retain is how many checkpoints per pod are kept before garbage
-	// collection (default 3).
+	// collection (DefaultRetain).
 	Retain int `yaml:"retain"`
 }
 
@@ -123,10 +161,16 @@ type Scaling struct {
 	MaxWorkers int `yaml:"max_workers"`
 }
 
-// Metrics is the HTTP endpoint for /metrics, /healthz, /readyz and /drain.
+// Metrics are the HTTP endpoints of a worker: the public one (/metrics,
+// /healthz, /readyz, the status page) and the admin one (POST /drain, which
+// changes state), kept apart so that whoever can scrape a pod cannot stop it.
 type Metrics struct {
-	// Listen is the address (DefaultMetricsListen); "off" disables it.
+	Pos Pos
+	// Listen is the public address (DefaultMetricsListen); "off" disables it.
 	Listen string `yaml:"listen"`
+	// AdminListen is the address of POST /drain (DefaultAdminListen,
+	// loopback only, or off when Listen is off); "off" disables it.
+	AdminListen string `yaml:"admin_listen"`
 }
 
 // WorkloadIdentity names the cloud identity the workers' Kubernetes service
@@ -143,6 +187,7 @@ type WorkloadIdentity struct {
 
 // Drain bounds a drain (DefaultDrainDeadline).
 type Drain struct {
+	Pos      Pos
 	Deadline time.Duration `yaml:"deadline"`
 }
 
@@ -223,7 +268,7 @@ type Bundle struct {
 // replaced from lookup (os.LookupEnv when nil). The error, when not nil, is an
 // Errors listing every problem with its position.
 func Load(path string, lookup func(string) (string, bool)) (*Job, error) {
-	b, err := readFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -235,9 +280,12 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Job, 
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
+	if len(data) > MaxFileBytes {
+		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: fmt.Sprintf("the job file is larger than %d MiB", MaxFileBytes>>20)}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{yamlError(path, err)}
+		return nil, Errors{yamlError(path, err, data)}
 	}
 	if len(root.Content) == 0 {
 		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: "the job file is empty"}}
@@ -245,35 +293,185 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Job, 
 	d := &decoder{file: path, raw: strings.Split(string(data), "\n"), lookup: lookup}
 	j := &Job{Dir: filepath.Dir(path)}
 	d.decode(&root, reflect.ValueOf(j).Elem())
+	j.collectSecrets(path, &root, lookup)
 	j.applyDefaults()
-	d.errs = append(d.errs, j.validate()...)
+	// A value that did not decode is left zero; validate's complaint about
+	// the zero would be a second error at the same place.
+	at := map[[2]int]bool{}
+	for _, e := range d.errs {
+		at[[2]int{e.Line, e.Col}] = true
+	}
+	for _, e := range j.validate() {
+		if !at[[2]int{e.Line, e.Col}] {
+			d.errs = append(d.errs, e)
+		}
+	}
 	if len(d.errs) > 0 {
 		return j, d.errs.sorted()
 	}
 	return j, nil
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-func yamlError(path string, err error) *Error {
-	e := &Error{File: path, Line: 1, Col: 1, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		fmt.Sscan(m[1], &e.Line)
+// yamlParserProblems are the problems yaml.v3's parser (not its scanner)
+// reports. It reports them at the zero-based line of their context (the
+// unclosed bracket, the mapping that lacks a key), one line early; the
+// scanner's are one-based already.
+var yamlParserProblems = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"found undefined tag handle",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+// yamlError turns a YAML syntax error into an Error at the line (and, for an
+// unclosed bracket, the column) it names.
+func yamlError(path string, err error, data []byte) *Error {
+	msg := err.Error()
+	e := &Error{File: path, Line: 1, Col: 1, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	m := yamlLine.FindStringSubmatch(msg)
+	if m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = msg[len(m[0]):]
 	}
+	parser := false
+	for _, p := range yamlParserProblems {
+		parser = parser || e.Msg == p
+	}
+	lines := strings.Split(string(data), "\n")
+	indent := func() {
+		if e.Line >= 1 && e.Line <= len(lines) {
+			e.Col = len(lines[e.Line-1]) - len(strings.TrimLeft(lines[e.Line-1], " ")) + 1
+		}
+	}
+	if !parser {
+		if m != nil {
+			indent()
+		}
+		return e
+	}
+	if m != nil {
+		e.Line++
+	}
+	if open := strings.HasSuffix(e.Msg, "'}'") || strings.HasSuffix(e.Msg, "']'"); open {
+		opener := byte('{')
+		if strings.HasSuffix(e.Msg, "']'") {
+			opener = '['
+		}
+		e.Msg = fmt.Sprintf("%c is not closed (%s)", opener, e.Msg)
+		// The context is the unclosed bracket's line; when it is the first
+		// line, yaml.v3 names the line where it stopped instead.
+		for _, ln := range []int{e.Line, e.Line - 1} {
+			if ln >= 1 && ln <= len(lines) {
+				if col := unclosed(lines[ln-1], opener); col > 0 {
+					e.Line, e.Col = ln, col
+					return e
+				}
+			}
+		}
+		return e
+	}
+	indent()
 	return e
+}
+
+// unclosed returns the 1-based column of the first bracket opener on line
+// that the line does not close, outside quotes and comments; 0 when none.
+func unclosed(line string, opener byte) int {
+	closer := map[byte]byte{'{': '}', '[': ']'}[opener]
+	var stack []int
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' '):
+			i = len(line)
+		case c == opener:
+			stack = append(stack, i)
+		case c == closer && len(stack) > 0:
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) == 0 {
+		return 0
+	}
+	return stack[0] + 1
+}
+
+// secretFileKeys are the keys whose value names a file holding a secret.
+var secretFileKeys = map[string]bool{"password_file": true, "token_file": true}
+
+// collectSecrets walks the whole file, component settings included, for the
+// ${NAME} it uses and the secret files it names, and keeps their values so
+// that Redact can remove them from what leaves the process.
+func (j *Job) collectSecrets(path string, root *yaml.Node, lookup func(string) (string, bool)) {
+	seen := map[string]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				walk(v)
+				if secretFileKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Value != "" {
+					p := varPattern.ReplaceAllStringFunc(v.Value, func(m string) string { s, _ := lookup(m[2 : len(m)-1]); return s })
+					j.SecretFiles = append(j.SecretFiles, SecretFile{Key: k.Value, Path: p, Templated: p != v.Value, Pos: Pos{File: path, Line: v.Line, Col: v.Column}})
+					if b, err := os.ReadFile(p); err == nil {
+						j.addSecret(strings.TrimSpace(string(b)))
+					}
+				}
+			}
+		case yaml.ScalarNode:
+			for _, m := range varPattern.FindAllStringSubmatch(n.Value, -1) {
+				name := m[1]
+				if v, ok := lookup(name); ok {
+					j.addSecret(v)
+				}
+				if !seen[name] {
+					seen[name] = true
+					j.Vars = append(j.Vars, Var{Name: name, Pos: Pos{File: path, Line: n.Line, Col: n.Column}})
+				}
+			}
+		}
+	}
+	walk(root)
+}
+
+func (j *Job) addSecret(v string) {
+	if len(v) >= MinSecretLen && !slices.Contains(j.secrets, v) {
+		j.secrets = append(j.secrets, v)
+	}
 }
 
 func (j *Job) applyDefaults() {
 	if j.Checkpoint.Store == "" {
 		j.Checkpoint.Store = DefaultCheckpointStore
 	}
-	if j.Checkpoint.Interval == 0 {
+	if !j.Checkpoint.Pos.has("interval") {
 		j.Checkpoint.Interval = DefaultCheckpointInterval
 	}
-	if j.Checkpoint.Retain == 0 {
-		j.Checkpoint.Retain = 3
+	if !j.Checkpoint.Pos.has("retain") {
+		j.Checkpoint.Retain = DefaultRetain
 	}
-	if j.Drain.Deadline == 0 {
+	if !j.Drain.Pos.has("deadline") {
 		j.Drain.Deadline = DefaultDrainDeadline
 	}
 	if j.Worker == "" {
@@ -281,6 +479,12 @@ func (j *Job) applyDefaults() {
 	}
 	if j.Metrics.Listen == "" {
 		j.Metrics.Listen = DefaultMetricsListen
+	}
+	if j.Metrics.AdminListen == "" {
+		j.Metrics.AdminListen = DefaultAdminListen
+		if j.Metrics.Listen == "off" {
+			j.Metrics.AdminListen = "off" // no HTTP at all unless asked for
+		}
 	}
 	if j.Scaling.MinWorkers == 0 {
 		j.Scaling.MinWorkers = DefaultMinWorkers
@@ -320,11 +524,35 @@ func (j *Job) validate() Errors {
 	if j.Job != "" && (len(j.Job) > 63 || !dns1123.MatchString(j.Job)) {
 		add(j.Pos.Key("job").Errorf("job %q must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters", j.Job))
 	}
-	if s := j.Checkpoint.Store; !slices.ContainsFunc([]string{"file://", "gs://", "s3://", "azblob://", "az://"}, func(p string) bool { return strings.HasPrefix(s, p) }) {
-		add(j.Checkpoint.Pos.Key("store").Errorf("checkpoint store %q must be gs://bucket/path, s3://bucket/path, azblob://container/path or file:///dir", s))
+	if msg := checkStore(j.Checkpoint.Store); msg != "" {
+		add(j.Checkpoint.Pos.Key("store").Errorf("checkpoint store %q %s", j.Checkpoint.Store, msg))
 	}
-	if j.Checkpoint.Interval < 0 {
-		add(j.Checkpoint.Pos.Key("interval").Errorf("checkpoint interval must be positive"))
+	if j.Checkpoint.Interval <= 0 {
+		add(j.Checkpoint.Pos.Key("interval").Errorf("checkpoint interval must be positive, got %s", j.Checkpoint.Interval))
+	}
+	if j.Checkpoint.Retain < 1 {
+		add(j.Checkpoint.Pos.Key("retain").Errorf("checkpoint retain must be at least 1, got %d", j.Checkpoint.Retain))
+	}
+	if j.Drain.Deadline <= 0 {
+		add(j.Drain.Pos.Key("deadline").Errorf("drain deadline must be positive, got %s", j.Drain.Deadline))
+	}
+	for _, l := range []struct{ key, addr string }{{"listen", j.Metrics.Listen}, {"admin_listen", j.Metrics.AdminListen}} {
+		if msg := checkListen(l.addr); msg != "" {
+			add(j.Metrics.Pos.Key(l.key).Errorf("metrics %s %q %s", l.key, l.addr, msg))
+		}
+	}
+	if l, a := j.Metrics.Listen, j.Metrics.AdminListen; l != "off" && l == a {
+		add(j.Metrics.Pos.Key("admin_listen").Errorf("metrics admin_listen must differ from listen: POST /drain stays off the public endpoint"))
+	}
+	if k := j.Kafka; k != nil {
+		if len(k.Brokers) == 0 && k.Pos.Line > 0 {
+			add(k.Pos.Key("brokers").Errorf("kafka brokers must name at least one host:port"))
+		}
+		for _, b := range k.Brokers {
+			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+				add(k.Pos.Key("brokers").Errorf("kafka broker %q must be host:port", b))
+			}
+		}
 	}
 	if j.Scaling.MinWorkers < 0 || j.Scaling.MaxWorkers < j.Scaling.MinWorkers {
 		add(j.Scaling.Pos.Errorf("scaling needs 0 <= min_workers <= max_workers, got %d and %d", j.Scaling.MinWorkers, j.Scaling.MaxWorkers))
@@ -340,6 +568,9 @@ func (j *Job) validate() Errors {
 	needKafka := false
 	for i := range j.Pipelines {
 		p := &j.Pipelines[i]
+		if p.Name == "" && p.Pos.keys["name"] != [2]int{} {
+			add(p.Pos.Key("name").Errorf("pipeline name must not be empty"))
+		}
 		if p.Name != "" {
 			if names[p.Name] {
 				add(p.Pos.Key("name").Errorf("pipeline name %q is used twice", p.Name))
@@ -404,6 +635,59 @@ func (j *Job) validate() Errors {
 		add(j.Pos.Errorf("a pipeline reads kafka but the job has no kafka section"))
 	}
 	return errs
+}
+
+// checkStore says what is wrong with a checkpoint store URL, "" when nothing.
+func checkStore(s string) string {
+	const want = "must be gs://bucket/path, s3://bucket/path, azblob://container/path or file:///dir (file://./dir for a directory relative to the working directory)"
+	u, err := url.Parse(s)
+	if err != nil {
+		return want
+	}
+	switch u.Scheme {
+	case "file":
+		if rel, ok := strings.CutPrefix(s, "file://"); ok && (strings.HasPrefix(rel, "./") || strings.HasPrefix(rel, "../")) {
+			return ""
+		}
+		if (u.Host != "" && u.Host != "localhost") || u.Path == "" {
+			return want
+		}
+	case "gs", "s3", "azblob", "az":
+		if !strings.HasPrefix(s, u.Scheme+"://") || u.Host == "" {
+			return want
+		}
+	default:
+		return want
+	}
+	return ""
+}
+
+// checkListen says what is wrong with a listen address, "" when nothing.
+func checkListen(addr string) string {
+	if addr == "off" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "must be host:port, :port or off"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "must have a port number between 0 and 65535"
+	}
+	return ""
+}
+
+// Redact returns s with every secret of the job removed: the values that came
+// from ${NAME} (at least MinSecretLen long) or a secret file, URL userinfo and
+// URL query strings. Logs, errors, dead letters, metrics, status pages and
+// rendered manifests go through it.
+func (j *Job) Redact(s string) string {
+	return newRedactor(j.secrets)(s)
+}
+
+// Redactor returns Redact as a function, with its replacements built once.
+func (j *Job) Redactor() func(string) string {
+	return newRedactor(j.secrets)
 }
 
 // AsErrors returns err as Errors when it is one (or wraps an *Error), so that

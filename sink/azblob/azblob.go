@@ -60,8 +60,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Destination names where the sink writes: azblob://container/prefix.
-func (c *Config) Destination() string { return "azblob://" + c.Container + "/" + c.Prefix }
+// Destination is the container and prefix the sink writes under,
+// "container/prefix": it names the sink by default and finds two sinks whose
+// objects would share names.
+func (c *Config) Destination() string { return c.Container + "/" + c.Prefix }
 
 // Option changes a Sink built by New.
 type Option func(*Sink)

@@ -99,3 +99,9 @@ func WithClient(c *managedwriter.Client) Option {
 func WithBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
 }
+
+// Destination is the table the sink writes to, project.dataset.table: it
+// names the sink by default and finds two sinks writing one table.
+func (c *Config) Destination() string {
+	return c.Project + "." + c.Dataset + "." + c.Table
+}

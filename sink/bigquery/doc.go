@@ -65,11 +65,13 @@
 //     bundle replayed through the same writer also gets the same offsets; a
 //     retry after a lost acknowledgement lands on ALREADY_EXISTS the same way.
 //
-// The engine does not yet store sink state in its checkpoints: until it does
-// (see the report of issue 7: an optional StatefulWriter/Resume hook), the
-// runtime's Open creates a new stream per task assignment, which is
-// exactly-once for retries within a run and at-least-once across crashes.
-// Resume and Writer.State are the sink's half of that hook.
+// The engine stores each writer's State in its checkpoints
+// (engine.StatefulWriter), under the sink's name, and on restart hands it
+// back through Resume (engine.ResumableSink): the replayed rows go to the same
+// stream at the same offsets, so committed mode is exactly-once across crashes
+// as well as retries. Because the state follows the sink's name, not its place
+// in the list, inserting or reordering sinks keeps it; renaming the sink
+// starts a new stream.
 //
 // A committed stream is not finalized on Close: its rows are committed
 // already, and a replay from the last checkpoint may still have to append to

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -211,7 +212,7 @@ func (s *Sink) append(b []byte) error {
 		// Cut a torn write away so that the next one starts clean.
 		terr := s.f.Truncate(s.size)
 		s.mu.Unlock()
-		return fmt.Errorf("file sink: write %s: %w", s.cfg.Path, errors.Join(err, terr))
+		return fmt.Errorf("file sink: write %s: %w", s.cfg.Path, errors.Join(pathless(err), pathless(terr)))
 	}
 	s.started = true
 	s.size += int64(len(b))
@@ -230,10 +231,21 @@ func (s *Sink) append(b []byte) error {
 	upTo := s.written
 	s.mu.Unlock()
 	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("file sink: sync %s: %w", s.cfg.Path, err)
+		return fmt.Errorf("file sink: sync %s: %w", s.cfg.Path, pathless(err))
 	}
 	s.synced = upTo
 	return nil
+}
+
+// pathless returns the cause of an *fs.PathError, whose text repeats the
+// operation and the path the sink's own error already names ("write X: write
+// X: no space left on device"); other errors are returned as they are.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // writer is one task's writer: it buffers encoded rows until Flush.

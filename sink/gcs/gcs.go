@@ -62,9 +62,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Destination names where the sink writes: gs://bucket/prefix.
-func (c *Config) Destination() string { return "gs://" + c.Bucket + "/" + c.Prefix }
-
 // Option changes a Sink built by New.
 type Option func(*Sink)
 

@@ -18,11 +18,14 @@
 // `concurrency` slots.
 //
 // A failed request (a network error, a timeout, 408, 429 or 5xx) is retried
-// with exponential backoff and full jitter (from 100ms, doubling, at most
-// 30s), or after the Retry-After of a 429 or 503 when the server sends one,
+// after engine/backoff's default pause: exponential with equal jitter (the
+// n-th pause is drawn between half and all of min(100ms·2ⁿ, 30s)), or after the Retry-After of a 429 or 503 when the server sends one,
 // until max_retries retries or max_elapsed time were spent (when set), or the
 // flush's context ends. Any other 4xx means that the server will never accept
 // the batch: each of its rows goes to the dead-letter destination with the
 // status and the start of the response body, and the flush goes on; with no
 // dead-letter destination, the flush fails.
+//
+// Errors and logs name the URL without its userinfo and query string (an
+// api_key in the query is a secret); Destination is host and path only.
 package https

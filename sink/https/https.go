@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/encode"
 )
@@ -30,11 +30,8 @@ const (
 	DefaultConcurrency   = 4
 )
 
-// Backoff bounds.
-const (
-	backoffBase = 100 * time.Millisecond
-	backoffMax  = 30 * time.Second
-)
+// retryPause is the pause between retries of a batch.
+var retryPause = backoff.Default
 
 // Config is the `https:` sink of a pipeline.
 type Config struct {
@@ -243,7 +240,6 @@ type rejection struct {
 func (w *writer) send(ctx context.Context, b *batch) error {
 	w.encodeBody(b)
 	start := time.Now()
-	delay := backoffBase
 	for attempt := 0; ; attempt++ {
 		wait, rej, err := w.post(ctx, b)
 		switch {
@@ -267,16 +263,11 @@ func (w *writer) send(ctx context.Context, b *batch) error {
 			return fmt.Errorf("https sink: giving up after %d attempts: %w", attempt+1, err)
 		}
 		if wait == 0 {
-			wait = delay/2 + rand.N(delay/2+1) // jitter over the upper half
-			delay = min(2*delay, backoffMax)
+			wait = retryPause.Delay(attempt)
 		}
 		w.s.env.Stats.Retry()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return fmt.Errorf("https sink: %w", errors.Join(err, ctx.Err()))
-		case <-t.C:
 		}
 	}
 }
@@ -328,7 +319,7 @@ func (w *writer) post(ctx context.Context, b *batch) (time.Duration, *rejection,
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, w.s.cfg.URL, bytes.NewReader(w.body.Bytes()))
 	if err != nil {
-		return 0, &rejection{body: err.Error()}, nil
+		return 0, &rejection{body: "invalid request to " + redactURL(w.s.cfg.URL)}, nil
 	}
 	if w.s.cfg.Format == "json_array" {
 		req.Header.Set("Content-Type", "application/json")
@@ -343,6 +334,12 @@ func (w *writer) post(ctx context.Context, b *batch) (time.Duration, *rejection,
 	}
 	resp, err := w.s.client.Do(req)
 	if err != nil {
+		// The URL's userinfo and query string may hold secrets: the error
+		// names the URL without them.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redactURL(ue.URL)
+		}
 		if rctx.Err() != nil && ctx.Err() == nil {
 			w.s.env.Stats.Error("timeout")
 		} else {

@@ -107,3 +107,6 @@ func WithClientOpts(opts ...kgo.Opt) Option {
 func WithRegistry(c *sr.Client) Option {
 	return func(o *options) { o.registry = c }
 }
+
+// Destination is the topic the sink writes to: it names the sink by default.
+func (c *Config) Destination() string { return c.Topic }

@@ -71,8 +71,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Destination names where the sink writes: s3://bucket/prefix.
-func (c *Config) Destination() string { return "s3://" + c.Bucket + "/" + c.Prefix }
+// Destination is the bucket and prefix the sink writes under, "bucket/prefix":
+// it names the sink by default and finds two sinks whose objects would share
+// names.
+func (c *Config) Destination() string { return c.Bucket + "/" + c.Prefix }
 
 // Option changes a Sink built by New.
 type Option func(*Sink)

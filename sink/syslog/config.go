@@ -191,3 +191,7 @@ func WithBackoff(min, max time.Duration) Option {
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
+
+// Destination is the receiver's address, scheme://host:port: it names the
+// sink by default.
+func (c *Config) Destination() string { return c.Address }

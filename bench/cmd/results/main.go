@@ -38,7 +38,7 @@ import (
 // reference is the reference deployment's throughput per vCPU.
 const reference = 3000
 
-// goal is the per-core goal for filter_to_jsonl: 100x the reference.
+// goal is the project's per-core goal for filter_to_jsonl: 100x the reference.
 const goal = 100 * reference
 
 func main() {

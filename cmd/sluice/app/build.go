@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/checkpoint"
+	"github.com/sluicehq/sluice/deploy"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/source/avro"
@@ -55,14 +55,18 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	if len(o.Brokers) > 0 && cj.Kafka != nil {
 		cj.Kafka.Brokers = o.Brokers
 	}
-	b := &builder{cj: cj, o: o, ctx: ctx, metrics: metrics, decoders: map[string]engine.Decoder{}, resume: map[engine.TaskID]engine.TaskState{}}
+	b := &builder{cj: cj, o: o, ctx: ctx, metrics: metrics, decoders: map[string]engine.Decoder{}, resume: map[engine.TaskID]engine.TaskState{},
+		redact: cj.Redactor(), claims: map[string]claimant{}}
+	if _, _, err := deploy.Resources(cj.Worker); err != nil {
+		b.fail(cj.Pos.Key("worker").Errorf("worker: %v", err))
+	}
 	var store *checkpoint.Checkpointer
 	if !o.DryRun {
 		var err error
 		store, err = checkpoint.Open(ctx, cj.Checkpoint.Store,
 			checkpoint.WithRegisterer(o.Registry), checkpoint.WithLogger(o.Logger), checkpoint.WithRetain(cj.Checkpoint.Retain))
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint store %s: %w", cj.Checkpoint.Store, err)
+			return nil, fmt.Errorf("checkpoint store %s: %w", b.redact(cj.Checkpoint.Store), errors.New(b.redact(err.Error())))
 		}
 		// Bounded file tasks have no Kafka group to keep their offsets: they
 		// resume from this pod's latest checkpoint.
@@ -80,6 +84,7 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 		Retain:        cj.Checkpoint.Retain,
 		Logger:        o.Logger,
 		Metrics:       metrics,
+		Redact:        engine.Redactor(b.redact),
 	}
 	for i := range cj.Pipelines {
 		if p := b.pipeline(&cj.Pipelines[i]); p != nil {
@@ -114,6 +119,8 @@ type builder struct {
 	decoders map[string]engine.Decoder // shared by pipelines with the same format
 	resume   map[engine.TaskID]engine.TaskState
 	files    []fileInput
+	redact   func(string) string // the job's secrets out of text
+	claims   map[string]claimant // destinations that take one writer, by key
 }
 
 type fileInput struct {
@@ -176,11 +183,23 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 	}
 	p.DeadLetter = b.deadLetter(cp)
 	out := prog.Output()
+	named := map[string]config.Pos{}
 	for i := range cp.Sinks {
-		s := b.sink(&cp.Sinks[i], out, cp.Name, i, p.DeadLetter)
-		if s != nil {
-			p.Sinks = append(p.Sinks, engine.NamedSink{Name: strconv.Itoa(i), Sink: s})
+		ps := &cp.Sinks[i]
+		s, name := b.sink(ps, out, sinkSite{pipeline: cp.Name, dead: p.DeadLetter})
+		if s == nil {
+			continue
 		}
+		pos := ps.Pos
+		if ps.Name != "" {
+			pos = ps.NamePos
+		}
+		if prev, ok := named[name]; ok {
+			b.fail(pos.Errorf("sink name %q is used twice in pipeline %q (also at %d:%d): give one of them a name: of its own", name, cp.Name, prev.Line, prev.Col))
+			continue
+		}
+		named[name] = pos
+		p.Sinks = append(p.Sinks, engine.NamedSink{Name: name, Sink: s})
 	}
 	if len(b.errs) > nerr {
 		return nil
@@ -320,5 +339,5 @@ func (b *builder) source() (engine.Source, error) {
 	case 1:
 		return srcs[0], nil
 	}
-	return &multiSource{srcs: srcs}, nil
+	return newMultiSource(srcs), nil
 }

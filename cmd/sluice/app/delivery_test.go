@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +189,53 @@ func TestBigQueryCommittedCrashReplay(t *testing.T) {
 	}
 	t.Logf("%d records, 3 SIGKILLs: the at-least-once file sink holds %d rows (%d replayed); the committed-mode BigQuery table holds each record exactly once",
 		c.produced(), fileRows, fileRows-int(c.produced()))
+}
+
+// TestSinkStateFollowsNameJob: a BigQuery committed sink's checkpointed
+// stream and row offset belong to its name, not to its place in the list.
+// The worker is killed; another sink is inserted before the BigQuery sink in
+// the job file; the worker restarts from the checkpoint and is killed again:
+// BigQuery still holds every record exactly once, because the replayed rows
+// are appended at their old offsets of the old stream and rejected.
+func TestSinkStateFollowsNameJob(t *testing.T) {
+	bq := bqtest.Start(t)
+	const bqTable = "projects/p/datasets/d/tables/traffic"
+	c := newClusterSinks(t, 2, "1s", fmt.Sprintf("      - bigquery: {project: p, dataset: d, table: traffic, mode: committed, endpoint: \"http://%s\"}\n", bq.Addr()))
+	stopProducing := c.produceEvery(100, 50*time.Millisecond)
+	w := c.start("name-0")
+	time.Sleep(3 * time.Second)
+	c.kill(w)
+
+	job, err := os.ReadFile(c.job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inserted := strings.Replace(string(job), "      - bigquery:", fmt.Sprintf("      - file: {path: %s/inserted.jsonl}\n      - bigquery:", c.dir), 1)
+	if inserted == string(job) {
+		t.Fatal("no bigquery sink to insert before")
+	}
+	os.WriteFile(c.job, []byte(inserted), 0o644)
+	w = c.start("name-0")
+	time.Sleep(3 * time.Second)
+	c.kill(w)
+	stopProducing()
+
+	w = c.start("name-0")
+	c.waitDistinct(int(c.produced()), 2*time.Minute, w)
+	deadline := time.Now().Add(time.Minute)
+	for len(bq.Rows(bqTable)) < int(c.produced()) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.drain(w)
+	seen := map[int64]int{}
+	for _, m := range bq.Maps(t, bqTable) {
+		var seq int64
+		if _, err := fmt.Sscan(fmt.Sprint(m["sequence_number"]), &seq); err != nil {
+			t.Fatalf("row %v: %v", m, err)
+		}
+		seen[seq]++
+	}
+	if missing, dup := c.tally(seen); missing > 0 || dup > 0 {
+		t.Fatalf("BigQuery after a sink was inserted before it: %d of %d records missing, %d duplicated; logs:\n%s", missing, c.produced(), dup, w.logs.String())
+	}
 }

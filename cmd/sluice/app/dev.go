@@ -76,7 +76,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	brokers := cluster.ListenAddrs()
 	fmt.Fprintf(stdout, "sluice dev: job %s from %s; embedded kafka on %s; topics %v × %d partitions\n", cj.Job, path, brokers[0], topics, *partitions)
 
-	log := newLogger(stderr)
+	redact := cj.Redactor()
+	log := newLogger(stderr, redact)
 	reg := prometheus.NewRegistry()
 	var health healthRelay
 	built, err := Build(ctx, cj, Options{Pod: "dev-0", Logger: log, Registry: reg, Brokers: brokers, OnHealth: health.report})
@@ -91,7 +92,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	health.set(rt)
 	if *listen != "off" {
-		stop, err := serve(*listen, reg, rt)
+		stop, err := serve(endpoints{public: *listen, admin: "off"}, reg, rt, redact)
 		if err != nil {
 			log.Warn("status server not started", "error", err)
 		} else {

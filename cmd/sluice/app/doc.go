@@ -1,7 +1,19 @@
 // Package app is the sluice command line: it reads job files, wires the
 // concrete sources, decoders, SQL programs, sinks and checkpoint stores into
 // an engine.Job, and runs it. It is the only package that imports every
-// component; the components import only engine.
+// component. Components import engine and its subpackages (engine/config for
+// settings and positions, engine/backoff for retry pauses) and never another
+// component, except the shared encoders every sink uses (sink/encode) and the
+// Avro decoder the file source reads container files with (source/avro).
+//
+// Sinks are named by their `name:` or by kind and destination (sinkName);
+// that name keys their checkpointed state, metrics and logs. Every log line,
+// dead-letter error text, readiness reason, status page and /metrics answer
+// passes through the job's redactor (config.Job.Redactor), which removes the
+// values of ${NAME} and secret files, URL userinfo and query strings. The
+// public HTTP endpoint (metrics.listen) serves only what reads; POST /drain is
+// on metrics.admin_listen, loopback by default. validate and render return on
+// a signal even while blocked reading a file.
 //
 // Paths in a job file: inputs (schema files, file sources) are relative to
 // the job file's directory, so a job runs the same from any working

@@ -34,9 +34,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "dev":
 		return cmdDev(ctx, args[1:], stdout, stderr)
 	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
+		return cmdValidate(ctx, args[1:], stdout, stderr)
 	case "render":
-		return cmdRender(args[1:], stdout, stderr)
+		return cmdRender(ctx, args[1:], stdout, stderr)
 	case "coordinator":
 		return cmdCoordinator(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -47,12 +47,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func newLogger(w io.Writer) *slog.Logger {
+// newLogger is the command's logger. redact (the job's, or nil) removes
+// secrets from every line it writes.
+func newLogger(w io.Writer, redact func(string) string) *slog.Logger {
 	level := slog.LevelInfo
 	if strings.EqualFold(os.Getenv("SLUICE_LOG"), "debug") {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(redactLogs(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}), redact))
 }
 
 // podName is this member's name: POD_NAME (set from the downward API in the

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -16,8 +15,9 @@ import (
 
 // cmdRender prints the Kubernetes manifests of a job: its StatefulSet,
 // headless Service, ConfigMap with the job file, PodDisruptionBudget, and the
-// coordinator with the RBAC it needs.
-func cmdRender(args []string, stdout, stderr io.Writer) int {
+// coordinator with the RBAC it needs. Secrets stay in Secrets the user
+// creates (see deploy's documentation); a signal interrupts it.
+func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("render", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	image := fl.String("image", "ghcr.io/sluicehq/sluice:latest", "the sluice image")
@@ -29,23 +29,40 @@ func cmdRender(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] JOB.yaml")
 		return 2
 	}
-	path := fl.Arg(0)
-	raw, err := os.ReadFile(path)
+	return interruptible(ctx, stdout, stderr, func(stdout, stderr io.Writer) int {
+		return render(fl.Arg(0), *image, *namespace, stdout, stderr)
+	})
+}
+
+func render(path, image, namespace string, stdout, stderr io.Writer) int {
+	raw, err := config.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// Secrets stay ${NAME} in the rendered ConfigMap: substitute nothing, but
-	// check the file with placeholders for every variable.
+	// Secrets stay ${NAME} in the rendered ConfigMap: substitute nothing (no
+	// value from this machine's environment reaches the output), but check
+	// the file with a placeholder for every variable.
 	cj, err := config.Parse(path, raw, func(string) (string, bool) { return "x", true })
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	spec := deploy.JobSpec{
-		Job: cj.Job, Namespace: *namespace, Image: *image, Worker: cj.Worker,
+		Job: cj.Job, Namespace: namespace, Image: image, Worker: cj.Worker,
 		MinWorkers: cj.Scaling.MinWorkers, MaxWorkers: cj.Scaling.MaxWorkers,
 		DrainDeadline: cj.Drain.Deadline, JobYAML: raw,
+		NoMetrics: cj.Metrics.Listen == "off",
+	}
+	for _, v := range cj.Vars {
+		spec.Env = append(spec.Env, v.Name)
+	}
+	for _, f := range cj.SecretFiles {
+		// A path made of ${NAME} is not known here: its file is the
+		// user's to mount.
+		if !f.Templated {
+			spec.SecretFiles = append(spec.SecretFiles, f.Path)
+		}
 	}
 	if cj.Kafka != nil {
 		spec.Brokers = cj.Kafka.Brokers
@@ -53,7 +70,7 @@ func cmdRender(args []string, stdout, stderr io.Writer) int {
 	if wi := cj.WorkloadIdentity; wi != nil {
 		spec.WorkloadIdentity = deploy.WorkloadIdentity{GCPServiceAccount: wi.GCPServiceAccount, AWSRoleARN: wi.AWSRoleARN, AzureClientID: wi.AzureClientID}
 	}
-	if _, port, ok := strings.Cut(cj.Metrics.Listen, ":"); ok {
+	if _, port, ok := strings.Cut(cj.Metrics.Listen, ":"); ok && !spec.NoMetrics {
 		if p, err := strconv.Atoi(port); err == nil {
 			spec.MetricsPort = p
 		}

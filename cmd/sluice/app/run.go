@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log := newLogger(stderr)
+	redact := cj.Redactor()
+	log := newLogger(stderr, redact)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	var health healthRelay
@@ -47,14 +49,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	health.set(rt)
-	if cj.Metrics.Listen != "off" {
-		stopHTTP, err := serve(cj.Metrics.Listen, reg, rt)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		defer stopHTTP()
+	stopHTTP, err := serve(endpoints{public: cj.Metrics.Listen, admin: cj.Metrics.AdminListen}, reg, rt, redact)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
+	defer stopHTTP()
 	stopSignals := abortOnSecondSignal(rt, log)
 	defer stopSignals()
 	if err := rt.Run(ctx); err != nil {
@@ -95,47 +95,97 @@ func abortOnSecondSignal(rt *engine.Runtime, log *slog.Logger) (stop func()) {
 	}
 }
 
-// serve starts the HTTP endpoint: /metrics, /healthz, /readyz, POST /drain and
-// a plain-text status page at /.
-func serve(addr string, reg *prometheus.Registry, rt *engine.Runtime) (func(), error) {
+// endpoints are the addresses of a worker's HTTP servers; "off" disables one.
+type endpoints struct {
+	// public serves /metrics, /healthz, /readyz and the status page at /:
+	// what a scraper or a kubelet reads, nothing that changes state.
+	public string
+	// admin serves POST /drain. It defaults to loopback, so that whoever
+	// reaches a pod's public port cannot stop it.
+	admin string
+}
+
+// serve starts the worker's HTTP servers. Everything they answer passes
+// through redact: a readiness reason or a metric label may quote an error.
+func serve(at endpoints, reg *prometheus.Registry, rt *engine.Runtime, redact func(string) string) (func(), error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/metrics", redactBody(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, DisableCompression: true}), redact))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := rt.Ready(); !ok {
-			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+redact(why), http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")
 	})
-	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
-		rt.Drain()
-		io.WriteString(w, "draining\n")
-	})
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/{$}", redactBody(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, rt.Stats())
 		if ok, why := rt.Ready(); !ok {
 			fmt.Fprintf(w, "not ready: %s\n", why)
 		} else {
 			io.WriteString(w, "ready\n")
 		}
+	}), redact))
+	admin := http.NewServeMux()
+	admin.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		rt.Drain()
+		io.WriteString(w, "draining\n")
 	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "metrics server:", err)
-		}
-	}()
-	return func() {
+	var servers []*http.Server
+	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+		for _, srv := range servers {
+			srv.Shutdown(ctx)
+		}
+	}
+	for _, e := range []struct {
+		what, addr string
+		h          http.Handler
+	}{{"metrics listen", at.public, mux}, {"metrics admin_listen", at.admin, admin}} {
+		if e.addr == "off" || e.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", e.addr)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("%s %s: %w", e.what, e.addr, err)
+		}
+		srv := &http.Server{Handler: e.h, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintln(os.Stderr, "metrics server:", err)
+			}
+		}()
+	}
+	return stop, nil
 }
+
+// redactBody buffers what h answers and writes it redacted.
+func redactBody(h http.Handler, redact func(string) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.status)
+		io.WriteString(w, redact(rec.body.String()))
+	})
+}
+
+// bufferedResponse is an http.ResponseWriter that keeps what it is given.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
 
 func writeStatus(w io.Writer, s *engine.Stats) {
 	last := "never"
@@ -145,32 +195,6 @@ func writeStatus(w io.Writer, s *engine.Stats) {
 	fmt.Fprintf(w, "tasks %d  records in %d  out %d  in flight %d  dead letters %d  checkpoints %d (last %s, %d bytes)\n",
 		s.Tasks.Load(), s.RecordsIn.Load(), s.RecordsOut.Load(), s.InFlight.Load(), s.DeadLetters.Load(),
 		s.Checkpoints.Load(), last, s.LastCheckpointBytes.Load())
-}
-
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: sluice validate JOB.yaml...")
-		return 2
-	}
-	code := 0
-	for _, path := range args {
-		cj, err := config.Load(path, nil)
-		if err == nil {
-			_, err = Build(context.Background(), cj, Options{DryRun: true})
-		} else if cj != nil {
-			// Report the component errors too: every mistake at once.
-			if _, berr := Build(context.Background(), cj, Options{DryRun: true}); berr != nil {
-				err = config.Merge(err, berr)
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			code = 1
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", path)
-	}
-	return code
 }
 
 // healthRelay passes the source's problems to the runtime's readiness: the

@@ -74,6 +74,7 @@ func TestTwoWriterSchemasEndToEnd(t *testing.T) {
 	}
 
 	dir := t.TempDir()
+	t.Chdir(dir) // the default dead-letter files are relative to the working directory
 	os.WriteFile(filepath.Join(dir, "v2.avsc"), v2, 0o644)
 	job := filepath.Join(dir, "job.yaml")
 	pipeline := func(name, topic, mode string) string {
@@ -93,7 +94,7 @@ func TestTwoWriterSchemasEndToEnd(t *testing.T) {
 	for _, name := range []string{"registry", "header"} {
 		lines := readLines(t, filepath.Join(dir, name+".jsonl"))
 		if len(lines) != perTopic {
-			t.Fatalf("%s: %d rows, want %d; dead letters in .sluice/dlq?\n%s", name, len(lines), perTopic, stderr.String())
+			t.Fatalf("%s: %d rows, want %d; dead letters in %s/.sluice/dlq?\n%s", name, len(lines), perTopic, dir, stderr.String())
 		}
 		seen := map[int64]bool{}
 		for _, l := range lines {
