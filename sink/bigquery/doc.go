@@ -102,4 +102,10 @@
 // A Sink is safe for concurrent Open and Resume; each Writer is used by one
 // goroutine, as engine.Writer requires. The managedwriter client is shared by
 // all writers of a sink (and may be shared across sinks with WithClient).
+//
+// An append error that retrying cannot fix (NOT_FOUND: a missing table or
+// dataset; PERMISSION_DENIED, UNAUTHENTICATED; INVALID_ARGUMENT or
+// FAILED_PRECONDITION for the whole request) fails the flush as permanent
+// (engine.Permanent): the runtime reports the sink as failing and retries
+// slowly, so a fixed permission resumes by itself.
 package bigquery

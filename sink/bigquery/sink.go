@@ -356,9 +356,20 @@ func (w *Writer) appendRetry(ctx context.Context, rows [][]byte, err error) erro
 			err = nil
 		default:
 			w.s.env.Stats.Error(errorKind(code))
-			return err
+			return classify(err)
 		}
 	}
+}
+
+// classify marks the errors that retrying cannot fix as permanent: a missing
+// table or dataset, denied permissions or credentials, a request BigQuery
+// refuses as invalid (a schema that does not match the table).
+func classify(err error) error {
+	switch status.Code(err) {
+	case codes.NotFound, codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
+		return engine.Permanent(err)
+	}
+	return err
 }
 
 // appendTail finds where the stream ends inside rows (rows[i] belongs at

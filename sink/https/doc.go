@@ -21,11 +21,16 @@
 // after engine/backoff's default pause: exponential with equal jitter (the
 // n-th pause is drawn between half and all of min(100ms·2ⁿ, 30s)), or after the Retry-After of a 429 or 503 when the server sends one,
 // until max_retries retries or max_elapsed time were spent (when set), or the
-// flush's context ends. Any other 4xx means that the server will never accept
+// flush's context ends. Any other 4xx (but those below) means that the server will never accept
 // the batch: each of its rows goes to the dead-letter destination with the
 // status and the start of the response body, and the flush goes on; with no
 // dead-letter destination, the flush fails.
 //
 // Errors and logs name the URL without its userinfo and query string (an
 // api_key in the query is a secret); Destination is host and path only.
+//
+// 401, 403, 404, 405, 407 and 410 mean the credentials or the endpoint are
+// wrong for every row: the flush fails at once with a permanent error
+// (engine.Permanent), nothing is dead-lettered, and the runtime reports the
+// sink as failing and retries slowly until the receiver or the job is fixed.
 package https

@@ -258,6 +258,11 @@ func (w *writer) send(ctx context.Context, b *batch) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("https sink: %w", errors.Join(err, ctx.Err()))
 		}
+		if engine.IsPermanent(err) {
+			// Wrong credentials or endpoint: every row would fail the same
+			// way, so none is dead-lettered; the runtime retries slowly.
+			return fmt.Errorf("https sink: %w", err)
+		}
 		if w.s.cfg.MaxRetries > 0 && attempt >= w.s.cfg.MaxRetries ||
 			w.s.cfg.MaxElapsed > 0 && time.Since(start) >= w.s.cfg.MaxElapsed {
 			return fmt.Errorf("https sink: giving up after %d attempts: %w", attempt+1, err)
@@ -354,6 +359,9 @@ func (w *writer) post(ctx context.Context, b *batch) (time.Duration, *rejection,
 		return 0, nil, nil
 	}
 	w.s.env.Stats.Error("http_" + strconv.Itoa(resp.StatusCode))
+	if isPermanent(resp.StatusCode) {
+		return 0, nil, engine.Permanent(fmt.Errorf("status %d: %s", resp.StatusCode, body))
+	}
 	if !isRetryable(resp.StatusCode) {
 		return 0, &rejection{status: resp.StatusCode, body: string(body)}, nil
 	}
@@ -362,6 +370,21 @@ func (w *writer) post(ctx context.Context, b *batch) (time.Duration, *rejection,
 		wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return wait, nil, fmt.Errorf("status %d: %s", resp.StatusCode, body)
+}
+
+// isPermanent reports whether a response status says the request can never
+// succeed whatever its rows: the credentials or the endpoint are wrong (401,
+// 403, 404, 405, 407, 410). Such a batch is not dead-lettered; the flush
+// fails with a permanent error until someone fixes the job or the receiver.
+// A status about the payload (400, 413, 422, ...) rejects the batch's rows
+// into the dead-letter destination instead.
+func isPermanent(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusMethodNotAllowed, http.StatusProxyAuthRequired, http.StatusGone:
+		return true
+	}
+	return false
 }
 
 // isRetryable reports whether a response status may succeed when retried.
