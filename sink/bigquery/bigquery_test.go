@@ -3,7 +3,9 @@ package bigquery_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,11 +121,15 @@ func writeRange(t *testing.T, s *engine.Schema, w engine.Writer, from, to int) {
 	row := engine.NewRow(s.Width())
 	for i := from; i < to; i++ {
 		fill(s, row, i)
+		row.Origin = engine.Origin{Task: engine.TaskID{Topic: "in"}, Offset: originOffset(i)}
 		if err := w.Write(row); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
+
+// originOffset is the input offset writeRange gives row i.
+func originOffset(i int) int64 { return 1000 + int64(i) }
 
 func ids(t *testing.T, srv *bqtest.Server) []int {
 	t.Helper()
@@ -306,6 +312,11 @@ func TestBigQueryDeadLetter(t *testing.T) {
 	if got := dl.flushed.Load(); got != 6 {
 		t.Errorf("dead letters flushed = %d, want 6", got)
 	}
+	// Each dead letter names the input offset of the rejected row.
+	want := []int64{originOffset(0), originOffset(5), originOffset(10), originOffset(0), originOffset(5), originOffset(10)}
+	if diff := cmp.Diff(want, dl.offsets()); diff != "" {
+		t.Errorf("dead-letter offsets (-want +got):\n%s", diff)
+	}
 }
 
 func TestBigQuerySchemaMismatch(t *testing.T) {
@@ -349,9 +360,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// memSink is a dead-letter sink that counts flushed rows.
+// memSink is a dead-letter sink that counts flushed rows and keeps their
+// offsets.
 type memSink struct {
 	flushed atomic.Int64
+	mu      sync.Mutex
+	offs    []int64
+}
+
+func (m *memSink) offsets() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.offs)
 }
 
 func (m *memSink) Open(context.Context, engine.TaskID) (engine.Writer, error) {
@@ -369,6 +389,9 @@ func (w *memWriter) Write(row *engine.Row) error {
 		return fmt.Errorf("bad dead letter")
 	}
 	w.n++
+	w.s.mu.Lock()
+	w.s.offs = append(w.s.offs, row.Int(engine.DLOffset))
+	w.s.mu.Unlock()
 	return nil
 }
 func (w *memWriter) Flush(context.Context) error { w.s.flushed.Add(w.n); w.n = 0; return nil }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/engine"
 )
@@ -34,10 +35,10 @@ func (w *Writer) deadLetter(ctx context.Context, rows [][]byte, re *rowsError) (
 		r.Reset(engine.DeadLetterSchema.Width())
 		r.SetStr(engine.DLPipeline, w.s.env.Pipeline)
 		r.SetStr(engine.DLStage, "sink")
-		r.SetStr(engine.DLError, fmt.Sprintf("bigquery: row rejected: %s: %s", e.GetCode(), e.GetMessage()))
+		r.SetStr(engine.DLError, w.s.env.Redact.Redact(fmt.Sprintf("bigquery: row rejected: %s: %s", e.GetCode(), e.GetMessage())))
 		r.SetStr(engine.DLTopic, w.task.Topic)
 		r.SetInt(engine.DLPartition, int64(w.task.Partition))
-		r.SetInt(engine.DLOffset, -1) // the sink does not know the input offset
+		r.SetInt(engine.DLOffset, w.origin(rows[i]))
 		r.SetInt(engine.DLTimestamp, time.Now().UnixMicro())
 		r.SetNull(engine.DLKey)
 		r.SetStr(engine.DLValue, engine.UnsafeString(rows[i])) // the row as proto wire bytes
@@ -55,6 +56,27 @@ func (w *Writer) deadLetter(ctx context.Context, rows [][]byte, re *rowsError) (
 	}
 	w.log.Warn("rows sent to the dead-letter destination", "rows", len(rows)-n, "error", re.err)
 	return kept[:n:n], nil
+}
+
+// origin returns the input offset of an encoded row of this flush: rows are
+// slices of w.buf (a retry keeps the slices but not their positions in the
+// flush), so the row's end in w.buf finds its index among w.ends. -1 when
+// the row is not in w.buf.
+func (w *Writer) origin(row []byte) int64 {
+	if len(w.buf) == 0 {
+		return -1
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(w.buf)))
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(row)))
+	if at < base || at > base+uintptr(len(w.buf)) {
+		return -1
+	}
+	end := int(at-base) + len(row)
+	i, ok := slices.BinarySearch(w.ends, end)
+	if !ok || i >= len(w.offsets) {
+		return -1
+	}
+	return w.offsets[i]
 }
 
 func (w *Writer) flushDeadLetters(ctx context.Context) error {

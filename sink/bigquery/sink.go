@@ -145,9 +145,10 @@ type Writer struct {
 	committed bool
 	next      int64 // committed: offset of the next row to append
 
-	buf  []byte // encoded rows since the last Flush
-	ends []int  // end of each row in buf
-	rows [][]byte
+	buf     []byte  // encoded rows since the last Flush
+	ends    []int   // end of each row in buf
+	offsets []int64 // the input offset of each row (engine.Row.Origin)
+	rows    [][]byte
 
 	dl     engine.Writer // dead-letter writer, opened on first use
 	dlRow  engine.Row
@@ -180,6 +181,7 @@ func (w *Writer) State() []byte {
 func (w *Writer) Write(row *engine.Row) error {
 	w.buf = w.s.proto.appendRow(w.buf, row)
 	w.ends = append(w.ends, len(w.buf))
+	w.offsets = append(w.offsets, row.Origin.Offset)
 	return nil
 }
 
@@ -205,7 +207,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 		// one: its rows must get the same offsets again.
 		w.next = from
 		// The client may still hold the buffer: never reuse it.
-		w.buf, w.ends, w.rows = nil, w.ends[:0], nil
+		w.buf, w.ends, w.offsets, w.rows = nil, w.ends[:0], w.offsets[:0], nil
 		w.discardDeadLetters()
 		return err
 	}
@@ -213,7 +215,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 		return err
 	}
 	w.s.env.Stats.Acked(n, len(w.buf), time.Since(start).Seconds())
-	w.buf, w.ends = w.buf[:0], w.ends[:0]
+	w.buf, w.ends, w.offsets = w.buf[:0], w.ends[:0], w.offsets[:0]
 	clear(w.rows)
 	return nil
 }

@@ -289,10 +289,11 @@ type Writer struct {
 
 	// Records and their bytes since the last Flush. The client holds them
 	// until Flush has waited for every result; only then are they reused.
-	recs  []*kgo.Record
-	free  []*kgo.Record
-	arena []byte
-	bytes int
+	recs    []*kgo.Record
+	offsets []int64 // offsets[i]: the input offset of the row recs[i] holds
+	free    []*kgo.Record
+	arena   []byte
+	bytes   int
 
 	mu     sync.Mutex // guards failed
 	failed []failure
@@ -379,6 +380,7 @@ func (w *Writer) Write(row *engine.Row) error {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: avro.HeaderKey, Value: s.schemaHdr})
 	}
 	w.recs = append(w.recs, r)
+	w.offsets = append(w.offsets, row.Origin.Offset)
 	w.bytes += len(r.Key) + len(r.Value)
 	w.s.env.Stats.AddInFlight(1)
 	w.client.Produce(context.Background(), r, w.promise)
@@ -450,8 +452,20 @@ func (w *Writer) Flush(ctx context.Context) error {
 	w.s.env.Stats.Acked(n, w.bytes, time.Since(start).Seconds())
 	w.free = append(w.free, w.recs...)
 	clear(w.recs)
-	w.recs, w.arena, w.bytes = w.recs[:0], w.arena[:0], 0
+	w.recs, w.offsets, w.arena, w.bytes = w.recs[:0], w.offsets[:0], w.arena[:0], 0
 	return nil
+}
+
+// origin returns the input offset of the row that became rec, -1 when rec
+// is not among the records of this flush. It runs only for records Kafka
+// rejected, so a scan is cheap enough.
+func (w *Writer) origin(rec *kgo.Record) int64 {
+	for i, r := range w.recs {
+		if r == rec {
+			return w.offsets[i]
+		}
+	}
+	return -1
 }
 
 func (w *Writer) abort(ctx context.Context) {
@@ -461,7 +475,7 @@ func (w *Writer) abort(ctx context.Context) {
 		w.inTxn = false
 	}
 	// The records may be in the client still: never reuse them.
-	w.recs, w.arena, w.bytes = nil, nil, 0
+	w.recs, w.offsets, w.arena, w.bytes = nil, nil, nil, 0
 }
 
 // deadLetter sends records Kafka rejected for good to the dead-letter
@@ -483,10 +497,10 @@ func (w *Writer) deadLetter(ctx context.Context, dead []failure) error {
 		row.Reset(engine.DeadLetterSchema.Width())
 		row.SetStr(engine.DLPipeline, w.s.env.Pipeline)
 		row.SetStr(engine.DLStage, "sink")
-		row.SetStr(engine.DLError, "kafka: "+f.err.Error())
+		row.SetStr(engine.DLError, w.s.env.Redact.Redact("kafka: "+f.err.Error()))
 		row.SetStr(engine.DLTopic, w.task.Topic)
 		row.SetInt(engine.DLPartition, int64(w.task.Partition))
-		row.SetInt(engine.DLOffset, -1)
+		row.SetInt(engine.DLOffset, w.origin(f.rec))
 		row.SetInt(engine.DLTimestamp, time.Now().UnixMicro())
 		if f.rec.Key == nil {
 			row.SetNull(engine.DLKey)
