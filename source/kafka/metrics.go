@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 )
 
 // metrics are the source's own. Per-task series carry job, pipeline, topic
@@ -184,7 +185,7 @@ func (s *Source) watch(ctx context.Context) {
 		if ok {
 			attempt = 0
 		} else {
-			wait = min(wait, backoff(attempt))
+			wait = min(wait, retryPause.Delay(attempt))
 			attempt++
 		}
 		t := time.NewTimer(wait)
@@ -231,7 +232,6 @@ func (s *Source) watchOnce(ctx context.Context) bool {
 	return ok
 }
 
-// backoff is the wait before retry attempt (0-based): 200 ms doubling to 30 s.
-func backoff(attempt int) time.Duration {
-	return min(200*time.Millisecond<<min(attempt, 8), 30*time.Second)
-}
+// retryPause is the source's wait before a retry: 200 ms doubling to 30 s,
+// jittered (engine/backoff) so that many workers do not retry in lockstep.
+var retryPause = backoff.Policy{Base: 200 * time.Millisecond, Max: 30 * time.Second}

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 )
 
 // Config configures a Source.
@@ -219,7 +220,7 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 				return err
 			}
 			s.health.set("brokers", err.Error())
-			if !sleep(ctx, backoff(attempt)) {
+			if !backoff.Sleep(ctx, retryPause.Delay(attempt)) {
 				return nil
 			}
 		}
@@ -284,7 +285,7 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 		if failed {
 			// Back off before polling again: the error repeats at every
 			// poll until an operator fixes the ACLs.
-			if !sleep(ctx, backoff(failures)) {
+			if !backoff.Sleep(ctx, retryPause.Delay(failures)) {
 				return nil
 			}
 			failures++
@@ -298,17 +299,6 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 			default:
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
