@@ -9,20 +9,17 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/cloud/azconf"
 )
 
 // Azure is a Store in an Azure Blob Storage container, under a key prefix.
@@ -197,84 +194,25 @@ func classifyAzure(err error) error {
 	return err
 }
 
-// azureParams are the query parameters an azblob:// store URL may carry.
-type azureParams struct {
-	account  string // the storage account; default $AZURE_STORAGE_ACCOUNT
-	endpoint string // the blob service URL; default https://<account>.blob.core.windows.net/
-}
-
-func parseAzureParams(q url.Values) (azureParams, error) {
-	var p azureParams
+// parseAzureParams reads the query parameters an azblob:// store URL may
+// carry; the client is built from them by engine/cloud/azconf, as the azblob
+// sink's is, with the SDK's retries off: the store retries.
+func parseAzureParams(q url.Values) (azconf.Options, error) {
+	p := azconf.Options{NoRetries: true}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
 		switch k {
 		case "account":
-			p.account = v
+			p.Account = v
 		case "endpoint":
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return p, fmt.Errorf("endpoint %q: want http://host:port/account or https://host", v)
 			}
-			p.endpoint = v
+			p.Endpoint = v
 		default:
 			return p, fmt.Errorf("unknown parameter %q (want account or endpoint)", k)
 		}
 	}
 	return p, nil
-}
-
-// newAzureContainer builds a container client the way Azure's own tools do:
-//
-//   - AZURE_STORAGE_CONNECTION_STRING, if set, names the endpoint and the
-//     credentials (an account key or a SAS; Azurite's well-known one in
-//     development);
-//   - otherwise the account (?account= or AZURE_STORAGE_ACCOUNT) and the
-//     endpoint (?endpoint=, default https://<account>.blob.core.windows.net/)
-//     with AZURE_STORAGE_KEY, a shared key, if set;
-//   - otherwise DefaultAzureCredential: a service principal from AZURE_*
-//     variables, workload identity on AKS, a managed identity, the az CLI.
-//
-// The SDK's own retries are off: the store retries.
-func newAzureContainer(p azureParams, name string) (*container.Client, error) {
-	opts := &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}}}
-	if cs := os.Getenv("AZURE_STORAGE_CONNECTION_STRING"); cs != "" {
-		c, err := azblob.NewClientFromConnectionString(cs, opts)
-		if err != nil {
-			// The SDK's message may quote the string, which holds a key.
-			return nil, errors.New("AZURE_STORAGE_CONNECTION_STRING is not a valid connection string")
-		}
-		return c.ServiceClient().NewContainerClient(name), nil
-	}
-	if p.account == "" {
-		p.account = os.Getenv("AZURE_STORAGE_ACCOUNT")
-	}
-	if p.endpoint == "" {
-		if p.account == "" {
-			return nil, errors.New("no storage account: set ?account= in the store URL, AZURE_STORAGE_ACCOUNT or AZURE_STORAGE_CONNECTION_STRING")
-		}
-		p.endpoint = "https://" + p.account + ".blob.core.windows.net/"
-	}
-	if key := os.Getenv("AZURE_STORAGE_KEY"); key != "" {
-		if p.account == "" {
-			return nil, errors.New("AZURE_STORAGE_KEY needs the account: set ?account= or AZURE_STORAGE_ACCOUNT")
-		}
-		cred, err := azblob.NewSharedKeyCredential(p.account, key)
-		if err != nil {
-			return nil, errors.New("AZURE_STORAGE_KEY is not a valid account key")
-		}
-		c, err := azblob.NewClientWithSharedKeyCredential(p.endpoint, cred, opts)
-		if err != nil {
-			return nil, err
-		}
-		return c.ServiceClient().NewContainerClient(name), nil
-	}
-	cred, err := azidentity.NewDefaultAzureCredential(nil)
-	if err != nil {
-		return nil, fmt.Errorf("azure credentials: %w", err)
-	}
-	c, err := azblob.NewClient(p.endpoint, cred, opts)
-	if err != nil {
-		return nil, err
-	}
-	return c.ServiceClient().NewContainerClient(name), nil
 }

@@ -18,6 +18,8 @@ import (
 	"cloud.google.com/go/storage"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/cloud/azconf"
+	"github.com/sluicehq/sluice/engine/cloud/s3conf"
 )
 
 // Checkpointer writes, reads and garbage-collects checkpoints in a Store. It
@@ -117,7 +119,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Checkpointer, er
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: store url %q: %w", rawURL, err)
 		}
-		client, err := newS3Client(ctx, p)
+		client, err := s3conf.Client(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: s3 client: %w", err)
 		}
@@ -130,11 +132,12 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Checkpointer, er
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: store url %q: %w", rawURL, err)
 		}
-		client, err := newAzureContainer(p, u.Host)
+		client, err := azconf.Client(p)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: azure client: %w", err)
 		}
-		return newCheckpointer(newAzure(client, u.Path, cfg), cfg, m, nil), nil
+		container := client.ServiceClient().NewContainerClient(u.Host)
+		return newCheckpointer(newAzure(container, u.Path, cfg), cfg, m, nil), nil
 	default:
 		return nil, fmt.Errorf("checkpoint: store url %q: scheme must be file, gs, s3 or azblob", rawURL)
 	}

@@ -15,11 +15,11 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/cloud/s3conf"
 )
 
 // S3 is a Store in an Amazon S3 bucket, or in an S3-compatible one (MinIO,
@@ -218,64 +218,30 @@ func classifyS3(err error) error {
 	return err
 }
 
-// s3Params are the query parameters an s3:// store URL may carry.
-type s3Params struct {
-	region    string
-	endpoint  string
-	pathStyle bool
-}
-
-func parseS3Params(q url.Values) (s3Params, error) {
-	var p s3Params
+// parseS3Params reads the query parameters an s3:// store URL may carry;
+// the client is built from them by engine/cloud/s3conf, as the s3 sink's is.
+func parseS3Params(q url.Values) (s3conf.Options, error) {
+	var p s3conf.Options
 	for k, vs := range q {
 		v := vs[len(vs)-1]
 		switch k {
 		case "region":
-			p.region = v
+			p.Region = v
 		case "endpoint":
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return p, fmt.Errorf("endpoint %q: want http://host:port or https://host", v)
 			}
-			p.endpoint = v
+			p.Endpoint = v
 		case "path_style":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return p, fmt.Errorf("path_style %q: want true or false", v)
 			}
-			p.pathStyle = b
+			p.PathStyle = b
 		default:
 			return p, fmt.Errorf("unknown parameter %q (want region, endpoint or path_style)", k)
 		}
 	}
 	return p, nil
-}
-
-// newS3Client builds an S3 client the way AWS's own tools do: credentials
-// and region from the default chain (environment, shared config and
-// credentials files and profile, web identity — IRSA on EKS —, EKS Pod
-// Identity, the instance's role), then the URL's region, endpoint and
-// path-style overrides. AWS_ENDPOINT_URL_S3 also sets the endpoint, as it
-// does for every AWS SDK.
-func newS3Client(ctx context.Context, p s3Params) (*s3.Client, error) {
-	var loadOpts []func(*awsconfig.LoadOptions) error
-	if p.region != "" {
-		loadOpts = append(loadOpts, awsconfig.WithRegion(p.region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
-	if cfg.Region == "" {
-		if p.endpoint == "" {
-			return nil, errors.New("no region: set ?region= in the store URL or AWS_REGION")
-		}
-		cfg.Region = "us-east-1" // S3-compatible stores sign with some region, and most accept this one
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if p.endpoint != "" {
-			o.BaseEndpoint = aws.String(p.endpoint)
-		}
-		o.UsePathStyle = p.pathStyle
-	}), nil
 }

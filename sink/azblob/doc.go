@@ -26,11 +26,12 @@
 //
 // # Credentials and endpoints
 //
-// Clients are built by engine/cloud/azconf: a connection string in
-// AZURE_STORAGE_CONNECTION_STRING when set (account keys, SAS, Azurite),
-// otherwise DefaultAzureCredential (environment, workload identity on AKS,
-// managed identity, the Azure CLI) against
-// https://<account>.blob.core.windows.net/ or endpoint. The tests run the
+// Clients are built by engine/cloud/azconf, as the Azure checkpoint store's
+// are: a connection string in AZURE_STORAGE_CONNECTION_STRING when set
+// (account keys, SAS, Azurite), else a shared key in AZURE_STORAGE_KEY, else
+// DefaultAzureCredential (environment, workload identity on AKS, managed
+// identity, the Azure CLI), against https://<account>.blob.core.windows.net/
+// (account defaults to AZURE_STORAGE_ACCOUNT) or endpoint. The tests run the
 // real azblob client against Azurite.
 //
 // # Errors

@@ -34,9 +34,10 @@
 //
 // # Credentials and endpoints
 //
-// Clients are built by engine/cloud/s3conf: the AWS default chain
-// (environment, shared config and profiles, web identity for IRSA on EKS,
-// ECS and EC2 roles), region from the config or the chain, and endpoint for
+// Clients are built by engine/cloud/s3conf, as the S3 checkpoint store's
+// are: the AWS default chain (environment, shared config and profiles, web
+// identity for IRSA on EKS, ECS and EC2 roles), region from the config or
+// the chain (required unless an endpoint is given), and endpoint for
 // S3-compatible stores (which implies path-style addressing). The tests run
 // the real aws-sdk-go-v2 client against gofakes3, which enforces
 // If-None-Match on PutObject.
