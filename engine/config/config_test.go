@@ -102,6 +102,46 @@ func TestPluginDecodeIsStrictWithPositions(t *testing.T) {
 	}
 }
 
+// Settings several components share are embedded inline: their keys sit
+// beside the component's own, strictly checked, with the outer positions.
+func TestPluginDecodeInline(t *testing.T) {
+	type shared struct {
+		Pos    Pos // not set: positions are the outer struct's
+		Prefix string `yaml:"prefix" required:"true"`
+		Format string `yaml:"format"`
+	}
+	type sinkConfig struct {
+		Pos    Pos
+		Bucket string `yaml:"bucket"`
+		shared `yaml:",inline"`
+	}
+	parse := func(sink string) (sinkConfig, error) {
+		src := "job: j\npipelines:\n  - name: p\n    source: {file: {path: x.avro}}\n    sql: SELECT 1 FROM input\n    sinks:\n      - gcs: " + sink + "\n"
+		j, err := Parse("job.yaml", []byte(src), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c sinkConfig
+		err = j.Pipelines[0].Sinks[0].Decode(&c)
+		return c, err
+	}
+	c, err := parse("{bucket: b, prefix: x/, format: csv}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bucket != "b" || c.Prefix != "x/" || c.Format != "csv" {
+		t.Errorf("decoded %+v", c)
+	}
+	if got := c.Pos.Key("format").Errorf("x").Error(); got != "job.yaml:7:46: x" {
+		t.Errorf("error at an inline key = %q, want job.yaml:7:46: x", got)
+	}
+	_, err = parse("{bucket: b, prefx: x/}")
+	want := "job.yaml:7:14: missing required key \"prefix\"\njob.yaml:7:26: unknown key \"prefx\" (expected one of: bucket, prefix, format)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
 func TestSQLPositionsMapIntoTheFile(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string

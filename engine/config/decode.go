@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,8 +213,39 @@ func describe(n *yaml.Node) string {
 }
 
 type fieldInfo struct {
-	index    int
+	index    []int // for reflect.Value.FieldByIndex: inline fields are nested
 	required bool
+}
+
+// structFields lists the keys of a struct type: its exported fields by their
+// yaml tag (or lower-cased name), and the keys of embedded structs tagged
+// `yaml:",inline"`, such as settings that several sinks' Configs share. An
+// inline struct's own Pos field is not set: positions are the outer
+// struct's.
+func structFields(t reflect.Type, prefix []int, fields map[string]fieldInfo, known *[]string) (posIndex int) {
+	posIndex = -1
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		index := append(slices.Clip(prefix), i)
+		if f.Type == posType && f.Name == "Pos" {
+			posIndex = i
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && name == "" && opts == "inline" {
+			structFields(f.Type, index, fields, known)
+			continue
+		}
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = fieldInfo{index: index, required: f.Tag.Get("required") == "true"}
+		*known = append(*known, name)
+	}
+	return posIndex
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
@@ -221,26 +253,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		d.errorf(n, "expected a mapping, got %s", describe(n))
 		return
 	}
-	t := v.Type()
-	fields := make(map[string]fieldInfo, t.NumField())
+	fields := make(map[string]fieldInfo, v.NumField())
 	var known []string
-	posIndex := -1
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if f.Type == posType && f.Name == "Pos" {
-			posIndex = i
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		fields[name] = fieldInfo{index: i, required: f.Tag.Get("required") == "true"}
-		known = append(known, name)
-	}
+	posIndex := structFields(v.Type(), nil, fields, &known)
 	seen := make(map[string]bool, len(n.Content)/2)
 	keys := make(map[string][2]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -256,7 +271,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		}
 		seen[k.Value] = true
 		keys[k.Value] = [2]int{val.Line, val.Column}
-		d.decode(val, v.Field(fi.index))
+		d.decode(val, v.FieldByIndex(fi.index))
 	}
 	for _, name := range known {
 		if fields[name].required && !seen[name] {

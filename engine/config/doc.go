@@ -6,7 +6,12 @@
 //
 // Components decode their own settings from a Plugin (a sink's
 // `bigquery: {...}`) with Plugin.Decode, with the same strictness and
-// positions. A Text (the pipeline's SQL) maps offsets inside the value back to
+// positions. A Config's keys are its fields' `yaml` tags; `required:"true"`
+// makes one required; a field named Pos of type Pos receives the mapping's
+// position and its keys' positions (Pos.Key); an embedded struct tagged
+// `yaml:",inline"` contributes its keys to the mapping that embeds it, which
+// is how settings several components share (object sinks' layout) are
+// written once. A Text (the pipeline's SQL) maps offsets inside the value back to
 // the file, so that SQL errors point into the job file.
 //
 // Nothing here is concurrent: a Job is built once and then only read.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -22,7 +21,6 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/cloud/azconf"
 	"github.com/sluicehq/sluice/engine/config"
-	"github.com/sluicehq/sluice/sink/encode"
 	"github.com/sluicehq/sluice/sink/object"
 )
 
@@ -36,21 +34,14 @@ type Config struct {
 	// Endpoint is the blob service URL instead of the account's, for other
 	// clouds and emulators.
 	Endpoint string `yaml:"endpoint"`
-	// Prefix starts every blob name ("denied/").
-	Prefix string `yaml:"prefix"`
-	// Format is json (lines, the default), csv or avro (OCF).
-	Format string `yaml:"format"`
-	// Codec compresses Avro blocks: null (the default), deflate, snappy or zstd.
-	Codec string `yaml:"codec"`
-	// MaxObjectBytes closes a blob before it grows past this size (128MiB).
-	MaxObjectBytes encode.ByteSize `yaml:"max_object_bytes"`
-	// MaxObjectAge closes a blob this long after its first row (5m).
-	MaxObjectAge time.Duration `yaml:"max_object_age"`
+	// Layout holds prefix, format, codec, max_object_bytes and
+	// max_object_age.
+	object.Layout `yaml:",inline"`
 }
 
 // Validate reports settings that cannot work, at their positions.
 func (c *Config) Validate() error {
-	errs := object.CheckSettings(c.Pos, c.Format, c.Codec, c.MaxObjectBytes, c.MaxObjectAge)
+	errs := c.Layout.Check(c.Pos)
 	if c.Container == "" {
 		errs = append(errs, c.Pos.Key("container").Errorf("container must not be empty"))
 	}
@@ -96,7 +87,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	}
 	st := &store{c: s.client.ServiceClient().NewContainerClient(cfg.Container)}
 	var err error
-	if s.Sink, err = object.New(object.Settings("azblob", cfg.Prefix, cfg.Format, cfg.Codec, cfg.MaxObjectBytes, cfg.MaxObjectAge), st, schema, env); err != nil {
+	if s.Sink, err = object.New(cfg.Layout.Options("azblob"), st, schema, env); err != nil {
 		return nil, fmt.Errorf("azblob sink: %w", err)
 	}
 	return s, nil

@@ -23,8 +23,8 @@ func TestAzblobSink(t *testing.T) {
 	ctx := context.Background()
 	objecttest.Run(t, objecttest.Backend{
 		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
-			s, err := New(ctx, Config{Container: "export", Prefix: prefix, Format: format,
-				MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge},
+			s, err := New(ctx, Config{Container: "export",
+				Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge}},
 				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "azblob/0"})
 			if err != nil {
 				t.Fatal(err)

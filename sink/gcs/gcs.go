@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"cloud.google.com/go/storage"
 	"golang.org/x/sync/errgroup"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
-	"github.com/sluicehq/sluice/sink/encode"
 	"github.com/sluicehq/sluice/sink/object"
 )
 
@@ -23,7 +21,7 @@ import (
 const (
 	DefaultMaxObjectBytes = object.DefaultMaxObjectBytes
 	DefaultMaxObjectAge   = object.DefaultMaxObjectAge
-	DefaultPartsPrefix    = "_sluice/parts/"
+	DefaultPartsPrefix    = object.DefaultPartsPrefix
 	// maxCompose is how many sources one GCS compose request takes.
 	maxCompose = 32
 )
@@ -32,18 +30,9 @@ const (
 type Config struct {
 	Pos    config.Pos
 	Bucket string `yaml:"bucket" required:"true"`
-	// Prefix starts every object name ("denied/").
-	Prefix string `yaml:"prefix"`
-	// Format is json (lines, the default), csv or avro (OCF).
-	Format string `yaml:"format"`
-	// Codec compresses Avro blocks: null (the default), deflate, snappy or zstd.
-	Codec string `yaml:"codec"`
-	// MaxObjectBytes closes an object before it grows past this size
-	// (DefaultMaxObjectBytes).
-	MaxObjectBytes encode.ByteSize `yaml:"max_object_bytes"`
-	// MaxObjectAge closes an object this long after its first row
-	// (DefaultMaxObjectAge), even when no more rows come.
-	MaxObjectAge time.Duration `yaml:"max_object_age"`
+	// Layout holds prefix, format, codec, max_object_bytes and
+	// max_object_age.
+	object.Layout `yaml:",inline"`
 	// PartsPrefix is where the parts of open objects are staged
 	// (DefaultPartsPrefix); it should not lie below Prefix, so that readers
 	// of Prefix see finalized objects only.
@@ -52,7 +41,7 @@ type Config struct {
 
 // Validate reports settings that cannot work, at their positions.
 func (c *Config) Validate() error {
-	errs := object.CheckSettings(c.Pos, c.Format, c.Codec, c.MaxObjectBytes, c.MaxObjectAge)
+	errs := c.Layout.Check(c.Pos)
 	if c.Bucket == "" {
 		errs = append(errs, c.Pos.Key("bucket").Errorf("bucket must not be empty"))
 	}
@@ -100,7 +89,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	}
 	st := &store{bucket: s.client.Bucket(cfg.Bucket), parts: cfg.PartsPrefix}
 	var err error
-	s.Sink, err = object.New(object.Settings("gcs", cfg.Prefix, cfg.Format, cfg.Codec, cfg.MaxObjectBytes, cfg.MaxObjectAge), st, schema, env)
+	s.Sink, err = object.New(cfg.Layout.Options("gcs"), st, schema, env)
 	if err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("gcs sink: %w", err)

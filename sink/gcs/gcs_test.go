@@ -49,7 +49,7 @@ func TestGCSSink(t *testing.T) {
 
 	for _, format := range []string{"json", "csv", "avro"} {
 		t.Run(format, func(t *testing.T) {
-			s, err := New(ctx, Config{Bucket: "export", Prefix: format + "/", Format: format, Codec: map[string]string{"avro": "deflate"}[format], MaxObjectBytes: 400},
+			s, err := New(ctx, Config{Bucket: "export", Layout: object.Layout{Prefix: format + "/", Format: format, Codec: map[string]string{"avro": "deflate"}[format], MaxObjectBytes: 400}},
 				schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "gcs/0"})
 			if err != nil {
 				t.Fatal(err)
@@ -168,7 +168,7 @@ func TestGCSResumeAfterCrash(t *testing.T) {
 	defer reader.Close()
 	objecttest.Run(t, objecttest.Backend{
 		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
-			s, err := New(ctx, Config{Bucket: "export", Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge},
+			s, err := New(ctx, Config{Bucket: "export", Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge}},
 				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "gcs/0"})
 			if err != nil {
 				t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,12 +18,11 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/cloud/s3conf"
 	"github.com/sluicehq/sluice/engine/config"
-	"github.com/sluicehq/sluice/sink/encode"
 	"github.com/sluicehq/sluice/sink/object"
 )
 
 // DefaultPartsPrefix is where parts are staged unless parts_prefix says.
-const DefaultPartsPrefix = "_sluice/parts/"
+const DefaultPartsPrefix = object.DefaultPartsPrefix
 
 // minPart is S3's smallest multipart part (except the last); uploadPart is
 // the part size the finalization uses.
@@ -37,16 +35,9 @@ const (
 type Config struct {
 	Pos    config.Pos
 	Bucket string `yaml:"bucket" required:"true"`
-	// Prefix starts every object key ("denied/").
-	Prefix string `yaml:"prefix"`
-	// Format is json (lines, the default), csv or avro (OCF).
-	Format string `yaml:"format"`
-	// Codec compresses Avro blocks: null (the default), deflate, snappy or zstd.
-	Codec string `yaml:"codec"`
-	// MaxObjectBytes closes an object before it grows past this size (128MiB).
-	MaxObjectBytes encode.ByteSize `yaml:"max_object_bytes"`
-	// MaxObjectAge closes an object this long after its first row (5m).
-	MaxObjectAge time.Duration `yaml:"max_object_age"`
+	// Layout holds prefix, format, codec, max_object_bytes and
+	// max_object_age.
+	object.Layout `yaml:",inline"`
 	// PartsPrefix is where the parts of open objects are staged
 	// (DefaultPartsPrefix).
 	PartsPrefix string `yaml:"parts_prefix"`
@@ -61,7 +52,7 @@ type Config struct {
 
 // Validate reports settings that cannot work, at their positions.
 func (c *Config) Validate() error {
-	errs := object.CheckSettings(c.Pos, c.Format, c.Codec, c.MaxObjectBytes, c.MaxObjectAge)
+	errs := c.Layout.Check(c.Pos)
 	if c.Bucket == "" {
 		errs = append(errs, c.Pos.Key("bucket").Errorf("bucket must not be empty"))
 	}
@@ -110,7 +101,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	}
 	st := &store{c: s.client, bucket: cfg.Bucket, parts: cfg.PartsPrefix}
 	var err error
-	if s.Sink, err = object.New(object.Settings("s3", cfg.Prefix, cfg.Format, cfg.Codec, cfg.MaxObjectBytes, cfg.MaxObjectAge), st, schema, env); err != nil {
+	if s.Sink, err = object.New(cfg.Layout.Options("s3"), st, schema, env); err != nil {
 		return nil, fmt.Errorf("s3 sink: %w", err)
 	}
 	return s, nil

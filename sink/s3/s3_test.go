@@ -32,8 +32,8 @@ func TestS3Sink(t *testing.T) {
 	}
 	objecttest.Run(t, objecttest.Backend{
 		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
-			s, err := New(ctx, Config{Bucket: "export", Prefix: prefix, Format: format, Endpoint: endpoint,
-				MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge},
+			s, err := New(ctx, Config{Bucket: "export", Endpoint: endpoint,
+				Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge}},
 				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "s3/0"})
 			if err != nil {
 				t.Fatal(err)
