@@ -106,7 +106,7 @@ func TestPluginDecodeIsStrictWithPositions(t *testing.T) {
 // beside the component's own, strictly checked, with the outer positions.
 func TestPluginDecodeInline(t *testing.T) {
 	type shared struct {
-		Pos    Pos // not set: positions are the outer struct's
+		Pos    Pos    // not set: positions are the outer struct's
 		Prefix string `yaml:"prefix" required:"true"`
 		Format string `yaml:"format"`
 	}
