@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,9 +32,8 @@ import (
 // Backoff policy (the SDK's retries are turned off), and a Put retried after a
 // lost response that finds its own bytes at the key succeeds.
 type Azure struct {
+	cloudStore
 	container *container.Client
-	prefix    string // "" or ends with "/"
-	retry     *retrier
 }
 
 // NewAzure returns a Store in the container client names, under prefix (a
@@ -47,70 +45,33 @@ func NewAzure(client *container.Client, prefix string, opts ...Option) *Azure {
 }
 
 func newAzure(client *container.Client, prefix string, cfg *config) *Azure {
-	return &Azure{container: client, prefix: cleanPrefix(prefix), retry: cfg.retrier()}
+	a := &Azure{container: client}
+	a.cloudStore = newCloudStore(a, prefix, cfg)
+	return a
 }
 
-// Put implements Store.
-func (a *Azure) Put(ctx context.Context, key string, data []byte) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
+func (a *Azure) create(ctx context.Context, name string, data []byte) error {
 	sum := md5.Sum(data)
-	b := a.container.NewBlockBlobClient(a.prefix + key)
-	err := a.retry.do(ctx, "put", func(ctx context.Context, attempt int) error {
-		_, err := b.Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
-			HTTPHeaders: &blob.HTTPHeaders{
-				BlobContentType: new("application/octet-stream"),
-				BlobContentMD5:  sum[:],
-			},
-			TransactionalValidation: blob.TransferValidationTypeMD5(sum[:]),
-			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
-				IfNoneMatch: new(azcore.ETagAny),
-			}},
-		})
-		err = classifyAzure(err)
-		if attempt > 0 && errors.Is(err, ErrExists) {
-			// An earlier attempt may have created the blob and lost
-			// the response: if the blob is ours, the Put succeeded.
-			switch got, gerr := a.get(ctx, key); {
-			case gerr == nil && bytes.Equal(got, data):
-				return nil
-			case isRetryable(gerr):
-				return gerr
-			}
-		}
-		return err
+	_, err := a.container.NewBlockBlobClient(name).Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
+		HTTPHeaders: &blob.HTTPHeaders{
+			BlobContentType: new("application/octet-stream"),
+			BlobContentMD5:  sum[:],
+		},
+		TransactionalValidation: blob.TransferValidationTypeMD5(sum[:]),
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
+			IfNoneMatch: new(azcore.ETagAny),
+		}},
 	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: put %s: %w", key, err)
-	}
-	return nil
+	return classifyAzure(err)
 }
 
-// Get implements Store.
-func (a *Azure) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := checkKey(key); err != nil {
-		return nil, err
-	}
-	var data []byte
-	err := a.retry.do(ctx, "get", func(ctx context.Context, _ int) error {
-		var err error
-		data, err = a.get(ctx, key)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: get %s: %w", key, err)
-	}
-	return data, nil
-}
-
-// get reads the blob and checks it against its Content-MD5. Bytes that do
+// read reads the blob and checks it against its Content-MD5. Bytes that do
 // not match are read once more at once: a second mismatch is damage at rest,
 // reported as corruption (so that LoadLatest skips the checkpoint) rather
 // than as a failure to retry.
-func (a *Azure) get(ctx context.Context, key string) ([]byte, error) {
+func (a *Azure) read(ctx context.Context, name string) ([]byte, error) {
 	for try := 0; ; try++ {
-		resp, err := a.container.NewBlobClient(a.prefix+key).DownloadStream(ctx, nil)
+		resp, err := a.container.NewBlobClient(name).DownloadStream(ctx, nil)
 		if err != nil {
 			return nil, classifyAzure(err)
 		}
@@ -124,52 +85,31 @@ func (a *Azure) get(ctx context.Context, key string) ([]byte, error) {
 			return data, nil
 		}
 		if try > 0 {
-			return nil, &CorruptError{Key: key, Field: "blob", Reason: "contents do not match the blob's Content-MD5"}
+			return nil, &CorruptError{Key: strings.TrimPrefix(name, a.prefix), Field: "blob", Reason: "contents do not match the blob's Content-MD5"}
 		}
 	}
 }
 
-// List implements Store.
-func (a *Azure) List(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
-	err := a.retry.do(ctx, "list", func(ctx context.Context, _ int) error {
-		keys = keys[:0]
-		p := a.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: new(a.prefix + prefix)})
-		for p.More() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return classifyAzure(err)
-			}
-			for _, item := range page.Segment.BlobItems {
-				if item.Name != nil {
-					keys = append(keys, strings.TrimPrefix(*item.Name, a.prefix))
-				}
+func (a *Azure) list(ctx context.Context, prefix string) ([]string, error) {
+	var names []string
+	p := a.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: new(prefix)})
+	for p.More() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classifyAzure(err)
+		}
+		for _, item := range page.Segment.BlobItems {
+			if item.Name != nil {
+				names = append(names, *item.Name)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: list %q: %w", prefix, err)
 	}
-	return keys, nil
+	return names, nil
 }
 
-// Delete implements Store.
-func (a *Azure) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	err := a.retry.do(ctx, "delete", func(ctx context.Context, _ int) error {
-		_, err := a.container.NewBlobClient(a.prefix+key).Delete(ctx, nil)
-		if err = classifyAzure(err); errors.Is(err, ErrNotFound) { // gone, perhaps by an attempt whose response was lost
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: delete %s: %w", key, err)
-	}
-	return nil
+func (a *Azure) remove(ctx context.Context, name string) error {
+	_, err := a.container.NewBlobClient(name).Delete(ctx, nil)
+	return classifyAzure(err)
 }
 
 // classifyAzure maps the SDK's errors to the package's sentinels, keeping

@@ -1,14 +1,12 @@
 package checkpoint
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
-	"strings"
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
@@ -26,9 +24,8 @@ import (
 // retried after a lost response may find its own object already there: it
 // then compares the bytes and succeeds if they are the same.
 type GCS struct {
+	cloudStore
 	bucket *storage.BucketHandle
-	prefix string // "" or ends with "/"
-	retry  *retrier
 }
 
 // NewGCS returns a Store in bucket under prefix (a leading or trailing slash
@@ -39,71 +36,26 @@ func NewGCS(client *storage.Client, bucket, prefix string, opts ...Option) *GCS 
 }
 
 func newGCS(client *storage.Client, bucket, prefix string, cfg *config) *GCS {
-	return &GCS{
-		bucket: client.Bucket(bucket).Retryer(storage.WithPolicy(storage.RetryNever)),
-		prefix: cleanPrefix(prefix),
-		retry:  cfg.retrier(),
-	}
+	g := &GCS{bucket: client.Bucket(bucket).Retryer(storage.WithPolicy(storage.RetryNever))}
+	g.cloudStore = newCloudStore(g, prefix, cfg)
+	return g
 }
 
-// Put implements Store.
-func (g *GCS) Put(ctx context.Context, key string, data []byte) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	sum := crc32.Checksum(data, castagnoli())
-	err := g.retry.do(ctx, "put", func(ctx context.Context, attempt int) error {
-		err := g.put(ctx, key, data, sum)
-		if attempt > 0 && errors.Is(err, ErrExists) {
-			// An earlier attempt may have created the object and lost
-			// the response: if the object is ours, the Put succeeded.
-			switch got, gerr := g.get(ctx, key); {
-			case gerr == nil && bytes.Equal(got, data):
-				return nil
-			case isRetryable(gerr): // cannot tell yet whose it is
-				return gerr
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: put %s: %w", key, err)
-	}
-	return nil
-}
-
-func (g *GCS) put(ctx context.Context, key string, data []byte, sum uint32) error {
+func (g *GCS) create(ctx context.Context, name string, data []byte) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a Writer whose Close was not reached is abandoned by cancelling its context
-	w := g.bucket.Object(g.prefix + key).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	w := g.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
 	w.ChunkSize = 0 // one request: no resumable session to leak or resume
 	w.ContentType = "application/octet-stream"
-	w.CRC32C, w.SendCRC32C = sum, true
+	w.CRC32C, w.SendCRC32C = crc32.Checksum(data, castagnoli()), true
 	if _, err := w.Write(data); err != nil {
 		return classify(err)
 	}
 	return classify(w.Close())
 }
 
-// Get implements Store.
-func (g *GCS) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := checkKey(key); err != nil {
-		return nil, err
-	}
-	var data []byte
-	err := g.retry.do(ctx, "get", func(ctx context.Context, _ int) error {
-		var err error
-		data, err = g.get(ctx, key)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: get %s: %w", key, err)
-	}
-	return data, nil
-}
-
-func (g *GCS) get(ctx context.Context, key string) ([]byte, error) {
-	r, err := g.bucket.Object(g.prefix + key).NewReader(ctx)
+func (g *GCS) read(ctx context.Context, name string) ([]byte, error) {
+	r, err := g.bucket.Object(name).NewReader(ctx)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -115,49 +67,27 @@ func (g *GCS) get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// List implements Store.
-func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
-	err := g.retry.do(ctx, "list", func(ctx context.Context, _ int) error {
-		keys = keys[:0]
-		q := &storage.Query{Prefix: g.prefix + prefix, Projection: storage.ProjectionNoACL}
-		if err := q.SetAttrSelection([]string{"Name"}); err != nil {
-			return err
-		}
-		it := g.bucket.Objects(ctx, q)
-		for {
-			attrs, err := it.Next()
-			if errors.Is(err, iterator.Done) {
-				return nil
-			}
-			if err != nil {
-				return classify(err)
-			}
-			keys = append(keys, strings.TrimPrefix(attrs.Name, g.prefix))
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: list %q: %w", prefix, err)
+func (g *GCS) list(ctx context.Context, prefix string) ([]string, error) {
+	var names []string
+	q := &storage.Query{Prefix: prefix, Projection: storage.ProjectionNoACL}
+	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
+		return nil, err
 	}
-	return keys, nil
+	it := g.bucket.Objects(ctx, q)
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, classify(err)
+		}
+		names = append(names, attrs.Name)
+	}
 }
 
-// Delete implements Store.
-func (g *GCS) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	err := g.retry.do(ctx, "delete", func(ctx context.Context, _ int) error {
-		err := classify(g.bucket.Object(g.prefix + key).Delete(ctx))
-		if errors.Is(err, ErrNotFound) { // gone, perhaps by an attempt whose response was lost
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: delete %s: %w", key, err)
-	}
-	return nil
+func (g *GCS) remove(ctx context.Context, name string) error {
+	return classify(g.bucket.Object(name).Delete(ctx))
 }
 
 // classify maps the storage client's errors to the package's sentinels,

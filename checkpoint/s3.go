@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -35,10 +34,9 @@ import (
 // ConditionalRequestConflict when two conditional writes of one key overlap;
 // that is retried, and the retry then finds the winner's object (412).
 type S3 struct {
+	cloudStore
 	client *s3.Client
 	bucket string
-	prefix string // "" or ends with "/"
-	retry  *retrier
 }
 
 // NewS3 returns a Store in bucket under prefix (a leading or trailing slash
@@ -48,77 +46,31 @@ func NewS3(client *s3.Client, bucket, prefix string, opts ...Option) *S3 {
 }
 
 func newS3(client *s3.Client, bucket, prefix string, cfg *config) *S3 {
-	return &S3{client: client, bucket: bucket, prefix: cleanPrefix(prefix), retry: cfg.retrier()}
-}
-
-// cleanPrefix trims slashes and ends a non-empty prefix with one.
-func cleanPrefix(prefix string) string {
-	prefix = strings.Trim(prefix, "/")
-	if prefix != "" {
-		prefix += "/"
-	}
-	return prefix
+	s := &S3{client: client, bucket: bucket}
+	s.cloudStore = newCloudStore(s, prefix, cfg)
+	return s
 }
 
 // noSDKRetries turns the SDK's retries off for one request: the store's
 // retrier is the one policy.
 func noSDKRetries(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
 
-// Put implements Store.
-func (s *S3) Put(ctx context.Context, key string, data []byte) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
+func (s *S3) create(ctx context.Context, name string, data []byte) error {
 	var sum [4]byte
 	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(data, castagnoli()))
-	crc := base64.StdEncoding.EncodeToString(sum[:])
-	err := s.retry.do(ctx, "put", func(ctx context.Context, attempt int) error {
-		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:         aws.String(s.bucket),
-			Key:            aws.String(s.prefix + key),
-			Body:           bytes.NewReader(data),
-			ContentLength:  aws.Int64(int64(len(data))),
-			ContentType:    aws.String("application/octet-stream"),
-			IfNoneMatch:    aws.String("*"),
-			ChecksumCRC32C: aws.String(crc),
-		}, noSDKRetries)
-		err = classifyS3(err)
-		if attempt > 0 && errors.Is(err, ErrExists) {
-			// An earlier attempt may have created the object and lost
-			// the response: if the object is ours, the Put succeeded.
-			switch got, gerr := s.get(ctx, key); {
-			case gerr == nil && bytes.Equal(got, data):
-				return nil
-			case isRetryable(gerr):
-				return gerr
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: put %s: %w", key, err)
-	}
-	return nil
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         aws.String(s.bucket),
+		Key:            aws.String(name),
+		Body:           bytes.NewReader(data),
+		ContentLength:  aws.Int64(int64(len(data))),
+		ContentType:    aws.String("application/octet-stream"),
+		IfNoneMatch:    aws.String("*"),
+		ChecksumCRC32C: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	}, noSDKRetries)
+	return classifyS3(err)
 }
 
-// Get implements Store.
-func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := checkKey(key); err != nil {
-		return nil, err
-	}
-	var data []byte
-	err := s.retry.do(ctx, "get", func(ctx context.Context, _ int) error {
-		var err error
-		data, err = s.get(ctx, key)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: get %s: %w", key, err)
-	}
-	return data, nil
-}
-
-func (s *S3) get(ctx context.Context, key string) ([]byte, error) {
+func (s *S3) read(ctx context.Context, name string) ([]byte, error) {
 	// The SDK's check of S3's stored checksum is off: it fails a read
 	// whose bytes do not match with an error that cannot tell damage on the
 	// way (worth a retry) from damage at rest (a corrupt checkpoint, to be
@@ -126,7 +78,7 @@ func (s *S3) get(ctx context.Context, key string) ([]byte, error) {
 	// format's own CRC-32C and SHA-256 instead.
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
-		Key:    aws.String(s.prefix + key),
+		Key:    aws.String(name),
 	}, noSDKRetries, func(o *s3.Options) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
@@ -141,52 +93,32 @@ func (s *S3) get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// List implements Store.
-func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
-	err := s.retry.do(ctx, "list", func(ctx context.Context, _ int) error {
-		keys = keys[:0]
-		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-			Bucket: aws.String(s.bucket),
-			Prefix: aws.String(s.prefix + prefix),
-		})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx, noSDKRetries)
-			if err != nil {
-				return classifyS3(err)
-			}
-			for _, o := range page.Contents {
-				keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), s.prefix))
-			}
-		}
-		return nil
+func (s *S3) list(ctx context.Context, prefix string) ([]string, error) {
+	var names []string
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(prefix),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: list %q: %w", prefix, err)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx, noSDKRetries)
+		if err != nil {
+			return nil, classifyS3(err)
+		}
+		for _, o := range page.Contents {
+			names = append(names, aws.ToString(o.Key))
+		}
 	}
-	return keys, nil
+	return names, nil
 }
 
-// Delete implements Store. S3 answers a deletion of a missing key with
+// remove deletes the object; S3 answers a deletion of a missing key with
 // success.
-func (s *S3) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	err := s.retry.do(ctx, "delete", func(ctx context.Context, _ int) error {
-		_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
-			Bucket: aws.String(s.bucket),
-			Key:    aws.String(s.prefix + key),
-		}, noSDKRetries)
-		if err = classifyS3(err); errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: delete %s: %w", key, err)
-	}
-	return nil
+func (s *S3) remove(ctx context.Context, name string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(name),
+	}, noSDKRetries)
+	return classifyS3(err)
 }
 
 // classifyS3 maps the SDK's errors to the package's sentinels, keeping the
