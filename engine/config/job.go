@@ -59,6 +59,8 @@ type Job struct {
 	Scaling Scaling `yaml:"scaling"`
 	Metrics Metrics `yaml:"metrics"`
 	Drain   Drain   `yaml:"drain"`
+	// Memory bounds the fetched input a worker holds (see Memory).
+	Memory Memory `yaml:"memory"`
 	// WorkloadIdentity, when set, makes sluice render give the workers a
 	// service account bound to a cloud identity, through which the
 	// checkpoint store and the sinks are reached without keys.
@@ -189,6 +191,21 @@ type WorkloadIdentity struct {
 type Drain struct {
 	Pos      Pos
 	Deadline time.Duration `yaml:"deadline"`
+}
+
+// Memory bounds the fetched input a worker holds, and with it the worker's
+// memory: docs/job-file.md gives the bound they imply. Zero values take the
+// defaults of the parts that use them.
+type Memory struct {
+	Pos Pos
+	// TaskBuffer is how many fetched bytes one task may hold before its
+	// fetching pauses; fetching resumes below half (default 16MiB, the
+	// engine's Job.MaxBufferedBytes).
+	TaskBuffer ByteSize `yaml:"task_buffer"`
+	// Fetch bounds one Kafka fetch response (default 16MiB, the Kafka
+	// source's FetchMaxBytes); a partition's share of one fetch is at most
+	// the smaller of Fetch and 1MiB.
+	Fetch ByteSize `yaml:"fetch"`
 }
 
 // Pipeline is source topics → decode → SQL → sinks.
@@ -535,6 +552,12 @@ func (j *Job) validate() Errors {
 	}
 	if j.Drain.Deadline <= 0 {
 		add(j.Drain.Pos.Key("deadline").Errorf("drain deadline must be positive, got %s", j.Drain.Deadline))
+	}
+	if b := j.Memory.TaskBuffer; b < 0 || b > 1<<40 {
+		add(j.Memory.Pos.Key("task_buffer").Errorf("memory task_buffer must be between 0 (the default) and 1TiB, got %d bytes", b))
+	}
+	if f := j.Memory.Fetch; f < 0 || f > 1<<30 {
+		add(j.Memory.Pos.Key("fetch").Errorf("memory fetch must be between 0 (the default) and 1GiB, got %d bytes", f))
 	}
 	for _, l := range []struct{ key, addr string }{{"listen", j.Metrics.Listen}, {"admin_listen", j.Metrics.AdminListen}} {
 		if msg := checkListen(l.addr); msg != "" {

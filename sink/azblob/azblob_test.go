@@ -11,7 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/sink/encode"
+	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/object"
 	"github.com/sluicehq/sluice/sink/object/objecttest"
 )
@@ -24,7 +24,7 @@ func TestAzblobSink(t *testing.T) {
 	objecttest.Run(t, objecttest.Backend{
 		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
 			s, err := New(ctx, Config{Container: "export",
-				Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge}},
+				Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: config.ByteSize(maxBytes), MaxObjectAge: maxAge}},
 				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "azblob/0"})
 			if err != nil {
 				t.Fatal(err)

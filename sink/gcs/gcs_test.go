@@ -20,7 +20,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/sink/encode"
+	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/object"
 	"github.com/sluicehq/sluice/sink/object/objecttest"
 )
@@ -168,7 +168,7 @@ func TestGCSResumeAfterCrash(t *testing.T) {
 	defer reader.Close()
 	objecttest.Run(t, objecttest.Backend{
 		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
-			s, err := New(ctx, Config{Bucket: "export", Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge}},
+			s, err := New(ctx, Config{Bucket: "export", Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: config.ByteSize(maxBytes), MaxObjectAge: maxAge}},
 				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "gcs/0"})
 			if err != nil {
 				t.Fatal(err)

@@ -48,7 +48,7 @@ type Config struct {
 	// MaxBatchRows bounds the rows of a request (DefaultMaxBatchRows).
 	MaxBatchRows int `yaml:"max_batch_rows"`
 	// MaxBatchBytes bounds the uncompressed body of a request (DefaultMaxBatchBytes).
-	MaxBatchBytes encode.ByteSize `yaml:"max_batch_bytes"`
+	MaxBatchBytes config.ByteSize `yaml:"max_batch_bytes"`
 	// Timeout bounds each request (DefaultTimeout).
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxRetries bounds the retries of a batch; 0: no bound but max_elapsed and the flush's context.

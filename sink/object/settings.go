@@ -23,7 +23,7 @@ type Layout struct {
 	Codec string `yaml:"codec"`
 	// MaxObjectBytes closes an object before it grows past this size
 	// (DefaultMaxObjectBytes).
-	MaxObjectBytes encode.ByteSize `yaml:"max_object_bytes"`
+	MaxObjectBytes config.ByteSize `yaml:"max_object_bytes"`
 	// MaxObjectAge closes an object this long after its first row
 	// (DefaultMaxObjectAge), even when no more rows come.
 	MaxObjectAge time.Duration `yaml:"max_object_age"`

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/cloud/s3conf"
-	"github.com/sluicehq/sluice/sink/encode"
+	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/object"
 	"github.com/sluicehq/sluice/sink/object/objecttest"
 )
@@ -33,7 +33,7 @@ func TestS3Sink(t *testing.T) {
 	objecttest.Run(t, objecttest.Backend{
 		New: func(t *testing.T, prefix, format string, maxBytes int64, maxAge time.Duration) engine.ResumableSink {
 			s, err := New(ctx, Config{Bucket: "export", Endpoint: endpoint,
-				Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: encode.ByteSize(maxBytes), MaxObjectAge: maxAge}},
+				Layout: object.Layout{Prefix: prefix, Format: format, MaxObjectBytes: config.ByteSize(maxBytes), MaxObjectAge: maxAge}},
 				objecttest.Schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "s3/0"})
 			if err != nil {
 				t.Fatal(err)

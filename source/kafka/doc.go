@@ -76,7 +76,11 @@
 // The runtime pauses a task (PauseFetchPartitions) when it holds more than
 // its MaxBufferedBytes of fetched records, and resumes it once drained.
 // Fetches are bounded by FetchMaxBytes, so a stalled task holds at most
-// about MaxBufferedBytes plus one fetch plus its open bundle.
+// about MaxBufferedBytes plus one fetch plus its open bundle. Both come from
+// the job file's memory block (task_buffer, fetch); docs/job-file.md gives
+// the bound on a worker's memory that they imply. Records borrow the bytes
+// of the fetch response that carried them (no copy), so a held record keeps
+// its whole response.
 //
 // # Metrics
 //

@@ -82,9 +82,11 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 		Interval:      cj.Checkpoint.Interval,
 		DrainDeadline: cj.Drain.Deadline,
 		Retain:        cj.Checkpoint.Retain,
-		Logger:        o.Logger,
-		Metrics:       metrics,
-		Redact:        engine.Redactor(b.redact),
+		// Zero takes the engine's default.
+		MaxBufferedBytes: int(cj.Memory.TaskBuffer),
+		Logger:           o.Logger,
+		Metrics:          metrics,
+		Redact:           engine.Redactor(b.redact),
 	}
 	for i := range cj.Pipelines {
 		if p := b.pipeline(&cj.Pipelines[i]); p != nil {
@@ -320,6 +322,7 @@ func (b *builder) source() (engine.Source, error) {
 			Topics: topics, TopicRegex: regexes, Start: start, StopAtEnd: stopAtEnd,
 			Opts: append(opts, b.o.KafkaOpts...), Registerer: b.o.Registry, Logger: b.o.Logger,
 			PipelinesOf: b.pipelinesOf, OnHealth: b.o.OnHealth,
+			FetchMaxBytes: int32(b.cj.Memory.Fetch), // zero takes the source's default
 		})
 		if err != nil {
 			return nil, err

@@ -147,10 +147,12 @@ type worker struct {
 	done chan error
 }
 
-func (c *cluster) start(pod string) *worker {
+// start runs a worker as pod, with env (NAME=value) added to the test's
+// environment.
+func (c *cluster) start(pod string, env ...string) *worker {
 	cmd := exec.Command(c.bin, "run", c.job)
 	cmd.Dir = c.dir
-	cmd.Env = append(os.Environ(), "POD_NAME="+pod)
+	cmd.Env = append(append(os.Environ(), "POD_NAME="+pod), env...)
 	w := &worker{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr, cmd.Stdout = w.logs, w.logs
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,201 @@
+package app
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// procBytes reads a size field of /proc/PID/status: VmRSS, the resident set,
+// or RssAnon, its anonymous part (heap, stacks, runtime), which excludes
+// the pages of the binary's own file.
+func procBytes(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// rssSampler records the peaks of a process's RSS and of its anonymous
+// part, sampled every 20 ms.
+type rssSampler struct {
+	peak, peakAnon atomic.Int64
+	stop           chan struct{}
+	done           chan struct{}
+}
+
+func sampleRSS(pid int) *rssSampler {
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if n, err := procBytes(pid, "VmRSS"); err == nil && n > s.peak.Load() {
+				s.peak.Store(n)
+			}
+			if n, err := procBytes(pid, "RssAnon"); err == nil && n > s.peakAnon.Load() {
+				s.peakAnon.Store(n)
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) Stop() (rss, anon int64) {
+	close(s.stop)
+	<-s.done
+	return s.peak.Load(), s.peakAnon.Load()
+}
+
+// stallingCollector is an HTTP collector that answers 503 until released,
+// then accepts everything.
+func stallingCollector(t *testing.T) (url string, release func(), refused *atomic.Int64) {
+	t.Helper()
+	var open atomic.Bool
+	refused = new(atomic.Int64)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !open.Load() {
+			refused.Add(1)
+			http.Error(w, "stalled", http.StatusServiceUnavailable)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/ingest", func() { open.Store(true) }, refused
+}
+
+// A job reading as fast as it can while its https sink refuses every
+// request holds no more than the memory bound that docs/job-file.md derives
+// from its memory settings, however much input waits in Kafka; once the
+// sink recovers, every record arrives. The input is three times what the bound allows above idle.
+func TestMemoryBoundUnderLoad(t *testing.T) {
+	const (
+		partitions = 4
+		taskBuffer = 512 << 10
+		fetch      = 1 << 20
+		maxRecords = 1000
+	)
+	t.Parallel() // memory, not time: it may share the machine
+	c := newCluster(t, partitions, "1s")
+	url, release, refused := stallingCollector(t)
+	job := fmt.Sprintf(`job: e2e
+kafka: {brokers: [%s]}
+checkpoint: {store: file://%s/ckpt, interval: 1s}
+metrics: {listen: "off"}
+memory: {task_buffer: %d, fetch: %d}
+pipelines:
+  - name: all
+    source: {kafka: {topics: [e2e.traffic]}}
+    format: {avro: {schema_file: traffic.avsc}}
+    sql: SELECT sequence_number, src_ip, action FROM input
+    bundle: {max_records: %d, max_wait: 200ms}
+    sinks:
+      - file: {path: %s/out.jsonl, format: json}
+      - https: {url: %q, max_retries: 1, timeout: 1s}
+`, c.brokers[0], c.dir, taskBuffer, fetch, maxRecords, c.dir, url)
+	if err := os.WriteFile(c.job, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	w := c.start("e2e-0", "GODEBUG=gctrace=1") // the heap goals, for the log
+	time.Sleep(3 * time.Second) // joined, idle
+	idle, err := procBytes(w.cmd.Process.Pid, "RssAnon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := sampleRSS(w.cmd.Process.Pid)
+
+	// The bound of docs/job-file.md: the idle process, plus twice (the
+	// garbage collector's headroom at GOGC=100) what the job may hold
+	// live, plus a tenth and 4 MiB for the runtime's own bookkeeping. Live
+	// are, per task, an inbox and a queue, each a task buffer plus two
+	// partition shares of a fetch (one buffered, one in flight when the
+	// pause lands), each record with its 112-byte engine.Record; the
+	// client's fetches (one buffered, one in flight per broker), each
+	// record with its kgo.Record (about 256 bytes); and each task's bundle
+	// in the sinks' buffers. Records borrow the bytes of the fetch
+	// response that carried them; with fetch no larger than a partition's
+	// share (1 MiB), as here, a held share pins no more than itself.
+	const (
+		partFetch   = min(fetch, 1<<20)
+		rowBytes    = 200 // a JSON row of the three columns, with slack
+		recordBytes = 380 // a generated traffic record, Avro-encoded, at least
+	)
+	held := int64(partitions * 2 * (taskBuffer + 2*partFetch))
+	live := held + held*112/recordBytes + 2*fetch + 2*fetch*256/recordBytes + partitions*maxRecords*rowBytes
+	bound := idle + 2*live + 2*live/10 + 4<<20
+	input := 2 * (bound - idle)
+	total := int(input / recordBytes)
+	t.Logf("idle anonymous RSS %d MiB, bound %d MiB, producing %d records (%d MiB)", idle>>20, bound>>20, total, input>>20)
+	c.produce(total)
+
+	// The sink refuses for a while: the job reads up to its buffers and
+	// pauses.
+	deadline := time.Now().Add(2 * time.Minute)
+	for refused.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector saw %d requests in 2 minutes; logs:\n%s", refused.Load(), w.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(5 * time.Second)
+	stalled := rss.peakAnon.Load()
+	release()
+	deadline = time.Now().Add(5 * time.Minute)
+	for lines(filepath.Join(c.dir, "out.jsonl")) < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("the file holds %d of %d rows 5 minutes after the sink recovered; logs:\n%s", lines(c.outPath()), total, w.logs.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	peakRSS, peak := rss.Stop()
+	c.drain(w)
+	c.exactlyOnce()
+	maxGoal, maxLive := 0, 0
+	for _, l := range strings.Split(w.logs.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 14 && f[0] == "gc" && f[14] == "goal," {
+			g, _ := strconv.Atoi(f[12])
+			maxGoal = max(maxGoal, g)
+			sizes := strings.Split(f[10], "->")
+			live, _ := strconv.Atoi(sizes[len(sizes)-1])
+			maxLive = max(maxLive, live)
+		}
+	}
+	t.Logf("heap: at most %d MB live after a collection, goal at most %d MB", maxLive, maxGoal)
+	t.Logf("peak anonymous RSS: %d MiB while the sink stalled, %d MiB overall; bound %d MiB; idle %d MiB; peak RSS with the binary's pages %d MiB",
+		stalled>>20, peak>>20, bound>>20, idle>>20, peakRSS>>20)
+	if peak > bound {
+		t.Errorf("peak anonymous RSS %d MiB exceeds the bound %d MiB (idle %d MiB, input %d MiB)", peak>>20, bound>>20, idle>>20, input>>20)
+	}
+}
+
+// lines counts the complete lines of a file (0 if it does not exist).
+func lines(path string) int {
+	b, _ := os.ReadFile(path)
+	return bytes.Count(b, []byte{'\n'})
+}
