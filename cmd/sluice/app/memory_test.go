@@ -123,7 +123,7 @@ pipelines:
 	}
 
 	w := c.start("e2e-0", "GODEBUG=gctrace=1") // the heap goals, for the log
-	time.Sleep(3 * time.Second) // joined, idle
+	time.Sleep(3 * time.Second)                // joined, idle
 	idle, err := procBytes(w.cmd.Process.Pid, "RssAnon")
 	if err != nil {
 		t.Fatal(err)
