@@ -3,6 +3,7 @@ package object
 import (
 	"time"
 
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/encode"
 )
@@ -16,7 +17,7 @@ func CheckSettings(pos config.Pos, format, codec string, maxBytes encode.ByteSiz
 	default:
 		errs = append(errs, pos.Key("format").Errorf("unknown format %q (expected json, csv or avro)", format))
 	}
-	if _, err := encode.ParseCodec(codec); err != nil {
+	if _, err := avro.ParseCodec(codec); err != nil {
 		errs = append(errs, pos.Key("codec").Errorf("unknown codec %q (expected null, deflate, snappy or zstd)", codec))
 	}
 	if maxBytes < 0 || maxAge < 0 {
@@ -27,6 +28,6 @@ func CheckSettings(pos config.Pos, format, codec string, maxBytes encode.ByteSiz
 
 // Settings converts those settings (checked) into Options.
 func Settings(kind, prefix, format, codec string, maxBytes encode.ByteSize, maxAge time.Duration) Options {
-	c, _ := encode.ParseCodec(codec)
+	c, _ := avro.ParseCodec(codec)
 	return Options{Kind: kind, Prefix: prefix, Format: format, Codec: c, MaxObjectBytes: int64(maxBytes), MaxObjectAge: maxAge}
 }
