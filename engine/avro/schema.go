@@ -180,14 +180,7 @@ func (w *schemaWriter) write(t *engine.Type, path string) error {
 		w.buf = append(w.buf, `,"type":"enum"`...)
 		w.doc(t.Doc)
 		w.key("symbols")
-		w.buf = append(w.buf, '[')
-		for i, s := range t.Symbols {
-			if i > 0 {
-				w.buf = append(w.buf, ',')
-			}
-			w.str(Name(s))
-		}
-		w.buf = append(w.buf, ']')
+		w.names(t.Symbols)
 		if !w.canonical && t.EnumDefault >= 0 && t.EnumDefault < len(t.Symbols) {
 			w.key("default")
 			w.str(Name(t.Symbols[t.EnumDefault]))
@@ -225,14 +218,7 @@ func (w *schemaWriter) write(t *engine.Type, path string) error {
 			}
 			if !w.canonical && len(f.Aliases) > 0 {
 				w.key("aliases")
-				w.buf = append(w.buf, '[')
-				for j, a := range f.Aliases {
-					if j > 0 {
-						w.buf = append(w.buf, ',')
-					}
-					w.str(Name(a))
-				}
-				w.buf = append(w.buf, ']')
+				w.names(f.Aliases)
 			}
 			w.buf = append(w.buf, '}')
 		}
@@ -262,6 +248,19 @@ func (w *schemaWriter) write(t *engine.Type, path string) error {
 		return fmt.Errorf("avro schema: %s: no Avro schema for kind %s", path, t.Kind)
 	}
 	return nil
+}
+
+// names writes a JSON array of names (enum symbols, aliases), each made
+// valid by Name.
+func (w *schemaWriter) names(ns []string) {
+	w.buf = append(w.buf, '[')
+	for i, n := range ns {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.str(Name(n))
+	}
+	w.buf = append(w.buf, ']')
 }
 
 func (w *schemaWriter) doc(d string) {

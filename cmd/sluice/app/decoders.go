@@ -84,19 +84,7 @@ func (b *builder) fileDecoder(cp *config.Pipeline, fs *config.FileSource) engine
 	}
 	switch src.Format() {
 	case file.FormatAvro:
-		writer := src.WriterSchema()
-		reader := writer
-		if a := cp.Format.Avro; a != nil {
-			if reader = b.readSchema(a.Pos.Key("schema_file"), a.SchemaFile); reader == nil {
-				return nil
-			}
-		}
-		d, err := avro.NewDecoder(reader, avro.ModeReader, avro.WithWriterSchema(writer), avro.WithLogger(b.o.Logger))
-		if err != nil {
-			b.fail(cp.Source.Pos.Key("file").Errorf("file %s: %v", fs.Path, err))
-			return nil
-		}
-		return d
+		return b.writerDecoder(cp, src.WriterSchema(), cp.Source.Pos.Key("file"), "file "+fs.Path)
 	default:
 		if cp.Format.JSON == nil {
 			b.fail(cp.Pos.Key("source").Errorf("a JSON-lines file source needs format: {json: {schema_file: ...}}"))
@@ -124,19 +112,12 @@ func (b *builder) generateDecoder(cp *config.Pipeline, g *config.GenerateSource)
 		b.fail(cp.Format.Pos.Key("json").Errorf("a generate source produces Avro: its format is avro or none"))
 		return nil
 	}
-	reader := writer
-	if a := cp.Format.Avro; a != nil {
-		if a.WriterSchema != string(avro.ModeReader) {
-			b.fail(a.Pos.Key("writer_schema").Errorf("a generate source writes with its own schema: writer_schema must be reader or absent"))
-			return nil
-		}
-		if reader = b.readSchema(a.Pos.Key("schema_file"), a.SchemaFile); reader == nil {
-			return nil
-		}
+	if a := cp.Format.Avro; a != nil && a.WriterSchema != string(avro.ModeReader) {
+		b.fail(a.Pos.Key("writer_schema").Errorf("a generate source writes with its own schema: writer_schema must be reader or absent"))
+		return nil
 	}
-	d, err := avro.NewDecoder(reader, avro.ModeReader, avro.WithWriterSchema(writer), avro.WithLogger(b.o.Logger))
-	if err != nil {
-		b.fail(cp.Source.Pos.Key("generate").Errorf("generate schema %s: %v", g.Schema, err))
+	d := b.writerDecoder(cp, writer, cp.Source.Pos.Key("generate"), "generate schema "+g.Schema)
+	if d == nil {
 		return nil
 	}
 	task := engine.TaskID{Topic: generateTopic(cp)}
@@ -151,6 +132,25 @@ func (b *builder) generateDecoder(cp *config.Pipeline, g *config.GenerateSource)
 	}
 	if !b.o.DryRun {
 		b.generate = append(b.generate, src)
+	}
+	return d
+}
+
+// writerDecoder builds the decoder of records written with writer, a schema
+// the source itself holds (an Avro container file's, a generate source's):
+// the pipeline's avro schema_file, or writer itself, is the reader. what
+// names the source in errors.
+func (b *builder) writerDecoder(cp *config.Pipeline, writer *engine.Type, pos config.Pos, what string) engine.Decoder {
+	reader := writer
+	if a := cp.Format.Avro; a != nil {
+		if reader = b.readSchema(a.Pos.Key("schema_file"), a.SchemaFile); reader == nil {
+			return nil
+		}
+	}
+	d, err := avro.NewDecoder(reader, avro.ModeReader, avro.WithWriterSchema(writer), avro.WithLogger(b.o.Logger))
+	if err != nil {
+		b.fail(pos.Errorf("%s: %v", what, err))
+		return nil
 	}
 	return d
 }
