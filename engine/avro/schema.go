@@ -123,6 +123,22 @@ func (w *schemaWriter) name(t *engine.Type, fallback string) (string, bool) {
 	}
 }
 
+// define writes a reference to the named type t when it is already defined
+// and returns false; otherwise it opens t's definition, {"name":N,"type":K,
+// and returns its full name.
+func (w *schemaWriter) define(t *engine.Type, path string) (string, bool) {
+	name, done := w.name(t, path)
+	if done {
+		w.str(name)
+		return name, false
+	}
+	w.buf = append(w.buf, `{"name":`...)
+	w.str(name)
+	w.buf = append(w.buf, `,"type":`...)
+	w.str(t.Kind.String())
+	return name, true
+}
+
 // Name rewrites s into a valid Avro name, [A-Za-z_][A-Za-z0-9_]*: every
 // other byte becomes '_', and a leading digit gets a '_' in front.
 func Name(s string) string {
@@ -158,26 +174,17 @@ func (w *schemaWriter) write(t *engine.Type, path string) error {
 		w.logical(t)
 		w.buf = append(w.buf, '}')
 	case engine.KindFixed:
-		name, done := w.name(t, path)
-		if done {
-			w.str(name)
+		if _, ok := w.define(t, path); !ok {
 			return nil
 		}
-		w.buf = append(w.buf, `{"name":`...)
-		w.str(name)
-		w.buf = append(w.buf, `,"type":"fixed","size":`...)
+		w.buf = append(w.buf, `,"size":`...)
 		w.buf = strconv.AppendInt(w.buf, int64(t.Size), 10)
 		w.logical(t)
 		w.buf = append(w.buf, '}')
 	case engine.KindEnum:
-		name, done := w.name(t, path)
-		if done {
-			w.str(name)
+		if _, ok := w.define(t, path); !ok {
 			return nil
 		}
-		w.buf = append(w.buf, `{"name":`...)
-		w.str(name)
-		w.buf = append(w.buf, `,"type":"enum"`...)
 		w.doc(t.Doc)
 		w.key("symbols")
 		w.names(t.Symbols)
@@ -187,14 +194,10 @@ func (w *schemaWriter) write(t *engine.Type, path string) error {
 		}
 		w.buf = append(w.buf, '}')
 	case engine.KindRecord:
-		name, done := w.name(t, path)
-		if done {
-			w.str(name)
+		name, ok := w.define(t, path)
+		if !ok {
 			return nil
 		}
-		w.buf = append(w.buf, `{"name":`...)
-		w.str(name)
-		w.buf = append(w.buf, `,"type":"record"`...)
 		w.doc(t.Doc)
 		w.key("fields")
 		w.buf = append(w.buf, '[')
