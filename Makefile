@@ -5,7 +5,8 @@ FUZZTIME  ?= 10s
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzOCF ./sql:FuzzSQL \
              ./checkpoint:FuzzCheckpointDecode ./source/jsonrow:FuzzJSONRow \
-             ./engine/config:FuzzJobFile ./sink/object:FuzzDecodeState
+             ./engine/config:FuzzJobFile ./sink/object:FuzzDecodeState \
+             ./engine/avro:FuzzVarint ./engine/avro:FuzzContainer
 
 .PHONY: all build test unit fuzz bench demo lint clean
 

@@ -13,6 +13,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/sink/encode"
 )
 
@@ -288,7 +289,7 @@ func BenchmarkEncode(b *testing.B) {
 // JSON decodes to what encoding/json made of the map, the Avro decodes with
 // goavro to the same values, the CSV parses to the right shape.
 func checkOutputs(b *testing.B, s *engine.Schema, rows []*engine.Row, maps []map[string]any, j, c, a encode.Encoder) {
-	js, err := encode.AvroSchema(s.Root)
+	js, err := avro.Schema(s.Root)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -226,11 +226,13 @@ type Pipeline struct {
 	DeadLetter *Plugin `yaml:"dead_letter"`
 }
 
-// Source is where a pipeline's records come from: exactly one of Kafka, File.
+// Source is where a pipeline's records come from: exactly one of Kafka,
+// File, Generate.
 type Source struct {
-	Pos   Pos
-	Kafka *KafkaSource `yaml:"kafka"`
-	File  *FileSource  `yaml:"file"`
+	Pos      Pos
+	Kafka    *KafkaSource    `yaml:"kafka"`
+	File     *FileSource     `yaml:"file"`
+	Generate *GenerateSource `yaml:"generate"`
 }
 
 // KafkaSource reads topics of the job's cluster.
@@ -250,6 +252,26 @@ type KafkaSource struct {
 // (.jsonl, .json) as a bounded source.
 type FileSource struct {
 	Path string `yaml:"path" required:"true"`
+}
+
+// GenerateSource produces Avro records of a schema, for demos and load
+// tests: realistic firewall traffic for the traffic schemas
+// (examples/schemas/traffic.avsc), seeded random values for any other.
+type GenerateSource struct {
+	Pos Pos
+	// Schema is the Avro schema file (a record) of the generated records,
+	// relative to the job file; it is their writer schema. Required.
+	Schema string `yaml:"schema" required:"true"`
+	// Rate is records per second; 0 (the default) generates as fast as the
+	// pipeline takes them.
+	Rate int `yaml:"rate"`
+	// Seed makes the records the same on every run, timestamps included
+	// (they start at 2026-01-01T00:00:00Z); 0 (the default) seeds from the
+	// clock, with timestamps from now.
+	Seed int64 `yaml:"seed"`
+	// Count bounds the source: it ends after that many records and the job
+	// exits once drained; 0 (the default) is unbounded.
+	Count int64 `yaml:"count"`
 }
 
 // Format is how records are encoded: exactly one of Avro, JSON. A file source
@@ -601,11 +623,25 @@ func (j *Job) validate() Errors {
 			names[p.Name] = true
 		}
 		src := p.Source
+		kinds := 0
+		for _, set := range []bool{src.Kafka != nil, src.File != nil, src.Generate != nil} {
+			if set {
+				kinds++
+			}
+		}
 		switch {
-		case src.Kafka != nil && src.File != nil:
-			add(src.Pos.Errorf("a source is either kafka or file, not both"))
-		case src.Kafka == nil && src.File == nil && src.Pos.Line > 0:
-			add(src.Pos.Errorf("a source needs kafka or file"))
+		case kinds > 1:
+			add(src.Pos.Errorf("a source is one of kafka, file or generate, not several"))
+		case kinds == 0 && src.Pos.Line > 0:
+			add(src.Pos.Errorf("a source needs kafka, file or generate"))
+		case src.Generate != nil:
+			g := src.Generate
+			if g.Rate < 0 {
+				add(g.Pos.Key("rate").Errorf("generate rate must be 0 (unthrottled) or more records per second, got %d", g.Rate))
+			}
+			if g.Count < 0 {
+				add(g.Pos.Key("count").Errorf("generate count must be 0 (unbounded) or more, got %d", g.Count))
+			}
 		case src.Kafka != nil:
 			needKafka = true
 			k := src.Kafka

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 )
 
 // Avro encodes a row as an Avro binary datum of the schema's root record. It
@@ -26,11 +27,6 @@ func (e *Avro) Append(dst []byte, row *engine.Row) ([]byte, error) {
 		return dst[:start], err
 	}
 	return dst, nil
-}
-
-// AppendLong appends v in Avro's zig-zag varint encoding.
-func AppendLong(dst []byte, v int64) []byte {
-	return binary.AppendUvarint(dst, uint64(v<<1)^uint64(v>>63))
 }
 
 func appendAvroRecord(dst []byte, n *node, row *engine.Row, slots []engine.Slot, base int) ([]byte, error) {
@@ -65,16 +61,15 @@ func appendAvroValue(dst []byte, n *node, row *engine.Row, slots []engine.Slot, 
 		if v != int64(int32(v)) {
 			return dst, n.errorf("%d overflows an Avro int", v)
 		}
-		return AppendLong(dst, v), nil
+		return avro.AppendLong(dst, v), nil
 	case engine.KindLong:
-		return AppendLong(dst, int64(s.N)), nil
+		return avro.AppendLong(dst, int64(s.N)), nil
 	case engine.KindFloat:
-		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(math.Float64frombits(s.N)))), nil
+		return avro.AppendFloat(dst, float32(math.Float64frombits(s.N))), nil
 	case engine.KindDouble:
 		return binary.LittleEndian.AppendUint64(dst, s.N), nil
 	case engine.KindBytes, engine.KindString:
-		dst = AppendLong(dst, int64(len(s.S)))
-		return append(dst, s.S...), nil
+		return avro.AppendString(dst, s.S), nil
 	case engine.KindFixed:
 		if len(s.S) != n.t.Size {
 			return dst, n.errorf("fixed value of %d bytes, want %d", len(s.S), n.t.Size)
@@ -84,7 +79,7 @@ func appendAvroValue(dst []byte, n *node, row *engine.Row, slots []engine.Slot, 
 		if s.N >= uint64(len(n.t.Symbols)) {
 			return dst, n.errorf("enum ordinal %d out of range (%d symbols)", s.N, len(n.t.Symbols))
 		}
-		return AppendLong(dst, int64(s.N)), nil
+		return avro.AppendLong(dst, int64(s.N)), nil
 	case engine.KindRecord:
 		return appendAvroRecord(dst, n, row, slots, i)
 	case engine.KindArray, engine.KindMap:
@@ -93,12 +88,11 @@ func appendAvroValue(dst []byte, n *node, row *engine.Row, slots []engine.Slot, 
 			return dst, err
 		}
 		if s.L > 0 {
-			dst = AppendLong(dst, int64(s.L))
+			dst = avro.AppendLong(dst, int64(s.L))
 			for j := 0; j < int(s.L); j++ {
 				at := j * n.elemWidth
 				if n.kind == engine.KindMap {
-					dst = AppendLong(dst, int64(len(el[at].S)))
-					dst = append(dst, el[at].S...)
+					dst = avro.AppendString(dst, el[at].S)
 					at++
 				}
 				if dst, err = appendAvroValue(dst, n.items, row, el, at); err != nil {
@@ -110,16 +104,16 @@ func appendAvroValue(dst []byte, n *node, row *engine.Row, slots []engine.Slot, 
 	case engine.KindUnion:
 		if n.inner != nil {
 			if s.Null {
-				return AppendLong(dst, int64(n.nullIdx)), nil
+				return avro.AppendLong(dst, int64(n.nullIdx)), nil
 			}
-			dst = AppendLong(dst, int64(n.valIdx))
+			dst = avro.AppendLong(dst, int64(n.valIdx))
 			return appendAvroValue(dst, n.inner, row, slots, i)
 		}
 		b, bn, at, err := n.branch(slots, i)
 		if err != nil {
 			return dst, err
 		}
-		dst = AppendLong(dst, int64(b))
+		dst = avro.AppendLong(dst, int64(b))
 		if bn == nil {
 			return dst, nil
 		}

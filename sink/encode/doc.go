@@ -1,15 +1,15 @@
 // Package encode turns rows (engine.Row) into bytes for the sinks: JSON
-// objects, CSV records, Avro binary datums, Avro schemas and Avro object
-// container files. Every encoder is compiled once from a schema into a tree of
-// nodes that reads row slots directly; encoding a row appends to a caller's
-// buffer and allocates nothing in steady state (except for decimals wider than
-// 64 bits).
+// objects, CSV records, Avro binary datums and Avro object container files.
+// Every encoder is compiled once from a schema into a tree of nodes that
+// reads row slots directly; encoding a row appends to a caller's buffer and
+// allocates nothing in steady state (except for decimals wider than 64
+// bits).
 //
 // # Concurrency
 //
 // Encoders (JSON, CSV, Avro) are immutable once built and safe for concurrent
-// use by any number of goroutines. An OCF and an OCFWriter hold compression
-// state and belong to one goroutine at a time.
+// use by any number of goroutines. An OCFWriter (and the Container of
+// NewOCF) holds compression state and belongs to one goroutine at a time.
 //
 // # Row layout
 //
@@ -57,12 +57,15 @@
 //
 // # Avro
 //
-// Avro binary encoding per the Avro 1.11 specification. AvroSchema writes the
-// schema of a type as JSON: named types are defined at their first use and
-// referenced by full name afterwards; types without a name (built by the SQL
-// planner) are named after their path; field defaults are kept. OCF writes
-// object container files: the header (magic, metadata with avro.schema and
-// avro.codec, a 16-byte sync marker) and blocks (count, size, the compressed
-// datums, the sync marker), with the null, deflate, snappy (with its CRC-32)
-// and zstandard codecs.
+// Avro binary encoding per the Avro 1.11 specification, with the primitives
+// of engine/avro, which owns the format for both directions (the decoder in
+// source/avro uses the same package). The schema of a type is engine/avro's
+// Schema: named types defined at their first use and referenced by full
+// name afterwards, types without a name (built by the SQL planner) named
+// after their path, field defaults kept. NewOCF binds a row schema to
+// engine/avro's Container, which writes object container files: the header
+// (magic, metadata with avro.schema and avro.codec, a 16-byte sync marker)
+// and blocks (count, size, the compressed datums, the sync marker), with the
+// null, deflate, snappy (with its CRC-32) and zstandard codecs. OCFWriter
+// writes rows to an io.Writer through them.
 package encode

@@ -7,16 +7,16 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/klauspost/compress/zstd"
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 )
 
 // TestOCF writes files with every codec, small blocks so that there are
 // many, and reads them back with goavro's OCF reader.
 func TestOCF(t *testing.T) {
-	for _, codec := range []Codec{CodecNull, CodecDeflate, CodecSnappy, CodecZstd} {
+	for _, codec := range []avro.Codec{avro.CodecNull, avro.CodecDeflate, avro.CodecSnappy, avro.CodecZstd} {
 		t.Run(string(codec), func(t *testing.T) {
 			s := loadSchema(t, "allkinds.avsc")
 			var file bytes.Buffer
@@ -37,7 +37,7 @@ func TestOCF(t *testing.T) {
 				t.Fatal(err)
 			}
 			data := file.Bytes()
-			if codec == CodecZstd {
+			if codec == avro.CodecZstd {
 				// goavro lacks zstandard: decompress each block (with the
 				// reference-compatible decoder) into a null-codec file.
 				data = zstdToNull(t, data)
@@ -46,7 +46,7 @@ func TestOCF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := r.CompressionName(), string(codec); got != want && codec != CodecZstd {
+			if got, want := r.CompressionName(), string(codec); got != want && codec != avro.CodecZstd {
 				t.Errorf("codec %q, want %q", got, want)
 			}
 			var gots []any
@@ -64,11 +64,11 @@ func TestOCF(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 
-			schema, gotCodec, sync, err := ReadOCFHeader(bytes.NewReader(file.Bytes()))
+			h, err := avro.ReadHeader(bytes.NewReader(file.Bytes()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]any{string(w.ocf.Schema()), codec, w.ocf.Sync()}, []any{string(schema), gotCodec, sync}); diff != "" {
+			if diff := cmp.Diff([]any{string(w.ocf.Schema()), codec, w.ocf.Sync()}, []any{string(h.Schema), h.Codec, h.Sync[:]}); diff != "" {
 				t.Errorf("header (-want +got):\n%s", diff)
 			}
 		})
@@ -78,40 +78,25 @@ func TestOCF(t *testing.T) {
 // zstdToNull rewrites a zstandard OCF as a null-codec one.
 func zstdToNull(t *testing.T, file []byte) []byte {
 	t.Helper()
-	r := bytes.NewReader(file)
-	schema, codec, sync, err := ReadOCFHeader(r)
-	if err != nil || codec != CodecZstd {
-		t.Fatalf("header: %v, codec %q", err, codec)
-	}
-	dec, err := zstd.NewReader(nil)
+	br, err := avro.NewBlockReader(bytes.NewReader(file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dec.Close()
-	o := &OCF{schema: schema, codec: CodecNull}
-	copy(o.sync[:], sync)
+	defer br.Close()
+	h := br.Header()
+	if h.Codec != avro.CodecZstd {
+		t.Fatalf("codec %q", h.Codec)
+	}
+	o, err := avro.NewContainer(h.Schema, avro.CodecNull, h.Sync[:])
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := o.AppendHeader(nil)
-	br := &byteReader{r: r}
 	for {
-		count, err := readLong(br)
+		count, raw, err := br.Next()
 		if err == io.EOF {
 			return out
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		size, err := readLong(br)
-		if err != nil {
-			t.Fatal(err)
-		}
-		block := make([]byte, size+SyncSize)
-		if _, err := io.ReadFull(r, block); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(block[size:], sync) {
-			t.Fatal("bad sync marker")
-		}
-		raw, err := dec.DecodeAll(block[:size], nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 )
 
 func loadSchema(t testing.TB, file string) *engine.Schema {
@@ -40,12 +41,12 @@ var schemaFiles = []string{"traffic.avsc", "allkinds.avsc"}
 var floatEq = cmpopts.EquateNaNs()
 
 // TestAvroRoundTrip encodes random rows with Avro and decodes them with
-// goavro, using the schema AvroSchema wrote.
+// goavro, using the schema engine/avro wrote.
 func TestAvroRoundTrip(t *testing.T) {
 	for _, file := range schemaFiles {
 		t.Run(file, func(t *testing.T) {
 			s := loadSchema(t, file)
-			js, err := AvroSchema(s.Root)
+			js, err := avro.Schema(s.Root)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/encode"
 )
@@ -37,7 +38,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, c.Pos.Key("format").Errorf("unknown format %q (expected json, csv or avro)", c.Format))
 	}
-	if _, err := encode.ParseCodec(c.Codec); err != nil {
+	if _, err := avro.ParseCodec(c.Codec); err != nil {
 		errs = append(errs, c.Pos.Key("codec").Errorf("unknown codec %q (expected null, deflate, snappy or zstd)", c.Codec))
 	} else if c.Codec != "" && c.Format != encode.FormatAvro {
 		errs = append(errs, c.Pos.Key("codec").Errorf("codec applies to format avro only"))
@@ -56,7 +57,7 @@ type Sink struct {
 	cfg    Config
 	env    engine.SinkEnv
 	schema *engine.Schema
-	codec  encode.Codec
+	codec  avro.Codec
 	sync   []byte // OCF sync marker of the file
 
 	mu      sync.Mutex // guards f, size, started, written, closed
@@ -78,7 +79,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if cfg.Format == "" {
 		cfg.Format = encode.FormatJSON
 	}
-	codec, _ := encode.ParseCodec(cfg.Codec)
+	codec, _ := avro.ParseCodec(cfg.Codec)
 	s := &Sink{cfg: cfg, env: env, schema: schema, codec: codec}
 	if dir := filepath.Dir(cfg.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -118,19 +119,19 @@ func (s *Sink) continueFile() error {
 	s.started = true
 	switch s.cfg.Format {
 	case encode.FormatAvro:
-		schema, codec, sync, err := encode.ReadOCFHeader(io.NewSectionReader(s.f, 0, s.size))
+		h, err := avro.ReadHeader(io.NewSectionReader(s.f, 0, s.size))
 		if err != nil {
 			return fmt.Errorf("file sink: continue %s: %w", s.cfg.Path, err)
 		}
-		o, err := encode.NewOCF(s.schema, s.codec, sync)
+		o, err := encode.NewOCF(s.schema, s.codec, h.Sync[:])
 		if err != nil {
 			return fmt.Errorf("file sink: %w", err)
 		}
 		defer o.Close()
-		if !bytes.Equal(schema, o.Schema()) || codec != s.codec {
-			return fmt.Errorf("file sink: %s holds Avro of another schema or codec (%s); move it away or write elsewhere", s.cfg.Path, codec)
+		if !bytes.Equal(h.Schema, o.Schema()) || h.Codec != s.codec {
+			return fmt.Errorf("file sink: %s holds Avro of another schema or codec (%s); move it away or write elsewhere", s.cfg.Path, h.Codec)
 		}
-		s.sync = sync
+		s.sync = h.Sync[:]
 	case encode.FormatCSV:
 		enc, _ := encode.NewCSV(s.schema)
 		line, err := bufio.NewReader(io.NewSectionReader(s.f, 0, s.size)).ReadBytes('\n')
@@ -254,7 +255,7 @@ type writer struct {
 	enc   encode.Encoder
 	json  *encode.JSON // for the value of dead letters
 	lines bool
-	ocf   *encode.OCF
+	ocf   *avro.Container
 	dead  *encode.DeadLetters
 
 	buf, block []byte

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,9 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/sluicehq/sluice/sink/encode"
-	"github.com/sluicehq/sluice/source/avro"
 )
 
 // Sink produces rows as records of one topic.
@@ -73,7 +72,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	if cfg.Format == encode.FormatAvro {
-		avsc, err := encode.AvroSchema(schema.Root)
+		avsc, err := avro.Schema(schema.Root)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: %w", err)
 		}
@@ -82,7 +81,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 			if err != nil {
 				return nil, fmt.Errorf("kafka: register schema for %s-value: %w", cfg.Topic, err)
 			}
-			s.prefix = binary.BigEndian.AppendUint32([]byte{0}, uint32(id))
+			s.prefix = avro.AppendConfluent(nil, uint32(id))
 		} else {
 			s.schemaHdr = avsc
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/sink/encode"
 )
 
@@ -75,7 +76,7 @@ type Options struct {
 	Prefix string
 	// Format is json, csv or avro.
 	Format string
-	Codec  encode.Codec
+	Codec  avro.Codec
 	// MaxObjectBytes and MaxObjectAge close an object; 0 takes the default.
 	MaxObjectBytes int64
 	MaxObjectAge   time.Duration
@@ -103,7 +104,7 @@ func New(opts Options, store Store, schema *engine.Schema, env engine.SinkEnv) (
 		opts.Format = encode.FormatJSON
 	}
 	if opts.Codec == "" {
-		opts.Codec = encode.CodecNull
+		opts.Codec = avro.CodecNull
 	}
 	if opts.MaxObjectBytes <= 0 {
 		opts.MaxObjectBytes = DefaultMaxObjectBytes
@@ -130,7 +131,7 @@ func New(opts Options, store Store, schema *engine.Schema, env engine.SinkEnv) (
 		}
 		s.headerLen = len(o.AppendHeader(nil))
 		o.Close()
-		s.blockOverhead = 2*10 + encode.SyncSize
+		s.blockOverhead = 2*10 + avro.SyncSize
 	default:
 		return nil, fmt.Errorf("unknown format %q (expected json, csv or avro)", opts.Format)
 	}

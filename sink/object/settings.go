@@ -3,6 +3,7 @@ package object
 import (
 	"time"
 
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/encode"
 )
@@ -38,7 +39,7 @@ func (l Layout) Check(pos config.Pos) config.Errors {
 	default:
 		errs = append(errs, pos.Key("format").Errorf("unknown format %q (expected json, csv or avro)", l.Format))
 	}
-	if _, err := encode.ParseCodec(l.Codec); err != nil {
+	if _, err := avro.ParseCodec(l.Codec); err != nil {
 		errs = append(errs, pos.Key("codec").Errorf("unknown codec %q (expected null, deflate, snappy or zstd)", l.Codec))
 	}
 	if l.MaxObjectBytes < 0 || l.MaxObjectAge < 0 {
@@ -49,6 +50,6 @@ func (l Layout) Check(pos config.Pos) config.Errors {
 
 // Options converts the layout (checked) into the Options of the sink kind.
 func (l Layout) Options(kind string) Options {
-	c, _ := encode.ParseCodec(l.Codec)
+	c, _ := avro.ParseCodec(l.Codec)
 	return Options{Kind: kind, Prefix: l.Prefix, Format: l.Format, Codec: c, MaxObjectBytes: int64(l.MaxObjectBytes), MaxObjectAge: l.MaxObjectAge}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/sluicehq/sluice/sink/encode"
 )
@@ -42,7 +43,7 @@ type writer struct {
 	segs []segment
 	rows int // rows in segs
 
-	ocf     *encode.OCF // framing of the open object (its sync marker)
+	ocf     *avro.Container // framing of the open object (its sync marker)
 	ocfName string
 	out     []byte
 
@@ -202,7 +203,7 @@ func (w *writer) openOCF(name string) error {
 		w.ocf.Close()
 	}
 	sum := sha256.Sum256([]byte(name))
-	o, err := encode.NewOCF(w.s.schema, w.s.opts.Codec, sum[:encode.SyncSize])
+	o, err := encode.NewOCF(w.s.schema, w.s.opts.Codec, sum[:avro.SyncSize])
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -34,8 +35,9 @@ const (
 	ModeHeader Mode = "header"
 )
 
-// HeaderKey is the Kafka header that carries the writer schema in ModeHeader.
-const HeaderKey = "sluice.schema"
+// HeaderKey is the Kafka header that carries the writer schema in ModeHeader
+// (defined with the format, in engine/avro).
+const HeaderKey = wire.HeaderKey
 
 // Errors of records whose writer schema cannot be found.
 var (
@@ -189,7 +191,7 @@ func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error
 		}
 		d.own = *fixed
 	}
-	d.cache.Store(&programs{byID: map[uint32]*entry{}, byFP: map[uint64]*entry{Fingerprint(reader): {p: p}}, byText: map[string]*entry{}})
+	d.cache.Store(&programs{byID: map[uint32]*entry{}, byFP: map[uint64]*entry{wire.Fingerprint(reader): {p: p}}, byText: map[string]*entry{}})
 	return d, nil
 }
 
@@ -252,7 +254,7 @@ func (d *Decoder) Register(writer *engine.Type) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.publish(func(c *programs) { c.byFP[Fingerprint(writer)] = &entry{p: p} })
+	d.publish(func(c *programs) { c.byFP[wire.Fingerprint(writer)] = &entry{p: p} })
 	return nil
 }
 
@@ -293,11 +295,11 @@ func (d *Decoder) Decode(rec *engine.Record, row *engine.Row) error {
 	case ModeReader:
 		p = &d.own
 	case ModeRegistry:
-		if len(data) < 5 || data[0] != 0 {
+		id, datum, ok := wire.ParseConfluent(data)
+		if !ok {
 			return decodeErr(rec, ErrFraming)
 		}
-		id := binary.BigEndian.Uint32(data[1:5])
-		data = data[5:]
+		data = datum
 		e := d.cache.Load().byID[id]
 		if e == nil || e.stale() {
 			e = d.fetch(id)
@@ -358,7 +360,7 @@ func (d *Decoder) fetch(id uint32) *entry {
 	if e.err != nil {
 		d.log.Warn("avro writer schema unusable", slog.Uint64("schema_id", uint64(id)), slog.Any("error", e.err))
 	} else {
-		d.log.Info("avro writer schema compiled", slog.Uint64("schema_id", uint64(id)), slog.String("fingerprint", fmt.Sprintf("%016x", Fingerprint(e.p.writer))))
+		d.log.Info("avro writer schema compiled", slog.Uint64("schema_id", uint64(id)), slog.String("fingerprint", fmt.Sprintf("%016x", wire.Fingerprint(e.p.writer))))
 	}
 	d.publish(func(c *programs) { c.byID[id] = e })
 	return e
@@ -434,7 +436,7 @@ func (d *Decoder) compileText(text string) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp := Fingerprint(w)
+	fp := wire.Fingerprint(w)
 	if e := d.cache.Load().byFP[fp]; e != nil && e.err == nil {
 		return e.p, nil
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
 
 // BenchmarkDecoderModes measures the Decoder in each writer-schema mode, in
@@ -29,7 +30,7 @@ func BenchmarkDecoderModes(b *testing.B) {
 	if err := hdr.Register(v1); err != nil {
 		b.Fatal(err)
 	}
-	fp := binary.LittleEndian.AppendUint64(nil, Fingerprint(v1))
+	fp := binary.LittleEndian.AppendUint64(nil, wire.Fingerprint(v1))
 	g := gen.New(42)
 	const n = 1024
 	var bodies [][]byte

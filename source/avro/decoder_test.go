@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -129,7 +130,7 @@ func TestAvroTwoWriterSchemas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fp := binary.LittleEndian.AppendUint64(nil, Fingerprint(v2))
+		fp := binary.LittleEndian.AppendUint64(nil, wire.Fingerprint(v2))
 		var recs []*engine.Record
 		for _, p := range pairs {
 			recs = append(recs,
@@ -137,7 +138,7 @@ func TestAvroTwoWriterSchemas(t *testing.T) {
 				&engine.Record{Value: p.v2, Headers: []engine.Header{{Key: HeaderKey, Value: fp}}})
 		}
 		check(t, d, recs)
-		unknown := binary.LittleEndian.AppendUint64(nil, Fingerprint(v1)^1)
+		unknown := binary.LittleEndian.AppendUint64(nil, wire.Fingerprint(v1)^1)
 		err = d.Decode(&engine.Record{Value: pairs[0].v1, Headers: []engine.Header{{Key: HeaderKey, Value: unknown}}}, engine.NewRow(d.Schema().Width()))
 		if !errors.Is(err, ErrUnknownSchema) {
 			t.Fatalf("unknown fingerprint: error %v", err)
@@ -168,7 +169,7 @@ func TestAvroTwoWriterSchemas(t *testing.T) {
 		defer cl.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		fp := binary.LittleEndian.AppendUint64(nil, Fingerprint(v2))
+		fp := binary.LittleEndian.AppendUint64(nil, wire.Fingerprint(v2))
 		var out []*kgo.Record
 		for _, p := range pairs {
 			// Registry framing for the value; the same record also carries

@@ -1,40 +1,14 @@
 package avro
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
 
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
-
-// AppendLong appends v as an Avro long (zig-zag varint).
-func AppendLong(dst []byte, v int64) []byte {
-	u := uint64(v<<1) ^ uint64(v>>63)
-	for u >= 0x80 {
-		dst = append(dst, byte(u)|0x80)
-		u >>= 7
-	}
-	return append(dst, byte(u))
-}
-
-// AppendString appends s as Avro bytes or string: its length, then itself.
-func AppendString(dst []byte, s string) []byte {
-	dst = AppendLong(dst, int64(len(s)))
-	return append(dst, s...)
-}
-
-// AppendFloat appends v as an Avro float (4 bytes, little-endian IEEE).
-func AppendFloat(dst []byte, v float32) []byte {
-	return binary.LittleEndian.AppendUint32(dst, math.Float32bits(v))
-}
-
-// AppendDouble appends v as an Avro double (8 bytes, little-endian IEEE).
-func AppendDouble(dst []byte, v float64) []byte {
-	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
-}
 
 // encodeDefault appends the Avro binary encoding of the JSON default v (as
 // decoded by encoding/json with UseNumber) for type t. The default of a union
@@ -72,7 +46,7 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 		if t.Kind == engine.KindInt && (i < math.MinInt32 || i > math.MaxInt32) {
 			return nil, fmt.Errorf("int default %d out of range", i)
 		}
-		return AppendLong(dst, i), nil
+		return wire.AppendLong(dst, i), nil
 	case engine.KindFloat, engine.KindDouble:
 		var f float64
 		switch v := v.(type) {
@@ -96,15 +70,15 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 			return nil, fmt.Errorf("%s default must be a number", t.Kind)
 		}
 		if t.Kind == engine.KindFloat {
-			return AppendFloat(dst, float32(f)), nil
+			return wire.AppendFloat(dst, float32(f)), nil
 		}
-		return AppendDouble(dst, f), nil
+		return wire.AppendDouble(dst, f), nil
 	case engine.KindString:
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("string default must be a string")
 		}
-		return AppendString(dst, s), nil
+		return wire.AppendString(dst, s), nil
 	case engine.KindBytes, engine.KindFixed:
 		s, ok := v.(string)
 		if !ok {
@@ -123,7 +97,7 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 			}
 			return append(dst, b...), nil
 		}
-		return AppendString(dst, string(b)), nil
+		return wire.AppendString(dst, string(b)), nil
 	case engine.KindEnum:
 		s, ok := v.(string)
 		if !ok {
@@ -131,7 +105,7 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 		}
 		for i, sym := range t.Symbols {
 			if sym == s {
-				return AppendLong(dst, int64(i)), nil
+				return wire.AppendLong(dst, int64(i)), nil
 			}
 		}
 		return nil, fmt.Errorf("enum default %q is not a symbol of %s", s, t.Name)
@@ -141,7 +115,7 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 			return nil, fmt.Errorf("array default must be an array")
 		}
 		if len(a) > 0 {
-			dst = AppendLong(dst, int64(len(a)))
+			dst = wire.AppendLong(dst, int64(len(a)))
 			for _, e := range a {
 				var err error
 				if dst, err = encodeDefault(dst, t.Items, e); err != nil {
@@ -156,9 +130,9 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 			return nil, fmt.Errorf("map default must be an object")
 		}
 		if len(m) > 0 {
-			dst = AppendLong(dst, int64(len(m)))
+			dst = wire.AppendLong(dst, int64(len(m)))
 			for _, k := range sortedKeys(m) {
-				dst = AppendString(dst, k)
+				dst = wire.AppendString(dst, k)
 				var err error
 				if dst, err = encodeDefault(dst, t.Items, m[k]); err != nil {
 					return nil, err
@@ -191,7 +165,7 @@ func encodeDefault(dst []byte, t *engine.Type, v any) ([]byte, error) {
 	case engine.KindUnion:
 		var first error
 		for i, b := range t.Branches {
-			out, err := encodeDefault(AppendLong(dst, int64(i)), b, v)
+			out, err := encodeDefault(wire.AppendLong(dst, int64(i)), b, v)
 			if err == nil {
 				return out, nil
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
 
 func readSchema(t testing.TB, name string) ([]byte, *engine.Type) {
@@ -110,11 +111,11 @@ func TestAvroDifferential(t *testing.T) {
 				t.Fatalf("goavro %s: %v", schema, err)
 			}
 			// The schema written back parses to the same layout.
-			again, err := ParseSchema(SchemaJSON(typ))
+			again, err := ParseSchema(schemaJSON(typ))
 			if err != nil {
-				t.Fatalf("reparse %s: %v", SchemaJSON(typ), err)
+				t.Fatalf("reparse %s: %v", schemaJSON(typ), err)
 			}
-			if diff := cmp.Diff(string(SchemaJSON(typ)), string(SchemaJSON(again))); diff != "" {
+			if diff := cmp.Diff(string(schemaJSON(typ)), string(schemaJSON(again))); diff != "" {
 				t.Fatalf("SchemaJSON round trip (-want +got):\n%s", diff)
 			}
 			// goavro's canonical form mishandles namespaces; hamba's is the
@@ -127,8 +128,8 @@ func TestAvroDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := Fingerprint(typ), binary.BigEndian.Uint64(hfp); got != want && !strings.Contains(schema, "logicalType") {
-				t.Fatalf("fingerprint %x, hamba %x; canonical %s vs %s", got, want, Canonical(typ), hs.String())
+			if got, want := wire.Fingerprint(typ), binary.BigEndian.Uint64(hfp); got != want && !strings.Contains(schema, "logicalType") {
+				t.Fatalf("fingerprint %x, hamba %x; canonical %s vs %s", got, want, wire.Canonical(typ), hs.String())
 			}
 			p, err := Compile(typ, typ)
 			if err != nil {
@@ -254,7 +255,7 @@ func randValue(r *rand.Rand, t *engine.Type, dst []byte) []byte {
 		if r.Intn(2) == 0 {
 			v = int64(r.Intn(200) - 100)
 		}
-		return AppendLong(dst, v)
+		return wire.AppendLong(dst, v)
 	case engine.KindLong:
 		v := int64(r.Uint64())
 		if r.Intn(2) == 0 {
@@ -263,18 +264,18 @@ func randValue(r *rand.Rand, t *engine.Type, dst []byte) []byte {
 		if t.Logical == engine.TimestampMillis || t.Logical == engine.TimestampMicros {
 			v = 1_700_000_000_000_000/int64(t.Logical.MicrosPerUnit()) + int64(r.Intn(1e9))
 		}
-		return AppendLong(dst, v)
+		return wire.AppendLong(dst, v)
 	case engine.KindFloat:
-		return AppendFloat(dst, float32(r.NormFloat64()*1000))
+		return wire.AppendFloat(dst, float32(r.NormFloat64()*1000))
 	case engine.KindDouble:
 		if r.Intn(10) == 0 {
-			return AppendDouble(dst, math.Inf(1))
+			return wire.AppendDouble(dst, math.Inf(1))
 		}
-		return AppendDouble(dst, r.NormFloat64()*1e6)
+		return wire.AppendDouble(dst, r.NormFloat64()*1e6)
 	case engine.KindBytes:
 		b := make([]byte, r.Intn(9))
 		r.Read(b)
-		return AppendString(dst, string(b))
+		return wire.AppendString(dst, string(b))
 	case engine.KindString:
 		const letters = "abcdefghijklmnopqrstuvwxyzé"
 		n := r.Intn(12)
@@ -282,13 +283,13 @@ func randValue(r *rand.Rand, t *engine.Type, dst []byte) []byte {
 		for i := 0; i < n; i++ {
 			s += string(letters[r.Intn(26)])
 		}
-		return AppendString(dst, s)
+		return wire.AppendString(dst, s)
 	case engine.KindFixed:
 		b := make([]byte, t.Size)
 		r.Read(b)
 		return append(dst, b...)
 	case engine.KindEnum:
-		return AppendLong(dst, int64(r.Intn(len(t.Symbols))))
+		return wire.AppendLong(dst, int64(r.Intn(len(t.Symbols))))
 	case engine.KindRecord:
 		for _, f := range t.Fields {
 			dst = randValue(r, f.Type, dst)
@@ -296,7 +297,7 @@ func randValue(r *rand.Rand, t *engine.Type, dst []byte) []byte {
 		return dst
 	case engine.KindUnion:
 		i := r.Intn(len(t.Branches))
-		return randValue(r, t.Branches[i], AppendLong(dst, int64(i)))
+		return randValue(r, t.Branches[i], wire.AppendLong(dst, int64(i)))
 	case engine.KindArray, engine.KindMap:
 		blocks := r.Intn(3)
 		for b := 0; b < blocks; b++ {
@@ -304,14 +305,14 @@ func randValue(r *rand.Rand, t *engine.Type, dst []byte) []byte {
 			var body []byte
 			for i := 0; i < n; i++ {
 				if t.Kind == engine.KindMap {
-					body = AppendString(body, fmt.Sprintf("k%d_%d", b, i))
+					body = wire.AppendString(body, fmt.Sprintf("k%d_%d", b, i))
 				}
 				body = randValue(r, t.Items, body)
 			}
 			if r.Intn(2) == 0 {
-				dst = AppendLong(AppendLong(dst, int64(-n)), int64(len(body)))
+				dst = wire.AppendLong(wire.AppendLong(dst, int64(-n)), int64(len(body)))
 			} else {
-				dst = AppendLong(dst, int64(n))
+				dst = wire.AppendLong(dst, int64(n))
 			}
 			dst = append(dst, body...)
 		}

@@ -15,9 +15,11 @@
 // value a fixed number of slots. Aliases of named types are not kept
 // (engine.Type has no place for them).
 //
-// Canonical writes the Parsing Canonical Form, Fingerprint its CRC-64-AVRO
-// Rabin fingerprint, and SchemaJSON a schema that reads back to the same type
-// (canonical layout, with logical types and defaults kept).
+// The format itself — the primitives of the binary encoding, the Parsing
+// Canonical Form and full form of a schema, fingerprints, object container
+// file framing and the Kafka framings — is engine/avro's, shared with the
+// sinks' encoders; this package imports it as wire. OCFReader splits the
+// blocks that wire.BlockReader reads into records, with the file's schema.
 //
 // # Programs
 //
@@ -96,16 +98,4 @@
 //
 // Types and Programs are immutable once built and shared freely between
 // goroutines. A Decode uses only the row it is given.
-//
-// # Binary encoding, byte by byte
-//
-// int and long: zig-zag varint, 7 bits per byte, least significant group
-// first, high bit set on all but the last byte (at most 10 bytes). float and
-// double: 4 and 8 bytes, little-endian IEEE 754. boolean: one byte, 0 or 1.
-// bytes and string: a long length, then the bytes. fixed: its size in bytes.
-// enum: a long index. union: a long branch index, then the branch's value.
-// record: its fields in order, nothing else. array and map: blocks, each a
-// long count then that many items (map: a string key before each value); a
-// negative count -n is followed by a long byte size of the block's n items;
-// a zero count ends the value.
 package avro

@@ -86,7 +86,7 @@ func TestAvroEvolutionRandom(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Through JSON, so the reader is laid out afresh.
-			rtext := SchemaJSON(evolve(r, w, map[*engine.Type]*engine.Type{}))
+			rtext := schemaJSON(evolve(r, w, map[*engine.Type]*engine.Type{}))
 			rd, err := ParseSchema(rtext)
 			if err != nil {
 				t.Fatalf("reader %s: %v", rtext, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
 
 // resolveNative applies the specification's resolution rules to a value that
@@ -59,7 +60,7 @@ func resolveNative(t *testing.T, w, r *engine.Type, v any) any {
 				if err != nil {
 					t.Fatal(err)
 				}
-				codec, err := goavro.NewCodec(string(SchemaJSON(rf.Type)))
+				codec, err := goavro.NewCodec(string(schemaJSON(rf.Type)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -185,42 +186,42 @@ func TestAvroEvolution(t *testing.T) {
 			name:   "reorder-skip-default",
 			writer: `{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"gone","type":{"type":"array","items":"string"}},{"name":"b","type":"string"}]}`,
 			reader: `{"type":"record","name":"R","fields":[{"name":"b","type":"string"},{"name":"a","type":"long"},{"name":"c","type":{"type":"map","values":"int"},"default":{"x":1}},{"name":"d","type":["null","string"],"default":null}]}`,
-			data:   cat(AppendLong(nil, 7), AppendLong(nil, 2), AppendString(nil, "p"), AppendString(nil, "q"), []byte{0}, AppendString(nil, "hi")),
+			data:   cat(wire.AppendLong(nil, 7), wire.AppendLong(nil, 2), wire.AppendString(nil, "p"), wire.AppendString(nil, "q"), []byte{0}, wire.AppendString(nil, "hi")),
 			want:   map[string]any{"a": int64(7), "b": "hi", "c": map[string]any{"x": int32(1)}, "d": nil},
 		},
 		{
 			name:   "promotions",
 			writer: `{"type":"record","name":"R","fields":[{"name":"i","type":"int"},{"name":"l","type":"long"},{"name":"f","type":"float"},{"name":"s","type":"string"},{"name":"b","type":"bytes"}]}`,
 			reader: `{"type":"record","name":"R","fields":[{"name":"i","type":"double"},{"name":"l","type":"float"},{"name":"f","type":"double"},{"name":"s","type":"bytes"},{"name":"b","type":"string"}]}`,
-			data:   cat(AppendLong(nil, -3), AppendLong(nil, 1<<40+1), AppendFloat(nil, 1.5), AppendString(nil, "str"), AppendString(nil, "byt")),
+			data:   cat(wire.AppendLong(nil, -3), wire.AppendLong(nil, 1<<40+1), wire.AppendFloat(nil, 1.5), wire.AppendString(nil, "str"), wire.AppendString(nil, "byt")),
 			want:   map[string]any{"i": float64(-3), "l": float32(1<<40 + 1), "f": 1.5, "s": []byte("str"), "b": "byt"},
 		},
 		{
 			name:   "enum-default",
 			writer: `{"type":"record","name":"R","fields":[{"name":"e","type":{"type":"enum","name":"E","symbols":["A","NEW","B"]}}]}`,
 			reader: `{"type":"record","name":"R","fields":[{"name":"e","type":{"type":"enum","name":"E","symbols":["B","A","UNKNOWN"],"default":"UNKNOWN"}}]}`,
-			data:   AppendLong(nil, 1),
+			data:   wire.AppendLong(nil, 1),
 			want:   map[string]any{"e": "UNKNOWN"},
 		},
 		{
 			name:   "non-union-to-union",
 			writer: `{"type":"record","name":"R","fields":[{"name":"u","type":"int"}]}`,
 			reader: `{"type":"record","name":"R","fields":[{"name":"u","type":["null","string","long"]}]}`,
-			data:   AppendLong(nil, 9),
+			data:   wire.AppendLong(nil, 9),
 			want:   map[string]any{"u": map[string]any{"long": int64(9)}},
 		},
 		{
 			name:   "union-to-non-union",
 			writer: `{"type":"record","name":"R","fields":[{"name":"u","type":["int","long"]}]}`,
 			reader: `{"type":"record","name":"R","fields":[{"name":"u","type":"double"}]}`,
-			data:   cat(AppendLong(nil, 1), AppendLong(nil, 5)),
+			data:   cat(wire.AppendLong(nil, 1), wire.AppendLong(nil, 5)),
 			want:   map[string]any{"u": float64(5)},
 		},
 		{
 			name:   "field-alias",
 			writer: `{"type":"record","name":"R","fields":[{"name":"old","type":"string"}]}`,
 			reader: `{"type":"record","name":"R","fields":[{"name":"new","type":"string","aliases":["old"]}]}`,
-			data:   AppendString(nil, "v"),
+			data:   wire.AppendString(nil, "v"),
 			want:   map[string]any{"new": "v"},
 		},
 		{

@@ -8,12 +8,13 @@ import (
 	"unsafe"
 
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
 
 // Errors of malformed input, wrapped in *engine.DecodeError with the field path.
 var (
-	ErrTruncated      = errors.New("truncated input")
-	ErrVarintOverflow = errors.New("varint overflows 64 bits")
+	ErrTruncated      = wire.ErrTruncated
+	ErrVarintOverflow = wire.ErrVarintOverflow
 	ErrIntOverflow    = errors.New("int value out of 32-bit range")
 	ErrNegativeLength = errors.New("negative length")
 	ErrUnionIndex     = errors.New("union branch index out of range")
@@ -32,76 +33,9 @@ type machine struct {
 }
 
 func (m *machine) varint() (uint64, error) {
-	u, n, err := uvarint(m.buf, m.pos)
+	u, n, err := wire.Uvarint(m.buf, m.pos)
 	m.pos = n
 	return u, err
-}
-
-// uvarint decodes the varint at buf[pos:] and returns it with the position
-// after it. With ten bytes left (a varint's most), it runs unrolled without
-// per-byte bounds checks.
-func uvarint(buf []byte, pos int) (uint64, int, error) {
-	if pos >= 0 && len(buf)-pos >= 10 {
-		b := buf[pos : pos+10 : pos+10]
-		x := uint64(b[0] & 0x7f)
-		if b[0] < 0x80 {
-			return x, pos + 1, nil
-		}
-		x |= uint64(b[1]&0x7f) << 7
-		if b[1] < 0x80 {
-			return x, pos + 2, nil
-		}
-		x |= uint64(b[2]&0x7f) << 14
-		if b[2] < 0x80 {
-			return x, pos + 3, nil
-		}
-		x |= uint64(b[3]&0x7f) << 21
-		if b[3] < 0x80 {
-			return x, pos + 4, nil
-		}
-		x |= uint64(b[4]&0x7f) << 28
-		if b[4] < 0x80 {
-			return x, pos + 5, nil
-		}
-		x |= uint64(b[5]&0x7f) << 35
-		if b[5] < 0x80 {
-			return x, pos + 6, nil
-		}
-		x |= uint64(b[6]&0x7f) << 42
-		if b[6] < 0x80 {
-			return x, pos + 7, nil
-		}
-		x |= uint64(b[7]&0x7f) << 49
-		if b[7] < 0x80 {
-			return x, pos + 8, nil
-		}
-		x |= uint64(b[8]&0x7f) << 56
-		if b[8] < 0x80 {
-			return x, pos + 9, nil
-		}
-		if b[9] > 1 {
-			return 0, pos + 10, ErrVarintOverflow
-		}
-		return x | uint64(b[9])<<63, pos + 10, nil
-	}
-	var x uint64
-	var s uint
-	for i := 0; i < 10; i++ {
-		if pos >= len(buf) {
-			return 0, pos, ErrTruncated
-		}
-		b := buf[pos]
-		pos++
-		if b < 0x80 {
-			if i == 9 && b > 1 {
-				return 0, pos, ErrVarintOverflow
-			}
-			return x | uint64(b)<<s, pos, nil
-		}
-		x |= uint64(b&0x7f) << s
-		s += 7
-	}
-	return 0, pos, ErrVarintOverflow
 }
 
 func (m *machine) long() (int64, error) {
@@ -113,7 +47,7 @@ func (m *machine) long() (int64, error) {
 		}
 	}
 	u, err := m.varint()
-	return int64(u>>1) ^ -int64(u&1), err
+	return wire.Unzag(u), err
 }
 
 func (m *machine) int() (int64, error) {
@@ -206,12 +140,12 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 				pos++
 				v = int64(b>>1) ^ -int64(b&1)
 			} else {
-				u, p, err := uvarint(buf, pos)
+				u, p, err := wire.Uvarint(buf, pos)
 				if err != nil {
 					return fieldErr(o.path(), err)
 				}
 				pos = p
-				v = int64(u>>1) ^ -int64(u&1)
+				v = wire.Unzag(u)
 			}
 			switch o.code {
 			case opLong:
@@ -242,12 +176,12 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 				pos++
 				n = int64(b>>1) ^ -int64(b&1)
 			} else {
-				u, p, err := uvarint(buf, pos)
+				u, p, err := wire.Uvarint(buf, pos)
 				if err != nil {
 					return fieldErr(o.path(), err)
 				}
 				pos = p
-				n = int64(u>>1) ^ -int64(u&1)
+				n = wire.Unzag(u)
 			}
 			if n < 0 {
 				return fieldErr(o.path(), ErrNegativeLength)
@@ -263,7 +197,7 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 					pos++
 					continue
 				}
-				_, p, err := uvarint(buf, pos)
+				_, p, err := wire.Uvarint(buf, pos)
 				if err != nil {
 					return fieldErr(o.path(), err)
 				}
@@ -277,12 +211,12 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 					pos++
 					n = int64(b>>1) ^ -int64(b&1)
 				} else {
-					u, p, err := uvarint(buf, pos)
+					u, p, err := wire.Uvarint(buf, pos)
 					if err != nil {
 						return fieldErr(o.path(), err)
 					}
 					pos = p
-					n = int64(u>>1) ^ -int64(u&1)
+					n = wire.Unzag(u)
 				}
 				if n < 0 {
 					return fieldErr(o.path(), ErrNegativeLength)

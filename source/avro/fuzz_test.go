@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
 
 func newRowFor(p *Program) *engine.Row { return engine.NewRow(p.Width()) }
@@ -119,13 +120,13 @@ func encodeValue(dst []byte, t *engine.Type, row *engine.Row, area []engine.Slot
 	case engine.KindBool:
 		return append(dst, byte(s.N))
 	case engine.KindInt, engine.KindLong, engine.KindEnum:
-		return AppendLong(dst, int64(s.N))
+		return wire.AppendLong(dst, int64(s.N))
 	case engine.KindFloat:
-		return AppendFloat(dst, float32(mathFloat(s.N)))
+		return wire.AppendFloat(dst, float32(mathFloat(s.N)))
 	case engine.KindDouble:
-		return AppendDouble(dst, mathFloat(s.N))
+		return wire.AppendDouble(dst, mathFloat(s.N))
 	case engine.KindBytes, engine.KindString:
-		return AppendString(dst, s.S)
+		return wire.AppendString(dst, s.S)
 	case engine.KindFixed:
 		return append(dst, s.S...)
 	case engine.KindRecord:
@@ -139,11 +140,11 @@ func encodeValue(dst []byte, t *engine.Type, row *engine.Row, area []engine.Slot
 			w++
 		}
 		if s.L > 0 {
-			dst = AppendLong(dst, int64(s.L))
+			dst = wire.AppendLong(dst, int64(s.L))
 			for k := 0; k < int(s.L); k++ {
 				e := int(s.N) + k*w
 				if t.Kind == engine.KindMap {
-					dst = AppendString(dst, row.Ext[e].S)
+					dst = wire.AppendString(dst, row.Ext[e].S)
 					e++
 				}
 				dst = encodeValue(dst, t.Items, row, row.Ext, e)
@@ -154,12 +155,12 @@ func encodeValue(dst []byte, t *engine.Type, row *engine.Row, area []engine.Slot
 		if inner, ok := t.Nullable(); ok {
 			ni := t.NullIndex()
 			if s.Null {
-				return AppendLong(dst, int64(ni))
+				return wire.AppendLong(dst, int64(ni))
 			}
-			return encodeValue(AppendLong(dst, int64(1-ni)), inner, row, area, i)
+			return encodeValue(wire.AppendLong(dst, int64(1-ni)), inner, row, area, i)
 		}
 		b := int(s.N)
-		dst = AppendLong(dst, int64(b))
+		dst = wire.AppendLong(dst, int64(b))
 		if t.Branches[b].Kind == engine.KindNull {
 			return dst
 		}

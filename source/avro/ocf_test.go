@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/linkedin/goavro/v2"
 	"github.com/sluicehq/sluice/bench/gen"
+	wire "github.com/sluicehq/sluice/engine/avro"
 	"github.com/sluicehq/sluice/source/avro/ocftest"
 )
 
@@ -43,9 +44,9 @@ func TestOCF(t *testing.T) {
 		recs = append(recs, rec.AppendAvro(nil))
 		natives = append(natives, rec.Native())
 	}
-	for _, codec := range []string{CodecNull, CodecDeflate, CodecSnappy, CodecZstd} {
-		t.Run("own-"+codec, func(t *testing.T) {
-			file, err := ocftest.Write(raw, codec, recs, 7)
+	for _, codec := range []wire.Codec{wire.CodecNull, wire.CodecDeflate, wire.CodecSnappy, wire.CodecZstd} {
+		t.Run("own-"+string(codec), func(t *testing.T) {
+			file, err := ocftest.Write(raw, string(codec), recs, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +54,7 @@ func TestOCF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Codec() != codec {
+			if string(r.Codec()) != string(codec) {
 				t.Errorf("codec %q, want %q", r.Codec(), codec)
 			}
 			if diff := cmp.Diff(recs, got); diff != "" {
@@ -92,7 +93,7 @@ func TestOCF(t *testing.T) {
 		})
 	}
 
-	good, err := ocftest.Write(raw, CodecSnappy, recs[:3], 3)
+	good, err := ocftest.Write(raw, "snappy", recs[:3], 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,14 +124,14 @@ func FuzzOCF(f *testing.F) {
 	for i := 0; i < 4; i++ {
 		recs = append(recs, g.AppendAvro(nil))
 	}
-	for _, codec := range []string{CodecNull, CodecDeflate, CodecSnappy, CodecZstd} {
-		file, err := ocftest.Write(raw, codec, recs, 2)
+	for _, codec := range []wire.Codec{wire.CodecNull, wire.CodecDeflate, wire.CodecSnappy, wire.CodecZstd} {
+		file, err := ocftest.Write(raw, string(codec), recs, 2)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(file)
 	}
-	small, _ := ocftest.Write([]byte(`{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":"long"}}]}`), CodecNull, [][]byte{{2, 4, 0}, {0}}, 1)
+	small, _ := ocftest.Write([]byte(`{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":"long"}}]}`), "null", [][]byte{{2, 4, 0}, {0}}, 1)
 	f.Add(small)
 	f.Fuzz(func(t *testing.T, file []byte) {
 		recs, r, err := readAll(t, file, OCFMaxBlockBytes(1<<20))
@@ -150,7 +151,7 @@ func FuzzOCF(f *testing.F) {
 				t.Fatalf("record %x accepted by the OCF reader does not decode: %v", rec, err)
 			}
 		}
-		again, err := ocftest.Write(r.SchemaText(), CodecNull, recs, 3)
+		again, err := ocftest.Write(r.SchemaText(), "null", recs, 3)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
+	wire "github.com/sluicehq/sluice/engine/avro"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -23,7 +24,7 @@ func TestSchemaGolden(t *testing.T) {
 	for _, name := range []string{"traffic.avsc", "traffic_v2.avsc"} {
 		t.Run(name, func(t *testing.T) {
 			_, typ := readSchema(t, name)
-			got := fmt.Sprintf("canonical: %s\nfingerprint: %016x\nschema: %s\n", Canonical(typ), Fingerprint(typ), SchemaJSON(typ))
+			got := fmt.Sprintf("canonical: %s\nfingerprint: %016x\nschema: %s\n", wire.Canonical(typ), wire.Fingerprint(typ), schemaJSON(typ))
 			path := filepath.Join("testdata", "golden", strings.TrimSuffix(name, ".avsc")+".txt")
 			if *update {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -40,11 +41,11 @@ func TestSchemaGolden(t *testing.T) {
 			if diff := cmp.Diff(string(want), got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			again, err := ParseSchema(SchemaJSON(typ))
+			again, err := ParseSchema(schemaJSON(typ))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if Fingerprint(again) != Fingerprint(typ) || string(SchemaJSON(again)) != string(SchemaJSON(typ)) {
+			if wire.Fingerprint(again) != wire.Fingerprint(typ) || string(schemaJSON(again)) != string(schemaJSON(typ)) {
 				t.Error("SchemaJSON does not parse back to the same schema")
 			}
 		})
@@ -63,8 +64,8 @@ func TestRabinVectors(t *testing.T) {
 		{`"string"`, -8142146995180207161},
 	} {
 		t.Run(tc.schema, func(t *testing.T) {
-			if got := int64(Rabin([]byte(tc.schema))); got != tc.want {
-				t.Errorf("Rabin(%s) = %d, want %d", tc.schema, got, tc.want)
+			if got := int64(wire.Rabin([]byte(tc.schema))); got != tc.want {
+				t.Errorf("wire.Rabin(%s) = %d, want %d", tc.schema, got, tc.want)
 			}
 		})
 	}
@@ -132,7 +133,7 @@ func TestDecodeAllocs(t *testing.T) {
 	if err := hdr.Register(v1); err != nil {
 		t.Fatal(err)
 	}
-	fp := binary.LittleEndian.AppendUint64(nil, Fingerprint(v1))
+	fp := binary.LittleEndian.AppendUint64(nil, wire.Fingerprint(v1))
 	g := gen.New(12)
 	body := g.AppendAvro(nil)
 	for _, tc := range []struct {
@@ -161,4 +162,13 @@ func TestDecodeAllocs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// schemaJSON is the full schema text of t, as engine/avro writes it.
+func schemaJSON(t *engine.Type) []byte {
+	b, err := wire.Schema(t)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

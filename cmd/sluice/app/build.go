@@ -121,6 +121,7 @@ type builder struct {
 	decoders map[string]engine.Decoder // shared by pipelines with the same format
 	resume   map[engine.TaskID]engine.TaskState
 	files    []fileInput
+	generate []engine.Source     // the generate sources, one per pipeline that has one
 	redact   func(string) string // the job's secrets out of text
 	claims   map[string]claimant // destinations that take one writer, by key
 }
@@ -182,6 +183,9 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 	case cp.Source.File != nil:
 		path := b.input(cp.Source.File.Path)
 		p.Reads = func(topic string) bool { return topic == path }
+	case cp.Source.Generate != nil:
+		topic := generateTopic(cp)
+		p.Reads = func(t string) bool { return t == topic }
 	}
 	p.DeadLetter = b.deadLetter(cp)
 	out := prog.Output()
@@ -232,6 +236,9 @@ func (b *builder) decoder(cp *config.Pipeline) engine.Decoder {
 	if cp.Source.File != nil {
 		key = "file|" + b.input(cp.Source.File.Path) + "|" + key
 	}
+	if cp.Source.Generate != nil {
+		key = "generate|" + cp.Name + "|" + key
+	}
 	if d, ok := b.decoders[key]; ok {
 		return d
 	}
@@ -243,18 +250,23 @@ func (b *builder) decoder(cp *config.Pipeline) engine.Decoder {
 }
 
 func (b *builder) readSchema(pos config.Pos, path string) *engine.Type {
+	return b.readSchemaAt(pos, "schema_file", path)
+}
+
+// readSchemaAt reads the record schema at path, named by key in errors.
+func (b *builder) readSchemaAt(pos config.Pos, key, path string) *engine.Type {
 	data, err := os.ReadFile(b.input(path))
 	if err != nil {
-		b.fail(pos.Errorf("schema_file: %v", err))
+		b.fail(pos.Errorf("%s: %v", key, err))
 		return nil
 	}
 	t, err := avro.ParseSchema(data)
 	if err != nil {
-		b.fail(pos.Errorf("schema_file %s: %v", path, err))
+		b.fail(pos.Errorf("%s %s: %v", key, path, err))
 		return nil
 	}
 	if t.Kind != engine.KindRecord {
-		b.fail(pos.Errorf("schema_file %s: the schema must be a record", path))
+		b.fail(pos.Errorf("%s %s: the schema must be a record", key, path))
 		return nil
 	}
 	return t
@@ -283,7 +295,7 @@ func (b *builder) pipelinesOf(topic string) []string {
 }
 
 // source builds the job's source: one Kafka group consumer for every Kafka
-// pipeline, or the file sources of a bounded job.
+// pipeline, the file sources of a bounded job, the generate sources.
 func (b *builder) source() (engine.Source, error) {
 	var topics, regexes []string
 	start, stopAtEnd := "", false
@@ -336,6 +348,7 @@ func (b *builder) source() (engine.Source, error) {
 	for _, f := range b.files {
 		srcs = append(srcs, f.src)
 	}
+	srcs = append(srcs, b.generate...)
 	switch len(srcs) {
 	case 0:
 		return nil, errors.New("the job has no source")

@@ -17,10 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/examples"
+	"github.com/sluicehq/sluice/source/generate"
 )
 
 // cmdDev runs a job on one machine: an in-process Kafka (kfake, the real
@@ -105,7 +105,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	genCtx, stopGen := context.WithCancel(ctx)
 	defer stopGen()
 	genDone := make(chan error, 1)
-	go func() { genDone <- generate(genCtx, brokers, topics, *rate, &produced) }()
+	go func() { genDone <- produceTraffic(genCtx, brokers, topics, *rate, &produced) }()
 
 	runDone := make(chan error, 1)
 	go func() { runDone <- rt.Run(ctx) }()
@@ -147,8 +147,10 @@ func printProgress(w io.Writer, elapsed time.Duration, produced int64, s *engine
 	*lastOut = out
 }
 
-// generate produces generated traffic records to topics at rate per second.
-func generate(ctx context.Context, brokers, topics []string, rate int, produced *atomic.Int64) error {
+// produceTraffic produces generated traffic records (source/generate's
+// Traffic, the generator of the job file's generate source) to topics at rate
+// per second.
+func produceTraffic(ctx context.Context, brokers, topics []string, rate int, produced *atomic.Int64) error {
 	if rate <= 0 {
 		return nil
 	}
@@ -157,7 +159,7 @@ func generate(ctx context.Context, brokers, topics []string, rate int, produced 
 		return err
 	}
 	defer cl.Close()
-	g := gen.New(time.Now().UnixNano(), gen.Start(time.Now()))
+	g := generate.NewTraffic(time.Now().UnixNano(), generate.Start(time.Now()))
 	const tick = 50 * time.Millisecond
 	perTick := max(rate*int(tick)/int(time.Second), 1)
 	t := time.NewTicker(tick)

@@ -1,24 +1,13 @@
-package gen
+package generate
 
 import (
-	"encoding/binary"
-	"math"
 	"sort"
 	"time"
+
+	"github.com/sluicehq/sluice/engine/avro"
 )
 
-func appendLong(dst []byte, v int64) []byte {
-	u := uint64(v<<1) ^ uint64(v>>63)
-	for u >= 0x80 {
-		dst = append(dst, byte(u)|0x80)
-		u >>= 7
-	}
-	return append(dst, byte(u))
-}
-
-func appendStr(dst []byte, s string) []byte {
-	return append(appendLong(dst, int64(len(s))), s...)
-}
+func appendStr(dst []byte, s string) []byte { return avro.AppendString(dst, s) }
 
 func appendOptStr(dst []byte, s *string) []byte {
 	if s == nil {
@@ -31,14 +20,7 @@ func appendOptDouble(dst []byte, f *float64) []byte {
 	if f == nil {
 		return append(dst, 0)
 	}
-	return binary.LittleEndian.AppendUint64(append(dst, 2), math.Float64bits(*f))
-}
-
-func appendBool(dst []byte, b bool) []byte {
-	if b {
-		return append(dst, 1)
-	}
-	return append(dst, 0)
+	return avro.AppendDouble(append(dst, 2), *f)
 }
 
 func index(syms []string, s string) int64 {
@@ -64,12 +46,12 @@ func (r *Record) AppendAvro(dst []byte) []byte { return r.appendAvro(dst, false)
 func (r *Record) AppendAvroV2(dst []byte) []byte { return r.appendAvro(dst, true) }
 
 func (r *Record) appendAvro(dst []byte, v2 bool) []byte {
-	dst = appendLong(dst, r.ReceiveTime.UnixMicro())
+	dst = avro.AppendLong(dst, r.ReceiveTime.UnixMicro())
 	dst = appendStr(dst, r.TenantID)
 	dst = appendStr(dst, r.Serial)
-	dst = appendLong(dst, index(LogTypes, r.LogType))
+	dst = avro.AppendLong(dst, index(LogTypes, r.LogType))
 	dst = appendStr(dst, r.Subtype)
-	dst = appendLong(dst, r.TimeGenerated.UnixMicro())
+	dst = avro.AppendLong(dst, r.TimeGenerated.UnixMicro())
 	dst = appendStr(dst, r.SrcIP)
 	dst = appendStr(dst, r.DstIP)
 	dst = appendOptStr(dst, r.NatSrcIP)
@@ -86,49 +68,49 @@ func (r *Record) appendAvro(dst []byte, v2 bool) []byte {
 	dst = appendStr(dst, r.InboundIf)
 	dst = appendStr(dst, r.OutboundIf)
 	dst = appendOptStr(dst, r.LogAction)
-	dst = appendLong(dst, r.SessionID)
-	dst = appendLong(dst, int64(r.RepeatCount))
-	dst = appendLong(dst, int64(r.SrcPort))
-	dst = appendLong(dst, int64(r.DstPort))
-	dst = appendLong(dst, int64(r.NatSrcPort))
-	dst = appendLong(dst, int64(r.NatDstPort))
-	dst = appendLong(dst, r.Flags)
-	dst = appendLong(dst, index(Protocols, r.Protocol))
-	dst = appendLong(dst, index(Actions, r.Action))
-	dst = appendLong(dst, r.BytesTotal)
-	dst = appendLong(dst, r.BytesSent)
-	dst = appendLong(dst, r.BytesReceived)
-	dst = appendLong(dst, r.PacketsTotal)
-	dst = appendLong(dst, r.SessionStart.UnixMicro())
-	dst = appendLong(dst, int64(r.ElapsedSeconds))
+	dst = avro.AppendLong(dst, r.SessionID)
+	dst = avro.AppendLong(dst, int64(r.RepeatCount))
+	dst = avro.AppendLong(dst, int64(r.SrcPort))
+	dst = avro.AppendLong(dst, int64(r.DstPort))
+	dst = avro.AppendLong(dst, int64(r.NatSrcPort))
+	dst = avro.AppendLong(dst, int64(r.NatDstPort))
+	dst = avro.AppendLong(dst, r.Flags)
+	dst = avro.AppendLong(dst, index(Protocols, r.Protocol))
+	dst = avro.AppendLong(dst, index(Actions, r.Action))
+	dst = avro.AppendLong(dst, r.BytesTotal)
+	dst = avro.AppendLong(dst, r.BytesSent)
+	dst = avro.AppendLong(dst, r.BytesReceived)
+	dst = avro.AppendLong(dst, r.PacketsTotal)
+	dst = avro.AppendLong(dst, r.SessionStart.UnixMicro())
+	dst = avro.AppendLong(dst, int64(r.ElapsedSeconds))
 	dst = appendOptStr(dst, r.URLCategory)
-	dst = appendLong(dst, r.SequenceNumber)
-	dst = appendLong(dst, r.ActionFlags)
+	dst = avro.AppendLong(dst, r.SequenceNumber)
+	dst = avro.AppendLong(dst, r.ActionFlags)
 	dst = appendLoc(dst, &r.SrcLocation)
 	dst = appendLoc(dst, &r.DstLocation)
-	dst = appendLong(dst, r.PacketsSent)
-	dst = appendLong(dst, r.PacketsReceived)
+	dst = avro.AppendLong(dst, r.PacketsSent)
+	dst = avro.AppendLong(dst, r.PacketsReceived)
 	dst = appendStr(dst, r.SessionEndReason)
 	dst = appendStr(dst, r.DeviceName)
-	dst = appendLong(dst, index(ActionSources, r.ActionSource))
+	dst = avro.AppendLong(dst, index(ActionSources, r.ActionSource))
 	dst = appendStr(dst, r.SrcUUID)
 	dst = appendOptStr(dst, r.DstUUID)
-	dst = appendBool(dst, r.IsDecrypted)
-	dst = appendBool(dst, r.IsThreat)
+	dst = avro.AppendBool(dst, r.IsDecrypted)
+	dst = avro.AppendBool(dst, r.IsThreat)
 	if r.RiskScore == nil {
 		dst = append(dst, 0)
 	} else {
-		dst = binary.LittleEndian.AppendUint32(append(dst, 2), math.Float32bits(*r.RiskScore))
+		dst = avro.AppendFloat(append(dst, 2), *r.RiskScore)
 	}
 	if len(r.Tags) > 0 {
-		dst = appendLong(dst, int64(len(r.Tags)))
+		dst = avro.AppendLong(dst, int64(len(r.Tags)))
 		for _, t := range r.Tags {
 			dst = appendStr(dst, t)
 		}
 	}
 	dst = append(dst, 0)
 	if len(r.Labels) > 0 {
-		dst = appendLong(dst, int64(len(r.Labels)))
+		dst = avro.AppendLong(dst, int64(len(r.Labels)))
 		var keys [8]string
 		ks := keys[:0]
 		for k := range r.Labels {

@@ -1,4 +1,4 @@
-package gen
+package generate
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestDeterministicAndRealistic(t *testing.T) {
-	a, b := New(1), New(1)
+	a, b := NewTraffic(1), NewTraffic(1)
 	allow, hot := 0, 0
 	const n = 20000
 	var last int64
@@ -38,7 +38,7 @@ func TestDeterministicAndRealistic(t *testing.T) {
 }
 
 func BenchmarkAppendAvro(b *testing.B) {
-	g := New(1)
+	g := NewTraffic(1)
 	var buf []byte
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
