@@ -267,8 +267,8 @@ func report(w io.Writer, rs []result, in reportInfo) {
 
 	fmt.Fprintf(w, "\n## End to end (BenchmarkEndToEnd)\n\n")
 	fmt.Fprintf(w, "Kafka (kfake) → franz-go group consumer → Avro decode → SQL → file sink, until every record is flushed, checkpointed and committed; each run checks the sink's rows (count and a checksum) and the committed offsets. The timer covers Build, the group join, the run and the final checkpoint.\n\n")
-	fmt.Fprintf(w, "| case | GOMAXPROCS | records/s | records/s per core | × reference (3,000/vCPU) | records per CPU-second | allocs/record | B/record | peak heap MiB | MB/s | startup ms |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| case | GOMAXPROCS | records/s | records/s per core | × reference (3,000/vCPU) | records per CPU-second | allocs/record | B/record | peak heap MiB | peak RSS MiB | MB/s | startup ms |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	cases := []string{"filter_to_jsonl", "project_to_avro", "many_pipelines", "two_writer_schemas"}
 	procs := []int{1}
 	if in.cores > 1 {
@@ -279,7 +279,7 @@ func report(w io.Writer, rs []result, in reportInfo) {
 		for _, p := range procs {
 			r, ok := find(rs, "BenchmarkEndToEnd/"+c, p)
 			if !ok {
-				fmt.Fprintf(w, "| %s | %d | failed or missing (see Failures) |  |  |  |  |  |  |  |  |\n", c, p)
+				fmt.Fprintf(w, "| %s | %d | failed or missing (see Failures) |  |  |  |  |  |  |  |  |  |\n", c, p)
 				continue
 			}
 			rps := r.m["records/s"]
@@ -288,9 +288,9 @@ func report(w io.Writer, rs []result, in reportInfo) {
 			if ns := r.m["cpu-ns/record"]; ns > 0 {
 				perCPU = 1e9 / ns
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %.0fx | %s | %.3f | %.0f | %.0f | %.0f | %.0f |\n",
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %.0fx | %s | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
 				c, p, thousands(rps), thousands(perCore), perCore/reference, thousands(perCPU),
-				r.m["allocs/record"], r.m["B/op"], r.m["peak-heap-MiB"], r.m["MB/s"], r.m["startup-ms"])
+				r.m["allocs/record"], r.m["B/op"], r.m["peak-heap-MiB"], r.m["peak-rss-MiB"], r.m["MB/s"], r.m["startup-ms"])
 			if c == "filter_to_jsonl" && p == 1 {
 				verdict := "met"
 				if rps < goal {
@@ -302,7 +302,7 @@ func report(w io.Writer, rs []result, in reportInfo) {
 		}
 	}
 	fmt.Fprintf(w, "\n%s", goalLine)
-	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited. B/record and allocs/record include the consumer's fetch buffers.\n")
+	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited. B/record and allocs/record include the consumer's fetch buffers. Peak RSS is the anonymous resident memory of the benchmark process (heap, stacks, runtime; not the binary's pages), sampled every 50 ms; with the broker in a child process it is the job's alone, plus the harness.\n")
 
 	fmt.Fprintf(w, "\n## Stages of filter_to_jsonl at GOMAXPROCS=1 (BenchmarkStage)\n\n")
 	fmt.Fprintf(w, "Each stage alone on the same seeded records, per input record. Shares are of the end-to-end CPU time per record; \"engine\" is what remains (task routing, bundles, checkpoints, commits, metrics).\n\n")
