@@ -36,7 +36,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	redact := cj.Redactor()
 	log := newLogger(stderr, redact)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	reg.MustRegister(collectors.NewGoCollector())
+	// The process's CPU carries the job, so that throughput per vCPU is one
+	// query across the fleet.
+	prometheus.WrapRegistererWith(prometheus.Labels{"job": cj.Job}, reg).MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var health healthRelay
 	built, err := Build(ctx, cj, Options{Pod: podName(), Logger: log, Registry: reg, OnHealth: health.report})
 	if err != nil {
@@ -49,7 +52,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	health.set(rt)
-	stopHTTP, err := serve(endpoints{public: cj.Metrics.Listen, admin: cj.Metrics.AdminListen}, reg, rt, redact)
+	reg.MustRegister(rt.Collector(cj.Metrics.PerPartition))
+	stopHTTP, err := serve(endpoints{public: cj.Metrics.Listen, admin: cj.Metrics.AdminListen, perPartition: cj.Metrics.PerPartition}, reg, rt, redact)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -103,13 +107,15 @@ type endpoints struct {
 	// admin serves POST /drain. It defaults to loopback, so that whoever
 	// reaches a pod's public port cannot stop it.
 	admin string
+	// perPartition exports every series (metrics.per_partition).
+	perPartition bool
 }
 
 // serve starts the worker's HTTP servers. Everything they answer passes
 // through redact: a readiness reason or a metric label may quote an error.
 func serve(at endpoints, reg *prometheus.Registry, rt *engine.Runtime, redact func(string) string) (func(), error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", redactBody(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, DisableCompression: true}), redact))
+	mux.Handle("/metrics", redactBody(promhttp.HandlerFor(engine.Exported(reg, at.perPartition), promhttp.HandlerOpts{Registry: reg, DisableCompression: true}), redact))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := rt.Ready(); !ok {
