@@ -50,7 +50,26 @@ var jobFamilies = map[string][]string{
 // backlog records and backlog seconds, the last checkpoint's duration, and
 // with perPartition the same latency and backlog per task and pipeline.
 // Register it with the registry whose Gatherer Exported filters.
+// It also creates the job's counters at zero (records, dead letters, sink
+// and checkpoint failures), so that rates and alerts over them read 0, not
+// nothing, until the first event.
 func (r *Runtime) Collector(perPartition bool) prometheus.Collector {
+	m, job := r.metrics, r.job.Name
+	for _, p := range r.job.Pipelines {
+		m.RecordsIn.WithLabelValues(job, p.Name)
+		m.RecordsOut.WithLabelValues(job, p.Name)
+		for _, stage := range []string{"decode", "sql"} {
+			m.DeadLetters.WithLabelValues(job, p.Name, stage)
+		}
+		for _, s := range p.Sinks {
+			for _, kind := range []string{"retryable", "permanent"} {
+				m.FlushFailures.WithLabelValues(job, p.Name, p.Name+"/"+s.Name, kind)
+			}
+		}
+	}
+	for _, stage := range []string{"save", "commit"} {
+		m.CkptFailures.WithLabelValues(job, stage)
+	}
 	return &collector{rt: r, perTask: perPartition}
 }
 
