@@ -124,14 +124,7 @@ func serve(at endpoints, reg *prometheus.Registry, rt *engine.Runtime, redact fu
 		}
 		io.WriteString(w, "ready\n")
 	})
-	mux.Handle("/{$}", redactBody(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, rt.Stats())
-		if ok, why := rt.Ready(); !ok {
-			fmt.Fprintf(w, "not ready: %s\n", why)
-		} else {
-			io.WriteString(w, "ready\n")
-		}
-	}), redact))
+	mux.Handle("/{$}", redactBody(statusHandler(rt), redact))
 	admin := http.NewServeMux()
 	admin.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
 		rt.Drain()
@@ -192,16 +185,6 @@ type bufferedResponse struct {
 func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
-
-func writeStatus(w io.Writer, s *engine.Stats) {
-	last := "never"
-	if us := s.LastCheckpointUnixMicro.Load(); us > 0 {
-		last = time.Since(time.UnixMicro(us)).Truncate(time.Millisecond).String() + " ago"
-	}
-	fmt.Fprintf(w, "tasks %d  records in %d  out %d  in flight %d  dead letters %d  checkpoints %d (last %s, %d bytes)\n",
-		s.Tasks.Load(), s.RecordsIn.Load(), s.RecordsOut.Load(), s.InFlight.Load(), s.DeadLetters.Load(),
-		s.Checkpoints.Load(), last, s.LastCheckpointBytes.Load())
-}
 
 // healthRelay passes the source's problems to the runtime's readiness: the
 // source is built before the runtime that owns /readyz.
