@@ -55,7 +55,9 @@ func TestStatusPagesInBrowser(t *testing.T) {
 	base := "http://" + j.metrics + "/"
 
 	// A committed checkpoint first, then the sink error.
-	waitStatus(t, base, func(s statusDoc) bool { return len(s.Checkpoints) > 0 && s.Checkpoints[0].Error == "" && len(s.Tasks) == 24 })
+	waitStatus(t, base, func(s statusDoc) bool {
+		return len(s.Checkpoints) > 0 && s.Checkpoints[0].Error == "" && len(s.Tasks) == 24
+	})
 	j.mu.Lock()
 	j.failNext = http.StatusUnauthorized
 	j.mu.Unlock()
@@ -72,7 +74,7 @@ func TestStatusPagesInBrowser(t *testing.T) {
 	for _, want := range []string{
 		"sluice job", "obs", // the heading
 		"slow.events/0", "slow.events/11", "fast.events/11", // task rows
-		"committed", // a checkpoint row
+		"committed",                         // a checkpoint row
 		"stalled/https", "permanent", "401", // the sink's last error
 		`http-equiv="refresh"`,
 	} {
@@ -92,8 +94,8 @@ func TestStatusPagesInBrowser(t *testing.T) {
 }
 
 type statusDoc struct {
-	Tasks       []struct{ Topic string }
-	Sinks       []struct {
+	Tasks []struct{ Topic string }
+	Sinks []struct {
 		Name      string
 		LastError string `json:"last_error"`
 	}
