@@ -174,6 +174,7 @@ type Coordinator struct {
 
 	leading atomic.Bool
 	scaled  atomic.Int64 // replicas changes this coordinator made
+	hist    history      // per job, for the jobs page (status.go)
 }
 
 // NewCoordinator returns a coordinator over a Kubernetes client and a kadm
@@ -193,6 +194,7 @@ func NewCoordinator(cfg Config, kube kubernetes.Interface, adm *kadm.Client, log
 	}
 	for _, j := range cfg.Jobs {
 		c.jobs = append(c.jobs, &jobState{cfg: j, window: NewWindow(cfg.Window)})
+		c.hist.add(j.Name, JobEvent{At: time.Now(), Kind: "watched", Detail: "by coordinator " + cfg.Identity})
 	}
 	return c, nil
 }
@@ -313,6 +315,7 @@ func (c *Coordinator) evaluate(ctx context.Context, j *jobState, rec record.Even
 		return
 	}
 	c.scaled.Add(1)
+	c.noteScaled(j, current, d, now)
 	reason := "ScaledUp"
 	if d.Direction == Down {
 		reason = "ScaledDown"

@@ -3,13 +3,17 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/scaler"
 )
 
 // chromium runs Debian's headless Chromium with args and returns its
@@ -46,7 +50,11 @@ func artifactDir(t *testing.T) string {
 // TestStatusPagesInBrowser loads the status page of a running worker in
 // headless Chromium and checks what a person reads there: a row per task,
 // a committed checkpoint, and a sink's last error after the sink's receiver
-// refused a request (HTTP 401, permanent); it saves a screenshot.
+// refused a request (HTTP 401, permanent); then the coordinator's jobs page
+// over the same worker (the job's row, its history, its checkpoints). It
+// saves a screenshot of each. The coordinator is built without Kubernetes:
+// its page reads the workers named by MetricsURLs, and its history holds
+// only what it did (here, that it watches the job).
 func TestStatusPagesInBrowser(t *testing.T) {
 	prom := sharedPrometheus(t)
 	j := startObsJob(t, prom)
@@ -87,6 +95,34 @@ func TestStatusPagesInBrowser(t *testing.T) {
 	}
 	shot := filepath.Join(artifactDir(t), "worker-status.png")
 	chromium(t, "--window-size=1200,1500", "--screenshot="+shot, base)
+	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
+		t.Errorf("screenshot %s: %v", shot, err)
+	}
+	t.Logf("screenshot: %s", shot)
+
+	// The coordinator's jobs page, reading the same worker's status.
+	coord, err := scaler.NewCoordinator(scaler.Config{Namespace: "default", Identity: "coordinator-0",
+		Jobs: []scaler.JobConfig{{Name: "obs", Topics: []string{slowTopic, fastTopic}, MetricsURLs: map[string]string{"obs-0": base + "metrics"}}}},
+		nil, nil, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := httptest.NewServer(coord.StatusHandler())
+	t.Cleanup(jobs.Close)
+	dom = chromium(t, "--dump-dom", jobs.URL+"/")
+	for _, want := range []string{
+		"sluice jobs", "Jobs by latency", `href="#job-obs"`, // the job's row
+		"obs-0", "stalled", "healthy", // its worker's pipelines
+		"watched", "by coordinator coordinator-0", // its history
+		"committed", // a checkpoint row
+		`http-equiv="refresh"`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("jobs page lacks %q:\n%s", want, dom)
+		}
+	}
+	shot = filepath.Join(artifactDir(t), "jobs-status.png")
+	chromium(t, "--window-size=1200,1100", "--screenshot="+shot, jobs.URL+"/")
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
