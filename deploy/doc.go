@@ -19,6 +19,12 @@
 // --from-literal=SIEM_TOKEN=...`; a pod whose Secret or key is missing
 // does not start, and says which. With `metrics.listen: off` the pods expose
 // no port and have no probes.
+// Monitoring (monitoring.go): Alerts, RulesFile and PrometheusRule are a
+// job's alert rules, with thresholds from its sla block (MonitoringSpec);
+// JobDashboard and FleetDashboard are Grafana JSON built with the Grafana
+// foundation SDK. sluice render --monitoring writes them; every metric,
+// alert and panel is listed in docs/observability.md.
+//
 // The Dockerfile beside this file builds the static, non-root image.
 //
 // Concurrency: Render and Objects are pure functions of their JobSpec and

@@ -66,4 +66,16 @@
 // commit metadata they were assigned with until it commits them itself) and
 // the final commits of the tasks it released (the newest few, since their
 // next owner's commit names them until it commits itself).
+//
+// # Observation
+//
+// Runtime.Observe reads, without stopping anything, what the task goroutines
+// publish after each bundle: each pipeline's position and watermark in each
+// task, the open bundle's first record, the end offsets a source knows
+// (EndOffsetter), recent checkpoints and sink failures. From it come each
+// pipeline's latency (now − the event time of the oldest record it has not
+// written, over the tasks with input to process; observe.go), backlog and
+// throughput, the status page, and Runtime.Collector's metrics. Exported
+// bounds what /metrics serves: 3 series per pipeline and at most 10 per job,
+// unless per-partition series are asked for (export.go).
 package engine

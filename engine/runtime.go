@@ -59,6 +59,8 @@ type Runtime struct {
 	owned       bool
 	orphanSince time.Time
 	orphanGrace time.Duration
+
+	obs observer // checkpoint and sink history, throughput (observe.go)
 }
 
 // Stats is a live summary for terminals and status pages. Read it with
@@ -434,6 +436,7 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 	m := r.metrics
 	key, size, err := r.job.Store.Save(ctx, cp)
 	if err != nil {
+		r.noteCheckpoint(CheckpointView{Seq: cp.Seq, At: time.Now(), Duration: time.Since(start), Tasks: len(positions), Error: "not saved: " + r.redact(err.Error())})
 		m.CkptFailures.WithLabelValues(r.job.Name, "save").Inc()
 		msg := r.redact(err.Error())
 		r.setFault(faultKey{kind: faultCheckpoint}, "checkpoint not saved: "+describe("", err, msg))
@@ -441,6 +444,7 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 		return err
 	}
 	if err := r.job.Source.Commit(ctx, positions, key); err != nil {
+		r.noteCheckpoint(CheckpointView{Seq: cp.Seq, Key: key, At: time.Now(), Duration: time.Since(start), Bytes: size, Tasks: len(positions), Error: "not committed: " + r.redact(err.Error())})
 		m.CkptFailures.WithLabelValues(r.job.Name, "commit").Inc()
 		msg := r.redact(err.Error())
 		r.setFault(faultKey{kind: faultCheckpoint}, "offsets not committed: "+msg)
@@ -466,6 +470,7 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 	if len(extra) > 0 {
 		r.handed = append(r.handed, key)
 	}
+	r.noteCheckpoint(CheckpointView{Seq: cp.Seq, Key: key, At: time.Now(), Duration: time.Since(start), Bytes: size, Tasks: len(positions)})
 	m.CkptSeconds.WithLabelValues(r.job.Name).Observe(time.Since(start).Seconds())
 	m.CkptLast.WithLabelValues(r.job.Name).SetToCurrentTime()
 	r.stats.Checkpoints.Add(1)

@@ -119,6 +119,8 @@ type task struct {
 
 	snapMu sync.Mutex // guards snap
 	snap   Position   // the task's position, published after each bundle
+
+	obs taskObs // what observers read (observe.go)
 }
 
 // group is the pipelines of a task that share a Decoder: each record is
@@ -307,6 +309,7 @@ func (t *task) deliver(recs []Record) {
 	}
 	t.mu.Unlock()
 	t.rt.stats.InFlight.Add(int64(len(recs)))
+	t.delivered(recs)
 	t.notify()
 }
 
@@ -448,6 +451,9 @@ func (t *task) processQueue() {
 				break
 			}
 			t.n++
+			if t.n == 1 {
+				t.opened1(b[i].Offset)
+			}
 			if t.n >= t.maxRecs {
 				t.segs = append(t.segs, b[from:i+1])
 				from = i + 1
@@ -515,6 +521,7 @@ func (t *task) publish() {
 	t.snapMu.Lock()
 	t.snap = p
 	t.snapMu.Unlock()
+	t.markPipes()
 }
 
 // open opens every writer, retrying with backoff until it succeeds, the
@@ -735,6 +742,7 @@ func (t *task) complete() {
 		return
 	}
 	t.sealed = true
+	t.obs.state.Store(bundleFlushing)
 	start := time.Now()
 	if t.flush() {
 		d := time.Since(start)
@@ -744,6 +752,7 @@ func (t *task) complete() {
 	}
 	t.attempt = 0
 	t.retryAt = time.Now().Add(t.pause(0))
+	t.obs.state.Store(bundleRetrying)
 }
 
 // retrySealed reopens the writers that failed the sealed bundle, replays the
@@ -900,6 +909,7 @@ func (t *task) completePipe(tp *taskPipe) {
 		m.DeadLetters.WithLabelValues(job, tp.p.Name, "sql").Add(float64(c.dlSQL))
 	}
 	t.rt.stats.add(c)
+	t.rt.countPipe(tp.p.Name, c)
 	t.counts[tp.idx] = pipeCount{}
 }
 
@@ -923,6 +933,7 @@ func (t *task) finish() {
 	}
 	t.n = 0
 	t.sealed = false
+	t.closed()
 	clear(t.segs)
 	t.segs = t.segs[:0]
 }
@@ -953,6 +964,7 @@ func (t *task) failed(w *taskWriter, err error, op string) {
 	rt := t.rt
 	rt.metrics.FlushFailures.WithLabelValues(rt.job.Name, w.pipe, w.name, kind).Inc()
 	msg := rt.redact(err.Error())
+	rt.noteSinkError(w, kind, msg)
 	if w.permanent || w.fails >= failingAfter {
 		rt.setFault(faultKey{kind: faultSink, name: w.name, task: t.id}, describe(kind, err, msg))
 	}

@@ -128,6 +128,7 @@ type Metrics struct {
 	Desired   *prometheus.GaugeVec   // sluice_scaler_desired_workers{job}
 	Decisions *prometheus.CounterVec // sluice_scaler_decisions_total{job,direction}
 	Leader    prometheus.Gauge       // sluice_scaler_leader
+	Workers   *prometheus.GaugeVec   // sluice_scaler_workers{job,state}: observe.go
 }
 
 // NewMetrics registers the coordinator's metrics with reg.
@@ -142,8 +143,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_scaler_leader", Help: "1 while this coordinator holds the lease.",
 		}),
+		Workers: newWorkersGauge(),
 	}
-	reg.MustRegister(m.Desired, m.Decisions, m.Leader)
+	reg.MustRegister(m.Desired, m.Decisions, m.Leader, m.Workers)
 	return m
 }
 
@@ -172,6 +174,7 @@ type Coordinator struct {
 
 	leading atomic.Bool
 	scaled  atomic.Int64 // replicas changes this coordinator made
+	hist    history      // per job, for the jobs page (status.go)
 }
 
 // NewCoordinator returns a coordinator over a Kubernetes client and a kadm
@@ -191,6 +194,7 @@ func NewCoordinator(cfg Config, kube kubernetes.Interface, adm *kadm.Client, log
 	}
 	for _, j := range cfg.Jobs {
 		c.jobs = append(c.jobs, &jobState{cfg: j, window: NewWindow(cfg.Window)})
+		c.hist.add(j.Name, JobEvent{At: time.Now(), Kind: "watched", Detail: "by coordinator " + cfg.Identity})
 	}
 	return c, nil
 }
@@ -296,6 +300,7 @@ func (c *Coordinator) evaluate(ctx context.Context, j *jobState, rec record.Even
 	j.history = h
 	c.metrics.Decisions.WithLabelValues(j.cfg.Name, d.Direction.String()).Inc()
 	c.metrics.Desired.WithLabelValues(j.cfg.Name).Set(float64(d.Desired))
+	c.observeWorkers(j, set, d, sig)
 	log.Info("decision",
 		"current", d.Current, "desired", d.Desired, "direction", d.Direction.String(), "no_decision", d.NoDecision,
 		"input_rate", sig.InputRate, "throughput", sig.Throughput, "backlog", sig.Backlog,
@@ -310,6 +315,7 @@ func (c *Coordinator) evaluate(ctx context.Context, j *jobState, rec record.Even
 		return
 	}
 	c.scaled.Add(1)
+	c.noteScaled(j, current, d, now)
 	reason := "ScaledUp"
 	if d.Direction == Down {
 		reason = "ScaledDown"

@@ -39,9 +39,16 @@
 //   - Coordinator (coordinator.go, kafka.go, cpu.go, main.go): reads
 //     the signals, runs the policy per job, patches the StatefulSet's scale
 //     subresource through client-go, records an event on the StatefulSet and
-//     exports sluice_scaler_desired_workers and sluice_scaler_decisions_total.
-//     A Lease (client-go leader election) makes sure only one coordinator
-//     acts; the others wait.
+//     exports sluice_scaler_desired_workers, sluice_scaler_decisions_total
+//     and sluice_scaler_workers{state} (current, ready, desired, max;
+//     observe.go). A Lease (client-go leader election) makes sure only one
+//     coordinator acts; the others wait.
+//   - Jobs page (status.go): StatusHandler, served at / by Main, lists the
+//     jobs by latency with their workers' pipelines and checkpoints (read
+//     from the workers' status JSON when the page is loaded) and the
+//     history of what this coordinator did; HTML refreshing itself, or
+//     JSON. Its history is guarded by its own mutex and safe to read while
+//     Run evaluates.
 //   - Departures (leave.go): workers join their group as static members
 //     (<job>-<ordinal>), which do not leave when they stop. After a
 //     scale-down from N to M the coordinator removes the members of

@@ -201,6 +201,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ok := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
 		mux.HandleFunc("/healthz", ok)
 		mux.HandleFunc("/readyz", ok)
+		mux.Handle("/{$}", coord.StatusHandler())
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -35,6 +35,9 @@ const (
 	DefaultMinWorkers         = 1
 	DefaultMaxWorkers         = 50
 	DefaultDeadLetterDir      = ".sluice/dlq"
+	DefaultSLALatency         = 10 * time.Minute
+	DefaultSLAFor             = 5 * time.Minute
+	DefaultSLADeadLetters     = 1.0 // per second, over 10 minutes
 	// MaxFileBytes bounds a job file: a bigger one (or a FIFO, or a device
 	// that never ends) is an error, not an ever-growing read.
 	MaxFileBytes = 4 << 20
@@ -61,6 +64,9 @@ type Job struct {
 	Drain   Drain   `yaml:"drain"`
 	// Memory bounds the fetched input a worker holds (see Memory).
 	Memory Memory `yaml:"memory"`
+	// SLA sets the thresholds of the job's alert rules (sluice render
+	// --monitoring).
+	SLA SLA `yaml:"sla"`
 	// WorkloadIdentity, when set, makes sluice render give the workers a
 	// service account bound to a cloud identity, through which the
 	// checkpoint store and the sinks are reached without keys.
@@ -173,6 +179,22 @@ type Metrics struct {
 	// AdminListen is the address of POST /drain (DefaultAdminListen,
 	// loopback only, or off when Listen is off); "off" disables it.
 	AdminListen string `yaml:"admin_listen"`
+	// PerPartition exports every series as recorded: per task (topic,
+	// partition), per sink, and the histograms. Off by default: a worker
+	// then exports 3 series per pipeline and at most 10 per job.
+	PerPartition bool `yaml:"per_partition"`
+}
+
+// SLA is what the job promises, as its alert rules check it.
+type SLA struct {
+	Pos Pos
+	// Latency is the most a pipeline's latency may be (DefaultSLALatency)
+	// for longer than For (DefaultSLAFor) before an alert fires.
+	Latency time.Duration `yaml:"latency"`
+	For     time.Duration `yaml:"for"`
+	// DeadLetters is the dead-letter rate, per second over 10 minutes, above
+	// which an alert fires (DefaultSLADeadLetters).
+	DeadLetters float64 `yaml:"dead_letters_per_second"`
 }
 
 // WorkloadIdentity names the cloud identity the workers' Kubernetes service
@@ -525,6 +547,15 @@ func (j *Job) applyDefaults() {
 			j.Metrics.AdminListen = "off" // no HTTP at all unless asked for
 		}
 	}
+	if j.SLA.Latency == 0 {
+		j.SLA.Latency = DefaultSLALatency
+	}
+	if j.SLA.For == 0 {
+		j.SLA.For = DefaultSLAFor
+	}
+	if j.SLA.DeadLetters == 0 {
+		j.SLA.DeadLetters = DefaultSLADeadLetters
+	}
 	if j.Scaling.MinWorkers == 0 {
 		j.Scaling.MinWorkers = DefaultMinWorkers
 	}
@@ -598,6 +629,9 @@ func (j *Job) validate() Errors {
 				add(k.Pos.Key("brokers").Errorf("kafka broker %q must be host:port", b))
 			}
 		}
+	}
+	if j.SLA.Latency < 0 || j.SLA.For < 0 || j.SLA.DeadLetters < 0 {
+		add(j.SLA.Pos.Errorf("sla needs positive latency, for and dead_letters_per_second"))
 	}
 	if j.Scaling.MinWorkers < 0 || j.Scaling.MaxWorkers < j.Scaling.MinWorkers {
 		add(j.Scaling.Pos.Errorf("scaling needs 0 <= min_workers <= max_workers, got %d and %d", j.Scaling.MinWorkers, j.Scaling.MaxWorkers))

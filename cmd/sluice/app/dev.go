@@ -91,8 +91,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	health.set(rt)
+	reg.MustRegister(rt.Collector(cj.Metrics.PerPartition))
 	if *listen != "off" {
-		stop, err := serve(endpoints{public: *listen, admin: "off"}, reg, rt, redact)
+		stop, err := serve(endpoints{public: *listen, admin: "off", perPartition: cj.Metrics.PerPartition}, reg, rt, redact)
 		if err != nil {
 			log.Warn("status server not started", "error", err)
 		} else {

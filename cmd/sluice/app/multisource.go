@@ -128,3 +128,15 @@ func (m *multiSource) Close() error {
 	}
 	return nil
 }
+
+// EndOffset implements engine.EndOffsetter through the source that owns the
+// task.
+func (m *multiSource) EndOffset(id engine.TaskID) (int64, bool) {
+	m.mu.Lock()
+	s := m.owner[id]
+	m.mu.Unlock()
+	if e, ok := s.(engine.EndOffsetter); ok {
+		return e.EndOffset(id)
+	}
+	return 0, false
+}

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -22,19 +24,20 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fl.SetOutput(stderr)
 	image := fl.String("image", "ghcr.io/sluicehq/sluice:latest", "the sluice image")
 	namespace := fl.String("namespace", "default", "namespace of every object")
+	monitoring := fl.String("monitoring", "", "also write the job's alert rules and dashboards into this directory, and add its PrometheusRule to the manifests")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	if fl.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] JOB.yaml")
+		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] [--monitoring DIR] JOB.yaml")
 		return 2
 	}
 	return interruptible(ctx, stdout, stderr, func(stdout, stderr io.Writer) int {
-		return render(fl.Arg(0), *image, *namespace, stdout, stderr)
+		return render(fl.Arg(0), *image, *namespace, *monitoring, stdout, stderr)
 	})
 }
 
-func render(path, image, namespace string, stdout, stderr io.Writer) int {
+func render(path, image, namespace, monitoring string, stdout, stderr io.Writer) int {
 	raw, err := config.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -79,9 +82,57 @@ func render(path, image, namespace string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sluice render:", err)
 		return 1
 	}
+	if monitoring != "" {
+		if err := renderMonitoring(monitoring, cj, namespace, stdout); err != nil {
+			fmt.Fprintln(stderr, "sluice render:", err)
+			return 1
+		}
+	}
 	return 0
 }
 
 func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return scaler.Main(ctx, args, stdout, stderr)
+}
+
+// renderMonitoring writes the job's alert rules (a Prometheus rules file and
+// a PrometheusRule) and its dashboard and the fleet dashboard (Grafana JSON)
+// into dir, and appends the PrometheusRule to the manifests on stdout.
+func renderMonitoring(dir string, cj *config.Job, namespace string, stdout io.Writer) error {
+	ms := deploy.MonitoringSpec{
+		Job: cj.Job, Namespace: namespace,
+		SLALatency: cj.SLA.Latency, SLAFor: cj.SLA.For, DeadLetters: cj.SLA.DeadLetters,
+		CheckpointInterval: cj.Checkpoint.Interval,
+	}
+	rules, err := deploy.RulesFile(ms)
+	if err != nil {
+		return err
+	}
+	pr, err := deploy.PrometheusRule(ms)
+	if err != nil {
+		return err
+	}
+	job, err := deploy.JobDashboard(cj.Job)
+	if err != nil {
+		return err
+	}
+	fleet, err := deploy.FleetDashboard()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{
+		cj.Job + ".rules.yml":           rules,
+		cj.Job + ".prometheusrule.yaml": pr,
+		cj.Job + ".dashboard.json":      job,
+		"fleet.dashboard.json":          fleet,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(stdout, "---\n%s", pr)
+	return err
 }

@@ -36,7 +36,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	redact := cj.Redactor()
 	log := newLogger(stderr, redact)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	reg.MustRegister(collectors.NewGoCollector())
+	// The process's CPU carries the job, so that throughput per vCPU is one
+	// query across the fleet.
+	prometheus.WrapRegistererWith(prometheus.Labels{"job": cj.Job}, reg).MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var health healthRelay
 	built, err := Build(ctx, cj, Options{Pod: podName(), Logger: log, Registry: reg, OnHealth: health.report})
 	if err != nil {
@@ -49,7 +52,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	health.set(rt)
-	stopHTTP, err := serve(endpoints{public: cj.Metrics.Listen, admin: cj.Metrics.AdminListen}, reg, rt, redact)
+	reg.MustRegister(rt.Collector(cj.Metrics.PerPartition))
+	stopHTTP, err := serve(endpoints{public: cj.Metrics.Listen, admin: cj.Metrics.AdminListen, perPartition: cj.Metrics.PerPartition}, reg, rt, redact)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -103,13 +107,15 @@ type endpoints struct {
 	// admin serves POST /drain. It defaults to loopback, so that whoever
 	// reaches a pod's public port cannot stop it.
 	admin string
+	// perPartition exports every series (metrics.per_partition).
+	perPartition bool
 }
 
 // serve starts the worker's HTTP servers. Everything they answer passes
 // through redact: a readiness reason or a metric label may quote an error.
 func serve(at endpoints, reg *prometheus.Registry, rt *engine.Runtime, redact func(string) string) (func(), error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", redactBody(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, DisableCompression: true}), redact))
+	mux.Handle("/metrics", redactBody(promhttp.HandlerFor(engine.Exported(reg, at.perPartition), promhttp.HandlerOpts{Registry: reg, DisableCompression: true}), redact))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := rt.Ready(); !ok {
@@ -118,14 +124,7 @@ func serve(at endpoints, reg *prometheus.Registry, rt *engine.Runtime, redact fu
 		}
 		io.WriteString(w, "ready\n")
 	})
-	mux.Handle("/{$}", redactBody(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, rt.Stats())
-		if ok, why := rt.Ready(); !ok {
-			fmt.Fprintf(w, "not ready: %s\n", why)
-		} else {
-			io.WriteString(w, "ready\n")
-		}
-	}), redact))
+	mux.Handle("/{$}", redactBody(statusHandler(rt), redact))
 	admin := http.NewServeMux()
 	admin.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
 		rt.Drain()
@@ -186,16 +185,6 @@ type bufferedResponse struct {
 func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
-
-func writeStatus(w io.Writer, s *engine.Stats) {
-	last := "never"
-	if us := s.LastCheckpointUnixMicro.Load(); us > 0 {
-		last = time.Since(time.UnixMicro(us)).Truncate(time.Millisecond).String() + " ago"
-	}
-	fmt.Fprintf(w, "tasks %d  records in %d  out %d  in flight %d  dead letters %d  checkpoints %d (last %s, %d bytes)\n",
-		s.Tasks.Load(), s.RecordsIn.Load(), s.RecordsOut.Load(), s.InFlight.Load(), s.DeadLetters.Load(),
-		s.Checkpoints.Load(), last, s.LastCheckpointBytes.Load())
-}
 
 // healthRelay passes the source's problems to the runtime's readiness: the
 // source is built before the runtime that owns /readyz.
