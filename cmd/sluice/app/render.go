@@ -48,8 +48,21 @@ func render(path, image, namespace string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	spec := workerSpec(cj, raw)
+	spec.Namespace, spec.Image = namespace, image
+	if err := deploy.Render(stdout, spec); err != nil {
+		fmt.Fprintln(stderr, "sluice render:", err)
+		return 1
+	}
+	return 0
+}
+
+// workerSpec is what a job file says about its Kubernetes objects: `sluice
+// render` and the operator fill deploy.JobSpec from it alike. The name,
+// namespace and image are the caller's.
+func workerSpec(cj *config.Job, raw []byte) deploy.JobSpec {
 	spec := deploy.JobSpec{
-		Job: cj.Job, Namespace: namespace, Image: image, Worker: cj.Worker,
+		Job: cj.Job, Worker: cj.Worker,
 		MinWorkers: cj.Scaling.MinWorkers, MaxWorkers: cj.Scaling.MaxWorkers,
 		DrainDeadline: cj.Drain.Deadline, JobYAML: raw,
 		NoMetrics: cj.Metrics.Listen == "off",
@@ -75,11 +88,7 @@ func render(path, image, namespace string, stdout, stderr io.Writer) int {
 			spec.MetricsPort = p
 		}
 	}
-	if err := deploy.Render(stdout, spec); err != nil {
-		fmt.Fprintln(stderr, "sluice render:", err)
-		return 1
-	}
-	return 0
+	return spec
 }
 
 func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"encoding/json"
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -172,3 +175,16 @@ const (
 	ConditionReady      = "Ready"
 	ConditionRolledBack = "RolledBack"
 )
+
+// Clone returns a deep copy of the status.
+func (s Status) Clone() Status {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("v1alpha1: clone status: %v", err)) // plain data: cannot fail
+	}
+	var c Status
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(fmt.Sprintf("v1alpha1: clone status: %v", err))
+	}
+	return c
+}
