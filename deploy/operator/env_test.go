@@ -228,7 +228,9 @@ func describe(j *v1alpha1.SluiceJob) string {
 }
 
 func phaseIs(p v1alpha1.Phase) func(*v1alpha1.SluiceJob) bool {
-	return func(j *v1alpha1.SluiceJob) bool { return j.Status.Phase == p && j.Status.ObservedGeneration == j.Generation }
+	return func(j *v1alpha1.SluiceJob) bool {
+		return j.Status.Phase == p && j.Status.ObservedGeneration == j.Generation
+	}
 }
 
 func (e *env) statefulSet(name string) (*appsv1.StatefulSet, error) {

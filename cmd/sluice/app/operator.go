@@ -223,4 +223,3 @@ func (in *inspector) close() {
 		a.Close()
 	}
 }
-
