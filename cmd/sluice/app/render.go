@@ -22,11 +22,25 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fl.SetOutput(stderr)
 	image := fl.String("image", "ghcr.io/sluicehq/sluice:latest", "the sluice image")
 	namespace := fl.String("namespace", "default", "namespace of every object")
+	op := fl.Bool("operator", false, "render the SluiceJob CRD and the operator (Deployment, least-privilege RBAC) instead of a job")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
+	if *op && fl.NArg() == 0 {
+		ns := "" // the operator's own default, unless --namespace is given
+		fl.Visit(func(f *flag.Flag) {
+			if f.Name == "namespace" {
+				ns = *namespace
+			}
+		})
+		if err := deploy.RenderOperator(stdout, deploy.OperatorSpec{Namespace: ns, Image: *image}); err != nil {
+			fmt.Fprintln(stderr, "sluice render:", err)
+			return 1
+		}
+		return 0
+	}
 	if fl.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] JOB.yaml")
+		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] JOB.yaml\n       sluice render --operator [--image IMAGE] [--namespace NS]")
 		return 2
 	}
 	return interruptible(ctx, stdout, stderr, func(stdout, stderr io.Writer) int {
