@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
 )
@@ -116,7 +117,14 @@ func RenderOperator(w io.Writer, s OperatorSpec) error {
 		return fmt.Errorf("deploy: render operator: image is empty")
 	}
 	for i, o := range OperatorObjects(s) {
-		b, err := marshal(o)
+		var b []byte
+		var err error
+		if crd, ok := o.(map[string]any); ok {
+			// Not pruned: the CRD's empty status subresource is meant.
+			b, err = yaml.Marshal(crd)
+		} else {
+			b, err = marshal(o)
+		}
 		if err != nil {
 			return fmt.Errorf("deploy: render operator: %w", err)
 		}

@@ -42,6 +42,9 @@
 //     exports sluice_scaler_desired_workers and sluice_scaler_decisions_total.
 //     A Lease (client-go leader election) makes sure only one coordinator
 //     acts; the others wait.
+//   - Library (export.go): SampleKafka, ScrapeCPU and RequestedCPUs let the
+//     operator (deploy/operator), which discovers its jobs by watch, feed
+//     the same Window and Decide without a Coordinator.
 //   - Departures (leave.go): workers join their group as static members
 //     (<job>-<ordinal>), which do not leave when they stop. After a
 //     scale-down from N to M the coordinator removes the members of

@@ -53,6 +53,9 @@ type Options struct {
 	Controllers []string
 	// Log receives progress lines (a cold build takes minutes).
 	Log io.Writer
+	// Users are further static tokens: token to user name (no groups), for
+	// tests of what RBAC grants that user.
+	Users map[string]string
 }
 
 // Start starts a control plane whose files live under dir, waiting until
@@ -101,10 +104,14 @@ func Start(dir string, o Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	cp.AdminToken = "admin-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	tokens := cp.AdminToken + ",admin,admin,system:masters\n"
+	for token, user := range o.Users {
+		tokens += token + "," + user + "," + user + "\n"
+	}
 	for name, b := range map[string][]byte{
 		"sa.key":     pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
 		"sa.pub":     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
-		"tokens.csv": []byte(cp.AdminToken + ",admin,admin,system:masters\n"),
+		"tokens.csv": []byte(tokens),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			return nil, err
@@ -215,6 +222,8 @@ func (cp *ControlPlane) start(name, bin string, args ...string) error {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// Killed with the test process, should it die without Stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("kubetest: start %s: %w", name, err)

@@ -464,6 +464,7 @@ func (p *podRun) prepare(ctx context.Context, dir string) (*exec.Cmd, string, er
 		env = append(env, e.Name+"="+v)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = env
 	cmd.Dir = dir
 	if c.WorkingDir != "" {

@@ -30,7 +30,7 @@ import (
 // the namespace's pods as local `sluice run` processes, a `sluice operator`
 // process and a jobs client.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ns      string
 	dir     string
 	kube    kubernetes.Interface
@@ -39,6 +39,8 @@ type env struct {
 	brokers []string
 	prod    *kgo.Client
 	kubelet *kubetest.Kubelet
+	// operatorPID is the `sluice operator` process.
+	operatorPID int
 
 	mu       sync.Mutex // guards produced
 	produced int64
@@ -48,7 +50,7 @@ const recSchema = `{"type":"record","name":"rec","fields":[{"name":"id","type":"
 
 var nsSeq int
 
-func newEnv(t *testing.T, partitions int32, operatorArgs ...string) *env {
+func newEnv(t testing.TB, partitions int32, operatorArgs ...string) *env {
 	t.Helper()
 	nsSeq++
 	e := &env{t: t, ns: fmt.Sprintf("t%d-%s", nsSeq, strings.ToLower(strconv.FormatInt(time.Now().UnixNano()%1e6, 36))), dir: t.TempDir()}
@@ -58,6 +60,9 @@ func newEnv(t *testing.T, partitions int32, operatorArgs ...string) *env {
 	}
 	ctx := context.Background()
 	if _, err := e.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := grantLease(ctx, e.kube, e.ns); err != nil {
 		t.Fatal(err)
 	}
 	e.kfake, err = kfake.NewCluster(kfake.Ports(0, 0, 0), kfake.SeedTopics(partitions, "in"), kfake.SeedTopics(1, "out"))
@@ -119,7 +124,7 @@ func newEnv(t *testing.T, partitions int32, operatorArgs ...string) *env {
 // startOperator runs `sluice operator` for the namespace as a process.
 func (e *env) startOperator(extra ...string) {
 	args := append([]string{"operator",
-		"--server", cp.URL, "--token", cp.AdminToken, "--insecure",
+		"--server", cp.URL, "--token", operatorToken, "--insecure",
 		"--namespace", e.ns, "--lease-namespace", e.ns, "--identity", "op-" + e.ns,
 		"--image", "sluice:test", "--interval", "1s", "--crash-loop-restarts", "2",
 	}, extra...)
@@ -129,10 +134,12 @@ func (e *env) startOperator(extra ...string) {
 		e.t.Fatal(err)
 	}
 	cmd := exec.Command(sluiceBin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
+	e.operatorPID = cmd.Process.Pid
 	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -276,10 +283,12 @@ func (e *env) produce(n int) {
 	}
 }
 
-// produceEvery writes n records every d until the returned stop is called.
+// produceEvery writes n records every d until the returned stop is called
+// (or the test ends).
 func (e *env) produceEvery(n int, d time.Duration) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	var once sync.Once
 	wg.Go(func() {
 		t := time.NewTicker(d)
 		defer t.Stop()
@@ -292,10 +301,14 @@ func (e *env) produceEvery(n int, d time.Duration) (stop func()) {
 			}
 		}
 	})
-	return func() {
-		close(done)
-		wg.Wait()
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
 	}
+	e.t.Cleanup(stop)
+	return stop
 }
 
 func (e *env) total() int64 {
