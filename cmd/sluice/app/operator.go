@@ -68,7 +68,7 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "sluice operator:", err)
 		return 2
 	}
-	ins := &inspector{admins: map[string]*kadm.Client{}}
+	ins := newInspector()
 	defer ins.close()
 	op, err := operator.New(cfg, rc, ins.inspect, log)
 	if err != nil {
@@ -122,6 +122,8 @@ type inspector struct {
 	mu     sync.Mutex // guards admins
 	admins map[string]*kadm.Client
 }
+
+func newInspector() *inspector { return &inspector{admins: map[string]*kadm.Client{}} }
 
 // jobFileName is the job file's name in the errors of an invalid spec: the
 // key of spec.job, as the pod sees it beside its files.
