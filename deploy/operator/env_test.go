@@ -52,6 +52,20 @@ var nsSeq int
 
 func newEnv(t testing.TB, partitions int32, operatorArgs ...string) *env {
 	t.Helper()
+	return newEnvWith(t, setup{partitions: partitions, kubelet: true, operatorArgs: operatorArgs})
+}
+
+// setup says what an env runs.
+type setup struct {
+	partitions int32
+	// kubelet runs the pods; without it they stay Pending.
+	kubelet      bool
+	operatorArgs []string
+}
+
+func newEnvWith(t testing.TB, s setup) *env {
+	t.Helper()
+	partitions, operatorArgs := s.partitions, s.operatorArgs
 	nsSeq++
 	e := &env{t: t, ns: fmt.Sprintf("t%d-%s", nsSeq, strings.ToLower(strconv.FormatInt(time.Now().UnixNano()%1e6, 36))), dir: t.TempDir()}
 	var err error
@@ -77,6 +91,27 @@ func newEnv(t testing.TB, partitions int32, operatorArgs ...string) *env {
 	}
 	t.Cleanup(e.prod.Close)
 
+	if s.kubelet {
+		e.startKubelet()
+	}
+	os.MkdirAll(filepath.Join(e.dir, "pods"), 0o755)
+	e.startOperator(operatorArgs...)
+
+	if e.jobs, err = jobs.New(cp.REST(), e.ns); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := e.jobs.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.jobs.Stop)
+	return e
+}
+
+func (e *env) startKubelet() {
+	t := e.t
+	var err error
 	e.kubelet, err = kubetest.StartKubelet(cp.REST(), kubetest.KubeletOptions{
 		Namespace: e.ns, Dir: filepath.Join(e.dir, "pods"),
 		Image: func(image string) ([]string, error) {
@@ -106,19 +141,6 @@ func newEnv(t testing.TB, partitions int32, operatorArgs ...string) *env {
 			}
 		}
 	})
-	os.MkdirAll(filepath.Join(e.dir, "pods"), 0o755)
-	e.startOperator(operatorArgs...)
-
-	if e.jobs, err = jobs.New(cp.REST(), e.ns); err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := e.jobs.Start(sctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.jobs.Stop)
-	return e
 }
 
 // startOperator runs `sluice operator` for the namespace as a process.

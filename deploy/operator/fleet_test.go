@@ -29,7 +29,7 @@ import (
 func BenchmarkOperatorFleet(b *testing.B) {
 	const fleet = 1000
 	for range b.N {
-		e := newEnv(b, 1)
+		e := newEnvWith(b, setup{partitions: 1, operatorArgs: []string{"--workers", "8"}})
 		ctx := context.Background()
 		start := time.Now()
 		var wg sync.WaitGroup

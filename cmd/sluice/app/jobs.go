@@ -170,18 +170,9 @@ func jobFromFile(path, namespace, labels string) (*v1alpha1.SluiceJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[string]string{}
-	for _, p := range cj.Pipelines {
-		for _, f := range []string{schemaFile(p.Format)} {
-			if f == "" || filepath.IsAbs(f) {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(filepath.Dir(path), f))
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", f, err)
-			}
-			files[filepath.ToSlash(filepath.Clean(f))] = string(b)
-		}
+	files, err := jobFiles(path, cj)
+	if err != nil {
+		return nil, err
 	}
 	lbls := map[string]string{}
 	for _, kv := range strings.Split(labels, ",") {
@@ -194,10 +185,29 @@ func jobFromFile(path, namespace, labels string) (*v1alpha1.SluiceJob, error) {
 		}
 		lbls[k] = v
 	}
-	if len(files) == 0 {
-		files = nil
-	}
 	return jobs.FromFile(namespace, raw, files, lbls)
+}
+
+// jobFiles reads the files a job file names by a path relative to itself
+// (schema_file), by that path: what a pod needs beside the job file. Nil
+// when there are none.
+func jobFiles(path string, cj *config.Job) (map[string]string, error) {
+	files := map[string]string{}
+	for _, p := range cj.Pipelines {
+		f := schemaFile(p.Format)
+		if f == "" || filepath.IsAbs(f) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(path), f))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+		files[filepath.ToSlash(filepath.Clean(f))] = string(b)
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	return files, nil
 }
 
 func schemaFile(f config.Format) string {

@@ -64,6 +64,12 @@ func render(path, image, namespace string, stdout, stderr io.Writer) int {
 	}
 	spec := workerSpec(cj, raw)
 	spec.Namespace, spec.Image = namespace, image
+	// The schema files ride in the ConfigMap beside the job file, as the
+	// operator ships them.
+	if spec.Files, err = jobFiles(path, cj); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	if err := deploy.Render(stdout, spec); err != nil {
 		fmt.Fprintln(stderr, "sluice render:", err)
 		return 1
