@@ -23,8 +23,11 @@ import (
 )
 
 // poll is how soon a job waiting on its pods is looked at again even
-// without an event (a pod's restart count, say, changes no label).
-const poll = 2 * time.Second
+// without an event. Every change it waits for (a pod's readiness, restart
+// count or deletion, a StatefulSet's replicas) is an event of the informers
+// already; poll is only a safety net, and long, since a fleet of pending
+// jobs would otherwise be reconciled over and over for nothing.
+const poll = 30 * time.Second
 
 // reconcile brings one job's objects towards its spec and writes its
 // status. It returns a delay after which to look again, or an error to

@@ -47,6 +47,8 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fl.DurationVar(&cfg.Policy.DownBacklogTime, "down-backlog-time", 0, "scale down only under this backlog time (default 10s)")
 	fl.DurationVar(&cfg.Policy.DownWindow, "down-window", 0, "scale-down stabilization window (default 5m)")
 	fl.DurationVar(&cfg.Policy.Settle, "settle", 0, "time after a rescale before throughput is trusted (default 2m)")
+	qps := fl.Float64("kube-qps", 200, "API requests per second the operator may make (client-go's limiter)")
+	burst := fl.Int("kube-burst", 400, "burst above --kube-qps")
 	crash := fl.Int("crash-loop-restarts", 3, "restarts after which a new spec's worker counts as crash-looping and the spec is rolled back")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,6 +70,9 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "sluice operator:", err)
 		return 2
 	}
+	// client-go's default (5/s) would take minutes to create a thousand
+	// jobs' objects.
+	rc.QPS, rc.Burst = float32(*qps), *burst
 	ins := newInspector()
 	defer ins.close()
 	op, err := operator.New(cfg, rc, ins.inspect, log)
