@@ -85,10 +85,16 @@ func BenchmarkOperatorFleet(b *testing.B) {
 
 		// Steady state: no change for a while, then count requests.
 		time.Sleep(10 * time.Second)
-		r0 := apiRequests(b)
+		by0 := apiRequestsBy(b)
 		time.Sleep(span)
-		r1 := apiRequests(b)
-		perMinute := (r1 - r0) * float64(time.Minute) / float64(span)
+		by1 := apiRequestsBy(b)
+		var perMinute float64
+		for k, v := range by1 {
+			if d := (v - by0[k]) * float64(time.Minute) / float64(span); d >= 1 {
+				perMinute += d
+				b.Logf("steady state: %6.0f requests/min %s", d, k)
+			}
+		}
 
 		var lat []time.Duration
 		for range 200 {
@@ -111,6 +117,15 @@ func BenchmarkOperatorFleet(b *testing.B) {
 
 // apiRequests sums apiserver_request_total from the API server's /metrics.
 func apiRequests(b *testing.B) float64 {
+	var sum float64
+	for _, v := range apiRequestsBy(b) {
+		sum += v
+	}
+	return sum
+}
+
+// apiRequestsBy is apiserver_request_total by verb and resource.
+func apiRequestsBy(b *testing.B) map[string]float64 {
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	req, _ := http.NewRequest(http.MethodGet, cp.URL+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+cp.AdminToken)
@@ -119,7 +134,15 @@ func apiRequests(b *testing.B) float64 {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var sum float64
+	by := map[string]float64{}
+	label := func(line, name string) string {
+		_, rest, ok := strings.Cut(line, name+`="`)
+		if !ok {
+			return ""
+		}
+		v, _, _ := strings.Cut(rest, `"`)
+		return v
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -128,10 +151,10 @@ func apiRequests(b *testing.B) float64 {
 			continue
 		}
 		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			sum += v
+			by[label(line, "verb")+" "+label(line, "resource")+"/"+label(line, "subresource")] += v
 		}
 	}
-	return sum
+	return by
 }
 
 // operatorPeakRSS is the operator process's VmHWM, bytes.
