@@ -9,6 +9,17 @@
 // the workers' own ServiceAccount, annotated for GKE, EKS (IRSA) and AKS, and
 // its pods run as it.
 // `sluice render JOB.yaml` is Render with a JobSpec filled from the job file.
+// WorkerObjects are the job's own objects without the coordinator: what the
+// operator (deploy/operator) creates for a SluiceJob, so that render and
+// the operator never differ. OperatorObjects (`sluice render --operator`)
+// are the SluiceJob CRD (deploy/api/v1alpha1) and the operator's
+// Deployment, ServiceAccount and least-privilege RBAC (OperatorRules).
+// JobSpec.Files ship further files (schemas) in the ConfigMap, mounted
+// beside the job file.
+//
+// Subpackages: api/v1alpha1 (the SluiceJob types and CRD), operator (the
+// controller), jobs (the client of the fleet) and kubetest (a real control
+// plane and a test kubelet, for tests only).
 //
 // Secrets never appear in the manifests. Every ${NAME} the job file uses is
 // set in the workers from key NAME of the Secret `<job>-env`

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +59,13 @@ type JobSpec struct {
 	DrainDeadline time.Duration
 	// JobYAML is the job file, verbatim.
 	JobYAML []byte
+	// Files are further files the job file names by a path relative to
+	// itself (schema_file), by that path; they are shipped in the job's
+	// ConfigMap and mounted beside the job file.
+	Files map[string]string
+	// ManagedBy is the app.kubernetes.io/managed-by label of every object.
+	// Default "sluice-render"; the operator sets "sluice-operator".
+	ManagedBy string
 	// Brokers are the Kafka seed brokers the coordinator reads offsets from.
 	Brokers []string
 	// CoordinatorReplicas is the number of coordinator pods; one leads.
@@ -154,10 +163,28 @@ func (s JobSpec) withDefaults() JobSpec {
 	if s.CoordinatorReplicas == 0 {
 		s.CoordinatorReplicas = DefaultCoordinatorReplicas
 	}
+	if s.ManagedBy == "" {
+		s.ManagedBy = "sluice-render"
+	}
 	return s
 }
 
+// validate checks a defaulted spec for Render: the workers' objects and the
+// coordinator's.
 func (s JobSpec) validate() error {
+	err := s.validateWorkers()
+	if len(s.Brokers) == 0 {
+		err = errors.Join(err, errors.New("no Kafka brokers for the coordinator"))
+	}
+	return err
+}
+
+// ValidateWorkers reports what is wrong with a spec for WorkerObjects.
+func (s JobSpec) ValidateWorkers() error {
+	return s.withDefaults().validateWorkers()
+}
+
+func (s JobSpec) validateWorkers() error {
 	var errs []error
 	if len(s.Job) > 52 || !dnsLabel.MatchString(s.Job) {
 		// 52: StatefulSet pods get a "-<ordinal>" and a controller-revision
@@ -185,8 +212,10 @@ func (s JobSpec) validate() error {
 	if len(s.JobYAML) == 0 {
 		errs = append(errs, errors.New("job file is empty"))
 	}
-	if len(s.Brokers) == 0 {
-		errs = append(errs, errors.New("no Kafka brokers for the coordinator"))
+	for p := range s.Files {
+		if p == "" || strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") || p == jobFileKey {
+			errs = append(errs, fmt.Errorf("file %q must be a relative path below the job file, other than %s", p, jobFileKey))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -255,50 +284,38 @@ func WorkerSelector(job string) map[string]string {
 	}
 }
 
-// Objects returns the objects Render writes, in order. spec must be valid.
+// Objects returns the objects Render writes, in order: WorkerObjects, then
+// the coordinator's. spec must be valid.
 func Objects(spec JobSpec) []any {
+	return append(WorkerObjects(spec), coordinatorObjects(spec.withDefaults())...)
+}
+
+// jobFileKey is the job file's key in the ConfigMap and its name beside the
+// files of JobSpec.Files.
+const jobFileKey = "job.yaml"
+
+// ConfigMapName is the name of the ConfigMap holding a job's file.
+func ConfigMapName(job string) string { return job + "-job" }
+
+// FileKey is the ConfigMap key of one of JobSpec.Files: a key holds no '/'.
+func FileKey(path string) string {
+	return "file-" + secretKeyChars.ReplaceAllString(strings.ReplaceAll(path, "/", "."), "-")
+}
+
+// WorkerObjects returns the objects that run a job's workers, in order: the
+// ConfigMap, the headless Service, the StatefulSet, the workers'
+// ServiceAccount when the job asks for workload identity, and the
+// PodDisruptionBudget, last. The operator creates exactly these. spec must
+// pass ValidateWorkers.
+func WorkerObjects(spec JobSpec) []any {
 	spec = spec.withDefaults()
 	cpus, mem, _ := Resources(spec.Worker)
-	ns, job := spec.Namespace, spec.Job
-	coord := CoordinatorName(job)
-	labels := func(component string) map[string]string {
-		return map[string]string{
-			"app.kubernetes.io/name":       "sluice",
-			"app.kubernetes.io/instance":   job,
-			"app.kubernetes.io/component":  component,
-			"app.kubernetes.io/managed-by": "sluice-render",
-		}
-	}
-	meta := func(name, component string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels(component)}
-	}
+	job := spec.Job
+	labels, meta := spec.labels, spec.meta
 	selector := &metav1.LabelSelector{MatchLabels: WorkerSelector(job)}
-	coordSelector := &metav1.LabelSelector{MatchLabels: map[string]string{
-		"app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": job, "app.kubernetes.io/component": "coordinator",
-	}}
 	grace := int64((spec.DrainDeadline + graceMargin) / time.Second)
 	replicas := int32(spec.MinWorkers)
-	coordReplicas := int32(spec.CoordinatorReplicas)
 	maxUnavailable := intstr.FromInt32(1)
-	secCtx := &corev1.SecurityContext{
-		RunAsNonRoot:             ptr(true),
-		RunAsUser:                ptr(int64(runAsUser)),
-		AllowPrivilegeEscalation: ptr(false),
-		ReadOnlyRootFilesystem:   ptr(true),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	podName := corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
-		FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
-	}}
-	probe := func(path string, period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: path, Port: intstr.FromString("metrics"),
-			}},
-			PeriodSeconds: period, FailureThreshold: 3,
-		}
-	}
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(cpus), resource.DecimalSI),
 		corev1.ResourceMemory: resource.MustParse(fmt.Sprintf("%dGi", mem)),
@@ -316,7 +333,8 @@ func Objects(spec JobSpec) []any {
 	}
 	volumes := []corev1.Volume{
 		{Name: "job", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: job + "-job"},
+			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(job)},
+			Items:                configMapItems(spec.Files),
 		}}},
 		{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
@@ -346,8 +364,11 @@ func Objects(spec JobSpec) []any {
 
 	configMap := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: meta(job+"-job", "worker"),
-		Data:       map[string]string{"job.yaml": string(spec.JobYAML)},
+		ObjectMeta: meta(ConfigMapName(job), "worker"),
+		Data:       map[string]string{jobFileKey: string(spec.JobYAML)},
+	}
+	for p, content := range spec.Files {
+		configMap.Data[FileKey(p)] = content
 	}
 	service := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -425,6 +446,67 @@ func Objects(spec JobSpec) []any {
 			Selector:       selector,
 		},
 	}
+	return append(objects, pdb)
+}
+
+// configMapItems maps the ConfigMap's keys to the files' paths beside the
+// job file; nil (every key as its own file) when there are no extra files.
+func configMapItems(files map[string]string) []corev1.KeyToPath {
+	if len(files) == 0 {
+		return nil
+	}
+	items := []corev1.KeyToPath{{Key: jobFileKey, Path: jobFileKey}}
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		items = append(items, corev1.KeyToPath{Key: FileKey(p), Path: p})
+	}
+	return items
+}
+
+func (s JobSpec) labels(component string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":       "sluice",
+		"app.kubernetes.io/instance":   s.Job,
+		"app.kubernetes.io/component":  component,
+		"app.kubernetes.io/managed-by": s.ManagedBy,
+	}
+}
+
+func (s JobSpec) meta(name, component string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: s.labels(component)}
+}
+
+var secCtx = &corev1.SecurityContext{
+	RunAsNonRoot:             ptr(true),
+	RunAsUser:                ptr(int64(runAsUser)),
+	AllowPrivilegeEscalation: ptr(false),
+	ReadOnlyRootFilesystem:   ptr(true),
+	Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+}
+
+var podName = corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+	FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
+}}
+
+func probe(path string, period int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromString("metrics"),
+		}},
+		PeriodSeconds: period, FailureThreshold: 3,
+	}
+}
+
+// coordinatorObjects are the coordinator's ServiceAccount, Role, RoleBinding
+// and Deployment for one job. spec is defaulted.
+func coordinatorObjects(spec JobSpec) []any {
+	ns, job := spec.Namespace, spec.Job
+	coord := CoordinatorName(job)
+	labels, meta := spec.labels, spec.meta
+	coordSelector := &metav1.LabelSelector{MatchLabels: map[string]string{
+		"app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": job, "app.kubernetes.io/component": "coordinator",
+	}}
+	coordReplicas := int32(spec.CoordinatorReplicas)
 	serviceAccount := &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
 		ObjectMeta: meta(coord, "coordinator"),
@@ -486,7 +568,7 @@ func Objects(spec JobSpec) []any {
 			},
 		},
 	}
-	return append(objects, pdb, serviceAccount, role, binding, deployment)
+	return []any{serviceAccount, role, binding, deployment}
 }
 
 // marshal writes an object as YAML without the empty status and

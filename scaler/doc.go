@@ -49,6 +49,9 @@
 //     history of what this coordinator did; HTML refreshing itself, or
 //     JSON. Its history is guarded by its own mutex and safe to read while
 //     Run evaluates.
+//   - Library (export.go): SampleKafka, ScrapeCPU and RequestedCPUs let the
+//     operator (deploy/operator), which discovers its jobs by watch, feed
+//     the same Window and Decide without a Coordinator.
 //   - Departures (leave.go): workers join their group as static members
 //     (<job>-<ordinal>), which do not leave when they stop. After a
 //     scale-down from N to M the coordinator removes the members of

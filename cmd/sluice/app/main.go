@@ -18,6 +18,8 @@ Usage:
   sluice validate JOB.yaml...   check job files; every error as FILE:LINE:COL
   sluice render JOB.yaml        Kubernetes manifests for a job
   sluice coordinator [flags]    the autoscaler for the jobs it watches
+  sluice operator [flags]       the control plane: reconciles SluiceJob resources
+  sluice jobs COMMAND ...       apply|get|list|suspend|resume|delete|history SluiceJobs
 
 Exit codes: 0 success, 1 invalid input or failed run, 2 wrong usage.
 `
@@ -39,6 +41,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRender(ctx, args[1:], stdout, stderr)
 	case "coordinator":
 		return cmdCoordinator(ctx, args[1:], stdout, stderr)
+	case "operator":
+		return cmdOperator(ctx, args[1:], stdout, stderr)
+	case "jobs":
+		return cmdJobs(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -25,11 +25,25 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	image := fl.String("image", "ghcr.io/sluicehq/sluice:latest", "the sluice image")
 	namespace := fl.String("namespace", "default", "namespace of every object")
 	monitoring := fl.String("monitoring", "", "also write the job's alert rules and dashboards into this directory, and add its PrometheusRule to the manifests")
+	op := fl.Bool("operator", false, "render the SluiceJob CRD and the operator (Deployment, least-privilege RBAC) instead of a job")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
+	if *op && fl.NArg() == 0 {
+		ns := "" // the operator's own default, unless --namespace is given
+		fl.Visit(func(f *flag.Flag) {
+			if f.Name == "namespace" {
+				ns = *namespace
+			}
+		})
+		if err := deploy.RenderOperator(stdout, deploy.OperatorSpec{Namespace: ns, Image: *image}); err != nil {
+			fmt.Fprintln(stderr, "sluice render:", err)
+			return 1
+		}
+		return 0
+	}
 	if fl.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] [--monitoring DIR] JOB.yaml")
+		fmt.Fprintln(stderr, "usage: sluice render [--image IMAGE] [--namespace NS] [--monitoring DIR] JOB.yaml\n       sluice render --operator [--image IMAGE] [--namespace NS]")
 		return 2
 	}
 	return interruptible(ctx, stdout, stderr, func(stdout, stderr io.Writer) int {
@@ -51,8 +65,33 @@ func render(path, image, namespace, monitoring string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	spec := workerSpec(cj, raw)
+	spec.Namespace, spec.Image = namespace, image
+	// The schema files ride in the ConfigMap beside the job file, as the
+	// operator ships them.
+	if spec.Files, err = jobFiles(path, cj); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := deploy.Render(stdout, spec); err != nil {
+		fmt.Fprintln(stderr, "sluice render:", err)
+		return 1
+	}
+	if monitoring != "" {
+		if err := renderMonitoring(monitoring, cj, namespace, stdout); err != nil {
+			fmt.Fprintln(stderr, "sluice render:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// workerSpec is what a job file says about its Kubernetes objects: `sluice
+// render` and the operator fill deploy.JobSpec from it alike. The name,
+// namespace and image are the caller's.
+func workerSpec(cj *config.Job, raw []byte) deploy.JobSpec {
 	spec := deploy.JobSpec{
-		Job: cj.Job, Namespace: namespace, Image: image, Worker: cj.Worker,
+		Job: cj.Job, Worker: cj.Worker,
 		MinWorkers: cj.Scaling.MinWorkers, MaxWorkers: cj.Scaling.MaxWorkers,
 		DrainDeadline: cj.Drain.Deadline, JobYAML: raw,
 		NoMetrics: cj.Metrics.Listen == "off",
@@ -78,17 +117,7 @@ func render(path, image, namespace, monitoring string, stdout, stderr io.Writer)
 			spec.MetricsPort = p
 		}
 	}
-	if err := deploy.Render(stdout, spec); err != nil {
-		fmt.Fprintln(stderr, "sluice render:", err)
-		return 1
-	}
-	if monitoring != "" {
-		if err := renderMonitoring(monitoring, cj, namespace, stdout); err != nil {
-			fmt.Fprintln(stderr, "sluice render:", err)
-			return 1
-		}
-	}
-	return 0
+	return spec
 }
 
 func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -78,3 +78,22 @@ func squeeze(s string) string {
 	}
 	return b.String()
 }
+
+// TestRenderShipsSchemaFiles: the schema files a job names by a relative
+// path are in its ConfigMap and mounted beside the job file, as the
+// operator ships a SluiceJob's files.
+func TestRenderShipsSchemaFiles(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	path := repoRoot(t) + "/examples/multi.yaml"
+	if code := Main(context.Background(), []string{"render", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("render exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"file-schemas.traffic.avsc: |",
+		"- key: job.yaml\n  path: job.yaml\n- key: file-schemas.traffic.avsc\n  path: schemas/traffic.avsc",
+	} {
+		if !strings.Contains(squeeze(stdout.String()), squeeze(want)) {
+			t.Errorf("render output lacks\n%s\n---\n%s", want, stdout.String())
+		}
+	}
+}

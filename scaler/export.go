@@ -1,0 +1,31 @@
+package scaler
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The functions below let another control loop (the operator, which
+// discovers its jobs by watch) drive the same signals and policy as the
+// Coordinator, without its static job list or its own API calls.
+
+// SampleKafka reads a job's end, start and committed offsets, as the
+// Coordinator does each interval: j.Name is the consumer group, j.Topics or
+// j.TopicRegex its input (else the topics the group committed).
+func SampleKafka(ctx context.Context, adm *kadm.Client, j JobConfig, now time.Time) (KafkaSample, error) {
+	return kafkaReader{adm: adm}.sample(ctx, j, now)
+}
+
+// ScrapeCPU returns process_cpu_seconds_total by pod from the pods'
+// /metrics URLs (pod name to URL); a pod that does not answer is left out.
+func ScrapeCPU(ctx context.Context, hc *http.Client, targets map[string]string) map[string]float64 {
+	return scrapePods(ctx, hc, targets)
+}
+
+// RequestedCPUs is the CPU request of a pod's containers in cores, 1 when
+// none is set: CPU utilization is the counter's rate over it.
+func RequestedCPUs(cs []corev1.Container) float64 { return requestedCPUs(cs) }
