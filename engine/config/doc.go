@@ -9,5 +9,9 @@
 // positions. A Text (the pipeline's SQL) maps offsets inside the value back to
 // the file, so that SQL errors point into the job file.
 //
+// Unmarshal gives another file sluice reads (the coordinator's --config) the
+// same strictness and FILE:LINE:COL errors; Kafka.Validate checks a `kafka:`
+// block wherever it is written.
+//
 // Nothing here is concurrent: a Job is built once and then only read.
 package config

@@ -107,6 +107,26 @@ type Kafka struct {
 	SchemaRegistry *Registry `yaml:"schema_registry"`
 }
 
+// Validate reports, at their positions, a broker that is not host:port and
+// an unknown SASL mechanism. That brokers are listed at all is the decoder's
+// check (a required key), since a command line may supply them instead.
+func (k *Kafka) Validate() Errors {
+	var errs Errors
+	for _, b := range k.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			errs = append(errs, k.Pos.Key("brokers").Errorf("kafka broker %q must be host:port", b))
+		}
+	}
+	if k.SASL != nil {
+		switch k.SASL.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER":
+		default:
+			errs = append(errs, k.SASL.Pos.Key("mechanism").Errorf("sasl mechanism %q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", k.SASL.Mechanism))
+		}
+	}
+	return errs
+}
+
 // TLS configures TLS to a server. An empty TLS block means TLS with the
 // system's roots.
 type TLS struct {
@@ -280,20 +300,14 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Job, 
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if len(data) > MaxFileBytes {
-		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: fmt.Sprintf("the job file is larger than %d MiB", MaxFileBytes>>20)}}
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{yamlError(path, err, data)}
-	}
-	if len(root.Content) == 0 {
-		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: "the job file is empty"}}
+	root, err := parseYAML(path, "job file", data)
+	if err != nil {
+		return nil, err
 	}
 	d := &decoder{file: path, raw: strings.Split(string(data), "\n"), lookup: lookup}
 	j := &Job{Dir: filepath.Dir(path)}
-	d.decode(&root, reflect.ValueOf(j).Elem())
-	j.collectSecrets(path, &root, lookup)
+	d.decode(root, reflect.ValueOf(j).Elem())
+	j.collectSecrets(path, root, lookup)
 	j.applyDefaults()
 	// A value that did not decode is left zero; validate's complaint about
 	// the zero would be a second error at the same place.
@@ -548,21 +562,10 @@ func (j *Job) validate() Errors {
 		if len(k.Brokers) == 0 && k.Pos.Line > 0 {
 			add(k.Pos.Key("brokers").Errorf("kafka brokers must name at least one host:port"))
 		}
-		for _, b := range k.Brokers {
-			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-				add(k.Pos.Key("brokers").Errorf("kafka broker %q must be host:port", b))
-			}
-		}
+		errs = append(errs, k.Validate()...)
 	}
 	if j.Scaling.MinWorkers < 0 || j.Scaling.MaxWorkers < j.Scaling.MinWorkers {
 		add(j.Scaling.Pos.Errorf("scaling needs 0 <= min_workers <= max_workers, got %d and %d", j.Scaling.MinWorkers, j.Scaling.MaxWorkers))
-	}
-	if s := j.Kafka; s != nil && s.SASL != nil {
-		switch s.SASL.Mechanism {
-		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER":
-		default:
-			add(s.SASL.Pos.Key("mechanism").Errorf("sasl mechanism %q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", s.SASL.Mechanism))
-		}
 	}
 	names := map[string]bool{}
 	needKafka := false

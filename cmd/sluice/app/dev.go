@@ -91,8 +91,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	health.set(rt)
+	svc := workerService(rt, reg, redact)
+	defer svc.handleSignals(log)()
 	if *listen != "off" {
-		stop, err := serve(endpoints{public: *listen, admin: "off"}, reg, rt, redact)
+		stop, err := svc.serve(endpoints{public: *listen, admin: "off"})
 		if err != nil {
 			log.Warn("status server not started", "error", err)
 		} else {

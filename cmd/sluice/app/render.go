@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluicehq/sluice/deploy"
 	"github.com/sluicehq/sluice/engine/config"
-	"github.com/sluicehq/sluice/scaler"
 )
 
 // cmdRender prints the Kubernetes manifests of a job: its StatefulSet,
@@ -80,8 +79,4 @@ func render(path, image, namespace string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return scaler.Main(ctx, args, stdout, stderr)
 }
