@@ -13,5 +13,8 @@
 // same strictness and FILE:LINE:COL errors; Kafka.Validate checks a `kafka:`
 // block wherever it is written.
 //
+// TLS is the one `tls:` block (Kafka, schema registry, HTTPS and syslog
+// sinks) and TLS.Config its one builder.
+//
 // Nothing here is concurrent: a Job is built once and then only read.
 package config

@@ -107,8 +107,8 @@ type Kafka struct {
 	SchemaRegistry *Registry `yaml:"schema_registry"`
 }
 
-// Validate reports, at their positions, a broker that is not host:port and
-// an unknown SASL mechanism. That brokers are listed at all is the decoder's
+// Validate reports, at their positions, a broker that is not host:port, an
+// unknown SASL mechanism and a TLS block's certificate without its key. That brokers are listed at all is the decoder's
 // check (a required key), since a command line may supply them instead.
 func (k *Kafka) Validate() Errors {
 	var errs Errors
@@ -124,17 +124,11 @@ func (k *Kafka) Validate() Errors {
 			errs = append(errs, k.SASL.Pos.Key("mechanism").Errorf("sasl mechanism %q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", k.SASL.Mechanism))
 		}
 	}
+	errs = append(errs, k.TLS.Validate()...)
+	if k.SchemaRegistry != nil {
+		errs = append(errs, k.SchemaRegistry.TLS.Validate()...)
+	}
 	return errs
-}
-
-// TLS configures TLS to a server. An empty TLS block means TLS with the
-// system's roots.
-type TLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
 // SASL configures Kafka authentication. Secrets come from a file or an

@@ -57,8 +57,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	s.pri = fac*8 + sev
 	var err error
 	if s.network == "tcp+tls" {
-		host, _, _ := net.SplitHostPort(s.addr)
-		if s.tls, err = cfg.TLS.config(host); err != nil {
+		if s.tls, err = cfg.TLS.Config(); err != nil {
 			return nil, fmt.Errorf("syslog: %w", err)
 		}
 	}
