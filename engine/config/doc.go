@@ -2,7 +2,8 @@
 // docs/job-file.md). Decoding is strict: an unknown key, a value of the wrong
 // type, a missing required key or a missing ${NAME} environment variable is an
 // Error at its FILE:LINE:COL, and every error of a file is reported at once.
-// Defaults live in the Default* constants and nowhere else.
+// Defaults live in the Default* constants and nowhere else; those that are
+// the runtime's own refer to engine's (see docs/contributing.md).
 //
 // Components decode their own settings from a Plugin (a sink's
 // `bigquery: {...}`) with Plugin.Decode, with the same strictness and

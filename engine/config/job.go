@@ -15,23 +15,27 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/engine"
 )
 
 // Defaults. Every default of the job file is here and nowhere else; the field
-// comments of the structs below name them.
+// comments of the structs below name them. Those that are the runtime's own
+// (an engine.Job's zero fields) are the runtime's constants, so that a job
+// file and a job built in Go cannot disagree.
 const (
 	DefaultCheckpointStore    = "file://./.sluice/ckpt"
-	DefaultCheckpointInterval = 10 * time.Second
-	DefaultDrainDeadline      = 60 * time.Second
-	DefaultMaxRecords         = 10000
-	DefaultMaxWait            = 10 * time.Second
+	DefaultCheckpointInterval = engine.DefaultInterval
+	DefaultDrainDeadline      = engine.DefaultDrainDeadline
+	DefaultMaxRecords         = engine.DefaultMaxRecords
+	DefaultMaxWait            = engine.DefaultMaxWait
 	DefaultStart              = "earliest"
 	DefaultStopAt             = "none"
 	DefaultWriterSchema       = "reader"
 	DefaultWorker             = "n2d-standard-1"
 	DefaultMetricsListen      = ":9090"
 	DefaultAdminListen        = "127.0.0.1:9091"
-	DefaultRetain             = 3
+	DefaultRetain             = engine.DefaultRetain
 	DefaultMinWorkers         = 1
 	DefaultMaxWorkers         = 50
 	DefaultDeadLetterDir      = ".sluice/dlq"
