@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/sluicehq/sluice/engine/config"
 )
 
@@ -143,14 +144,14 @@ func (c *Config) network() (network, addr string, err error) {
 type Option func(*options)
 
 type options struct {
-	minBackoff, maxBackoff time.Duration
-	now                    func() time.Time
+	backoff backoff.Policy
+	now     func() time.Time
 }
 
 // WithBackoff sets the first and the longest pause between reconnections
-// (default 100ms and 30s).
+// (default backoff.Default: 100ms and 30s), jittered as every retry is.
 func WithBackoff(min, max time.Duration) Option {
-	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
+	return func(o *options) { o.backoff = backoff.Policy{Base: min, Max: max} }
 }
 
 // WithClock replaces time.Now for the header's timestamp.
