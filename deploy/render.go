@@ -257,48 +257,22 @@ func WorkerSelector(job string) map[string]string {
 
 // Objects returns the objects Render writes, in order. spec must be valid.
 func Objects(spec JobSpec) []any {
+	return append(workerObjects(spec), coordinatorObjects(spec.withDefaults())...)
+}
+
+// workerObjects are the workers' ConfigMap, Service, StatefulSet,
+// PodDisruptionBudget and, with workload identity, their ServiceAccount.
+func workerObjects(spec JobSpec) []any {
 	spec = spec.withDefaults()
 	cpus, mem, _ := Resources(spec.Worker)
-	ns, job := spec.Namespace, spec.Job
-	coord := CoordinatorName(job)
-	labels := func(component string) map[string]string {
-		return map[string]string{
-			"app.kubernetes.io/name":       "sluice",
-			"app.kubernetes.io/instance":   job,
-			"app.kubernetes.io/component":  component,
-			"app.kubernetes.io/managed-by": "sluice-render",
-		}
-	}
-	meta := func(name, component string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels(component)}
-	}
+	job := spec.Job
+	labels := func(component string) map[string]string { return objectLabels(job, component) }
+	meta := func(name, component string) metav1.ObjectMeta { return objectMeta(spec, name, component) }
 	selector := &metav1.LabelSelector{MatchLabels: WorkerSelector(job)}
-	coordSelector := &metav1.LabelSelector{MatchLabels: map[string]string{
-		"app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": job, "app.kubernetes.io/component": "coordinator",
-	}}
 	grace := int64((spec.DrainDeadline + graceMargin) / time.Second)
 	replicas := int32(spec.MinWorkers)
-	coordReplicas := int32(spec.CoordinatorReplicas)
 	maxUnavailable := intstr.FromInt32(1)
-	secCtx := &corev1.SecurityContext{
-		RunAsNonRoot:             ptr(true),
-		RunAsUser:                ptr(int64(runAsUser)),
-		AllowPrivilegeEscalation: ptr(false),
-		ReadOnlyRootFilesystem:   ptr(true),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	podName := corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
-		FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
-	}}
-	probe := func(path string, period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: path, Port: intstr.FromString("metrics"),
-			}},
-			PeriodSeconds: period, FailureThreshold: 3,
-		}
-	}
+	secCtx, podName := containerSecurity(), podNameEnv()
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(cpus), resource.DecimalSI),
 		corev1.ResourceMemory: resource.MustParse(fmt.Sprintf("%dGi", mem)),
@@ -425,6 +399,19 @@ func Objects(spec JobSpec) []any {
 			Selector:       selector,
 		},
 	}
+	return append(objects, pdb)
+}
+
+// coordinatorObjects are the coordinator's Deployment, its ServiceAccount,
+// and a Role (with its RoleBinding) granting exactly what it calls.
+func coordinatorObjects(spec JobSpec) []any {
+	ns, job := spec.Namespace, spec.Job
+	coord := CoordinatorName(job)
+	meta := func(name, component string) metav1.ObjectMeta { return objectMeta(spec, name, component) }
+	coordReplicas := int32(spec.CoordinatorReplicas)
+	coordSelector := &metav1.LabelSelector{MatchLabels: map[string]string{
+		"app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": job, "app.kubernetes.io/component": "coordinator",
+	}}
 	serviceAccount := &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
 		ObjectMeta: meta(coord, "coordinator"),
@@ -454,7 +441,7 @@ func Objects(spec JobSpec) []any {
 			Replicas: &coordReplicas,
 			Selector: coordSelector,
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels("coordinator")},
+				ObjectMeta: metav1.ObjectMeta{Labels: objectLabels(job, "coordinator")},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: coord,
 					SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(runAsUser))},
@@ -472,7 +459,7 @@ func Objects(spec JobSpec) []any {
 							"--metrics-port=" + strconv.Itoa(spec.MetricsPort),
 							"--listen=:9091",
 						},
-						Env:   []corev1.EnvVar{podName},
+						Env:   []corev1.EnvVar{podNameEnv()},
 						Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9091}},
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
@@ -480,13 +467,57 @@ func Objects(spec JobSpec) []any {
 						},
 						ReadinessProbe:  probe("/readyz", 10),
 						LivenessProbe:   probe("/healthz", 10),
-						SecurityContext: secCtx,
+						SecurityContext: containerSecurity(),
 					}},
 				},
 			},
 		},
 	}
-	return append(objects, pdb, serviceAccount, role, binding, deployment)
+	return []any{serviceAccount, role, binding, deployment}
+}
+
+// objectLabels are the labels of every object rendered for job.
+func objectLabels(job, component string) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":       "sluice",
+		"app.kubernetes.io/instance":   job,
+		"app.kubernetes.io/component":  component,
+		"app.kubernetes.io/managed-by": "sluice-render",
+	}
+}
+
+func objectMeta(spec JobSpec, name, component string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: spec.Namespace, Labels: objectLabels(spec.Job, component)}
+}
+
+// containerSecurity is the security context of every container: non-root,
+// read-only root, no privilege escalation, no capabilities.
+func containerSecurity() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr(true),
+		RunAsUser:                ptr(int64(runAsUser)),
+		AllowPrivilegeEscalation: ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// podNameEnv is POD_NAME from the downward API.
+func podNameEnv() corev1.EnvVar {
+	return corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+		FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
+	}}
+}
+
+// probe is an HTTP probe of path on the metrics port.
+func probe(path string, period int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromString("metrics"),
+		}},
+		PeriodSeconds: period, FailureThreshold: 3,
+	}
 }
 
 // marshal writes an object as YAML without the empty status and
