@@ -28,19 +28,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, redact)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	var health healthRelay
-	built, err := Build(ctx, cj, Options{Pod: podName(), Logger: log, Registry: reg, OnHealth: health.report})
+	rt, svc, err := newWorker(ctx, cj, reg, Options{Pod: podName(), Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	rt, err := engine.New(built.Job)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	health.set(rt)
-	svc := workerService(rt, reg, redact)
 	stopHTTP, err := svc.serve(endpoints{public: cj.Metrics.Listen, admin: cj.Metrics.AdminListen})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

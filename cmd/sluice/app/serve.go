@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/config"
 )
 
 // service is what a long-running command (run, dev, coordinator) exposes and
@@ -38,6 +39,25 @@ type service struct {
 	drain func()
 	// abort is called on the second signal: stop at once.
 	abort func()
+}
+
+// newWorker builds the runtime of a loaded job (run and dev): its components
+// (Build with o), the runtime, the source's problems relayed to its
+// readiness, and the service that exposes it.
+// reg is o's Registry, served at /metrics.
+func newWorker(ctx context.Context, cj *config.Job, reg *prometheus.Registry, o Options) (*engine.Runtime, service, error) {
+	var health healthRelay
+	o.Registry, o.OnHealth = reg, health.report
+	built, err := Build(ctx, cj, o)
+	if err != nil {
+		return nil, service{}, err
+	}
+	rt, err := engine.New(built.Job)
+	if err != nil {
+		return nil, service{}, err
+	}
+	health.set(rt)
+	return rt, workerService(rt, reg, cj.Redactor()), nil
 }
 
 // workerService is the service of a job's runtime (run and dev).
