@@ -6,6 +6,8 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/engine"
 )
 
 // Option configures Open, New and NewGCS. An option that does not concern
@@ -26,7 +28,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) *config {
-	cfg := &config{log: slog.Default(), retain: 3, backoff: defaultBackoff(), stateThreshold: 1 << 20}
+	cfg := &config{log: slog.Default(), retain: engine.DefaultRetain, backoff: defaultBackoff(), stateThreshold: 1 << 20}
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -53,8 +55,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithRetain sets how many of a pod's newest checkpoints Collect always
-// keeps, whether or not a committed offset references them (default 3; at
-// least 1). They are what LoadLatest falls back on after a corrupt object.
+// keeps, whether or not a committed offset references them (default
+// engine.DefaultRetain, 3; at least 1). They are what LoadLatest falls back on after a corrupt object.
 func WithRetain(n int) Option {
 	return func(c *config) { c.retain = max(n, 1) }
 }

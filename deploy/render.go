@@ -502,7 +502,7 @@ func probe(path string, period int32) *corev1.Probe {
 func coordinatorObjects(spec JobSpec) []any {
 	ns, job := spec.Namespace, spec.Job
 	coord := CoordinatorName(job)
-	labels, meta := spec.labels, spec.meta
+	meta := spec.meta
 	coordSelector := &metav1.LabelSelector{MatchLabels: map[string]string{
 		"app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": job, "app.kubernetes.io/component": "coordinator",
 	}}
@@ -536,7 +536,7 @@ func coordinatorObjects(spec JobSpec) []any {
 			Replicas: &coordReplicas,
 			Selector: coordSelector,
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels("coordinator")},
+				ObjectMeta: metav1.ObjectMeta{Labels: spec.labels("coordinator")},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: coord,
 					SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(runAsUser))},

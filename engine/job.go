@@ -7,6 +7,23 @@ import (
 	"github.com/sluicehq/sluice/engine/backoff"
 )
 
+// Defaults of a Job's and a Pipeline's zero fields: each is written here
+// once, named in its field's comment, and is also the job file's default
+// (engine/config refers to these).
+const (
+	DefaultInterval         = 10 * time.Second
+	DefaultDrainDeadline    = 60 * time.Second
+	DefaultFlushTimeout     = 30 * time.Second
+	DefaultRetain           = 3
+	DefaultMaxBufferedBytes = 16 << 20
+	DefaultMaxRecords       = 10000
+	DefaultMaxWait          = 10 * time.Second
+)
+
+// DefaultPermanentRetry is the pause between attempts while a failure is
+// permanent: a minute with equal jitter, so 30 s to 1 min.
+var DefaultPermanentRetry = backoff.Policy{Base: time.Minute, Max: time.Minute}
+
 // Job is everything the runtime needs to run one job in this process. cmd/sluice
 // builds it from a job file; tests and benchmarks build it directly.
 type Job struct {
@@ -17,15 +34,15 @@ type Job struct {
 	Source    Source
 	Store     CheckpointStore
 
-	// Interval between checkpoints (default 10 s).
+	// Interval between checkpoints (DefaultInterval).
 	Interval time.Duration
 	// DrainDeadline bounds a drain (and a revocation): tasks get its first
 	// three quarters (at most all but 10 s) to complete their bundles, then
 	// give up the bundles their sinks did not acknowledge, and the final
-	// checkpoint holds every complete position (default 60 s).
+	// checkpoint holds every complete position (DefaultDrainDeadline).
 	DrainDeadline time.Duration
 	// FlushTimeout bounds one Flush of one writer; a flush that takes longer
-	// counts as failed and is retried (default 30 s).
+	// counts as failed and is retried (DefaultFlushTimeout).
 	FlushTimeout time.Duration
 	// Retry is the pause between attempts of a bundle whose sinks failed,
 	// or of a record whose decoder's dependency is unavailable (default
@@ -33,12 +50,13 @@ type Job struct {
 	Retry backoff.Policy
 	// PermanentRetry is the pause between attempts while a failure is
 	// marked Permanent, slow so that a fixed permission resumes by itself
-	// without hammering the destination (default 30 s to 1 min, jittered).
+	// without hammering the destination (DefaultPermanentRetry).
 	PermanentRetry backoff.Policy
-	// Retain is how many checkpoints the store keeps per pod (default 3).
+	// Retain is how many checkpoints the store keeps per pod (DefaultRetain).
 	Retain int
 	// MaxBufferedBytes is how many fetched bytes one task may hold before the
-	// source is asked to pause it (default 16 MiB); fetching resumes below half.
+	// source is asked to pause it (DefaultMaxBufferedBytes); fetching resumes
+	// below half.
 	MaxBufferedBytes int
 
 	Logger  *slog.Logger
@@ -64,9 +82,9 @@ type Pipeline struct {
 	Sinks      []NamedSink
 	DeadLetter Sink
 
-	// MaxRecords closes a bundle at this many records (default 10,000).
+	// MaxRecords closes a bundle at this many records (DefaultMaxRecords).
 	MaxRecords int
-	// MaxWait is the longest a bundle stays open (default 10 s); the adaptive
+	// MaxWait is the longest a bundle stays open (DefaultMaxWait); the adaptive
 	// rule usually closes it much sooner (see task.go).
 	MaxWait time.Duration
 	// EventTime is the input column that drives watermarks; Slot < 0 means
@@ -82,25 +100,25 @@ type NamedSink struct {
 
 func (j *Job) defaults() {
 	if j.Interval <= 0 {
-		j.Interval = 10 * time.Second
+		j.Interval = DefaultInterval
 	}
 	if j.DrainDeadline <= 0 {
-		j.DrainDeadline = 60 * time.Second
+		j.DrainDeadline = DefaultDrainDeadline
 	}
 	if j.FlushTimeout <= 0 {
-		j.FlushTimeout = 30 * time.Second
+		j.FlushTimeout = DefaultFlushTimeout
 	}
 	if j.Retry == (backoff.Policy{}) {
 		j.Retry = backoff.Default
 	}
 	if j.PermanentRetry == (backoff.Policy{}) {
-		j.PermanentRetry = backoff.Policy{Base: time.Minute, Max: time.Minute}
+		j.PermanentRetry = DefaultPermanentRetry
 	}
 	if j.Retain <= 0 {
-		j.Retain = 3
+		j.Retain = DefaultRetain
 	}
 	if j.MaxBufferedBytes <= 0 {
-		j.MaxBufferedBytes = 16 << 20
+		j.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
 	if j.Logger == nil {
 		j.Logger = slog.New(slog.DiscardHandler)
@@ -110,10 +128,10 @@ func (j *Job) defaults() {
 	}
 	for _, p := range j.Pipelines {
 		if p.MaxRecords <= 0 {
-			p.MaxRecords = 10000
+			p.MaxRecords = DefaultMaxRecords
 		}
 		if p.MaxWait <= 0 {
-			p.MaxWait = 10 * time.Second
+			p.MaxWait = DefaultMaxWait
 		}
 	}
 }

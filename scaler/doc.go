@@ -36,7 +36,7 @@
 //     peak-provisioned job and an oracle. TestSimulatorTraces checks the
 //     report's table in docs/autoscaling.md and fails when it is stale
 //     (-update rewrites it).
-//   - Coordinator (coordinator.go, kafka.go, cpu.go, main.go): reads
+//   - Coordinator (coordinator.go, kafka.go, cpu.go): reads
 //     the signals, runs the policy per job, patches the StatefulSet's scale
 //     subresource through client-go, records an event on the StatefulSet and
 //     exports sluice_scaler_desired_workers, sluice_scaler_decisions_total
@@ -70,18 +70,16 @@
 //
 // # Lifecycle
 //
-// NewCoordinator builds the clients; Run blocks until its context is done,
-// campaigning for the lease, then evaluating every Interval while leading; on
-// cancellation it releases the lease so that a standby takes over at once.
-// Main is the `sluice coordinator` command: flags in, exit code out.
+// NewCoordinator takes the clients it is given (a Kubernetes client and a
+// kadm client; the package builds none); Run blocks until its context is
+// done, campaigning for the lease, then evaluating every Interval while
+// leading; on cancellation it releases the lease so that a standby takes
+// over at once. Callers configure it with a Config struct whose zero fields
+// take the defaults documented beside them.
 //
-// # Kafka connection
-//
-// The coordinator reaches the jobs' cluster the way the workers do: its
-// Kafka client is built by the Kafka source's ClientOpts from a block with
-// the keys of a job file's `kafka:` block (brokers, tls, sasl), written as
-// `kafka:` in the --config file (copy it from the job file; secrets from
-// password_file or token_file, ${NAME} is not expanded there). A bare
-// top-level `brokers:` list still works for a plaintext cluster, and
-// --brokers replaces the block's brokers.
+// This package is a library. The `sluice coordinator` command (flags, its
+// --config file, the Kafka and Kubernetes clients, the /metrics, /healthz
+// and /readyz endpoints and signal handling) lives in cmd/sluice/app and is
+// documented in docs/autoscaling.md. The coordinator reaches the jobs'
+// cluster the way the workers do, through the Kafka source's ClientOpts.
 package scaler

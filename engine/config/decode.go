@@ -426,3 +426,42 @@ func ReadFile(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// parseYAML parses a file's contents into its document node. Too large a
+// file, a syntax error or an empty file is an Errors at its position.
+// What names the file in those errors ("job file").
+func parseYAML(path, what string, data []byte) (*yaml.Node, error) {
+	if len(data) > MaxFileBytes {
+		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: fmt.Sprintf("the %s is larger than %d MiB", what, MaxFileBytes>>20)}}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{yamlError(path, err, data)}
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: "the " + what + " is empty"}}
+	}
+	return &root, nil
+}
+
+// Unmarshal decodes data, the contents of the file named path, into v (a
+// pointer to a struct) with the rules of a job file: an unknown key, a value
+// of the wrong type or a missing required key (a `required:"true"` field tag)
+// is an Error at its FILE:LINE:COL, and the error, when not nil, is an Errors
+// listing all of them. A field of type Pos named Pos is set to where its
+// mapping stands, so that the caller's checks can report positions too.
+// ${NAME} is left as written: only job files expand the environment. It is
+// how other files sluice reads (the coordinator's) get the job file's
+// strictness.
+func Unmarshal(path string, data []byte, v any) error {
+	root, err := parseYAML(path, "file", data)
+	if err != nil {
+		return err
+	}
+	d := &decoder{file: path, raw: strings.Split(string(data), "\n")}
+	d.decode(root, reflect.ValueOf(v).Elem())
+	if len(d.errs) > 0 {
+		return d.errs.sorted()
+	}
+	return nil
+}

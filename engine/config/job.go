@@ -15,23 +15,27 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/engine"
 )
 
 // Defaults. Every default of the job file is here and nowhere else; the field
-// comments of the structs below name them.
+// comments of the structs below name them. Those that are the runtime's own
+// (an engine.Job's zero fields) are the runtime's constants, so that a job
+// file and a job built in Go cannot disagree.
 const (
 	DefaultCheckpointStore    = "file://./.sluice/ckpt"
-	DefaultCheckpointInterval = 10 * time.Second
-	DefaultDrainDeadline      = 60 * time.Second
-	DefaultMaxRecords         = 10000
-	DefaultMaxWait            = 10 * time.Second
+	DefaultCheckpointInterval = engine.DefaultInterval
+	DefaultDrainDeadline      = engine.DefaultDrainDeadline
+	DefaultMaxRecords         = engine.DefaultMaxRecords
+	DefaultMaxWait            = engine.DefaultMaxWait
 	DefaultStart              = "earliest"
 	DefaultStopAt             = "none"
 	DefaultWriterSchema       = "reader"
 	DefaultWorker             = "n2d-standard-1"
 	DefaultMetricsListen      = ":9090"
 	DefaultAdminListen        = "127.0.0.1:9091"
-	DefaultRetain             = 3
+	DefaultRetain             = engine.DefaultRetain
 	DefaultMinWorkers         = 1
 	DefaultMaxWorkers         = 50
 	DefaultDeadLetterDir      = ".sluice/dlq"
@@ -115,14 +119,28 @@ type Kafka struct {
 	SchemaRegistry *Registry `yaml:"schema_registry"`
 }
 
-// TLS configures TLS to a server. An empty TLS block means TLS with the
-// system's roots.
-type TLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+// Validate reports, at their positions, a broker that is not host:port, an
+// unknown SASL mechanism and a TLS block's certificate without its key. That brokers are listed at all is the decoder's
+// check (a required key), since a command line may supply them instead.
+func (k *Kafka) Validate() Errors {
+	var errs Errors
+	for _, b := range k.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			errs = append(errs, k.Pos.Key("brokers").Errorf("kafka broker %q must be host:port", b))
+		}
+	}
+	if k.SASL != nil {
+		switch k.SASL.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER":
+		default:
+			errs = append(errs, k.SASL.Pos.Key("mechanism").Errorf("sasl mechanism %q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", k.SASL.Mechanism))
+		}
+	}
+	errs = append(errs, k.TLS.Validate()...)
+	if k.SchemaRegistry != nil {
+		errs = append(errs, k.SchemaRegistry.TLS.Validate()...)
+	}
+	return errs
 }
 
 // SASL configures Kafka authentication. Secrets come from a file or an
@@ -341,20 +359,14 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Job, 
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if len(data) > MaxFileBytes {
-		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: fmt.Sprintf("the job file is larger than %d MiB", MaxFileBytes>>20)}}
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{yamlError(path, err, data)}
-	}
-	if len(root.Content) == 0 {
-		return nil, Errors{{File: path, Line: 1, Col: 1, Msg: "the job file is empty"}}
+	root, err := parseYAML(path, "job file", data)
+	if err != nil {
+		return nil, err
 	}
 	d := &decoder{file: path, raw: strings.Split(string(data), "\n"), lookup: lookup}
 	j := &Job{Dir: filepath.Dir(path)}
-	d.decode(&root, reflect.ValueOf(j).Elem())
-	j.collectSecrets(path, &root, lookup)
+	d.decode(root, reflect.ValueOf(j).Elem())
+	j.collectSecrets(path, root, lookup)
 	j.applyDefaults()
 	// A value that did not decode is left zero; validate's complaint about
 	// the zero would be a second error at the same place.
@@ -624,24 +636,13 @@ func (j *Job) validate() Errors {
 		if len(k.Brokers) == 0 && k.Pos.Line > 0 {
 			add(k.Pos.Key("brokers").Errorf("kafka brokers must name at least one host:port"))
 		}
-		for _, b := range k.Brokers {
-			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-				add(k.Pos.Key("brokers").Errorf("kafka broker %q must be host:port", b))
-			}
-		}
+		errs = append(errs, k.Validate()...)
 	}
 	if j.SLA.Latency < 0 || j.SLA.For < 0 || j.SLA.DeadLetters < 0 {
 		add(j.SLA.Pos.Errorf("sla needs positive latency, for and dead_letters_per_second"))
 	}
 	if j.Scaling.MinWorkers < 0 || j.Scaling.MaxWorkers < j.Scaling.MinWorkers {
 		add(j.Scaling.Pos.Errorf("scaling needs 0 <= min_workers <= max_workers, got %d and %d", j.Scaling.MinWorkers, j.Scaling.MaxWorkers))
-	}
-	if s := j.Kafka; s != nil && s.SASL != nil {
-		switch s.SASL.Mechanism {
-		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER":
-		default:
-			add(s.SASL.Pos.Key("mechanism").Errorf("sasl mechanism %q must be PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", s.SASL.Mechanism))
-		}
 	}
 	names := map[string]bool{}
 	needKafka := false

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/managedwriter"
+
+	"github.com/sluicehq/sluice/engine/backoff"
 )
 
 // Modes.
@@ -84,8 +86,8 @@ func (c *Config) tableParent() string {
 type Option func(*options)
 
 type options struct {
-	client                 *managedwriter.Client
-	minBackoff, maxBackoff time.Duration
+	client  *managedwriter.Client
+	backoff backoff.Policy
 }
 
 // WithClient makes the sink use client instead of building one from the
@@ -95,9 +97,10 @@ func WithClient(c *managedwriter.Client) Option {
 }
 
 // WithBackoff sets the first and the longest pause between retries
-// (default 100ms and 30s; RESOURCE_EXHAUSTED starts at 10× the first).
+// (default backoff.Default: 100ms and 30s; RESOURCE_EXHAUSTED starts at 10×
+// the first), jittered as every retry is.
 func WithBackoff(min, max time.Duration) Option {
-	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
+	return func(o *options) { o.backoff = backoff.Policy{Base: min, Max: max} }
 }
 
 // Destination is the table the sink writes to, project.dataset.table: it

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -19,18 +18,18 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 )
 
 // Sink writes rows to one BigQuery table through the Storage Write API.
 type Sink struct {
-	cfg        Config
-	env        engine.SinkEnv
-	log        *slog.Logger
-	proto      *protoRow
-	client     *managedwriter.Client
-	ownClient  bool
-	minBackoff time.Duration
-	maxBackoff time.Duration
+	cfg       Config
+	env       engine.SinkEnv
+	log       *slog.Logger
+	proto     *protoRow
+	client    *managedwriter.Client
+	ownClient bool
+	backoff   backoff.Policy // pause between retries
 }
 
 var _ engine.Sink = (*Sink)(nil)
@@ -41,7 +40,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := options{minBackoff: 100 * time.Millisecond, maxBackoff: 30 * time.Second}
+	o := options{backoff: backoff.Default}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -49,7 +48,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if err != nil {
 		return nil, fmt.Errorf("bigquery: %w", err)
 	}
-	s := &Sink{cfg: cfg, env: env, proto: p, client: o.client, minBackoff: o.minBackoff, maxBackoff: o.maxBackoff}
+	s := &Sink{cfg: cfg, env: env, proto: p, client: o.client, backoff: o.backoff}
 	s.log = env.Log().With("sink", env.Name, "table", cfg.tableParent(), "mode", cfg.Mode)
 	if s.client == nil {
 		var copts []option.ClientOption
@@ -419,24 +418,17 @@ func (w *Writer) probe(ctx context.Context, rows [][]byte, off int64) error {
 	}
 }
 
+// sleep pauses before retry number attempt through the sink's backoff
+// policy; RESOURCE_EXHAUSTED (quota) starts from ten times its base.
 func (w *Writer) sleep(ctx context.Context, attempt int, quota bool) error {
-	d := w.s.minBackoff
+	p := w.s.backoff
 	if quota {
-		d *= 10
+		p.Base *= 10
 	}
-	for i := 0; i < attempt && d < w.s.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, w.s.maxBackoff)
-	d = d/2 + rand.N(d/2+1) // jitter: [d/2, d]
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if !backoff.Sleep(ctx, p.Delay(attempt)) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 // Close closes the stream. A committed stream is not finalized: its rows are

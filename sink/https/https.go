@@ -3,14 +3,11 @@ package https
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 
@@ -59,13 +56,9 @@ type Config struct {
 	Concurrency int `yaml:"concurrency"`
 }
 
-// TLS configures the client's TLS.
-type TLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+// TLS configures the client's TLS: the `tls:` block every component shares
+// (config.TLS), built by its Config.
+type TLS = config.TLS
 
 // Validate reports settings that cannot work, at their positions.
 func (c *Config) Validate() error {
@@ -84,9 +77,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, c.Pos.Key(k).Errorf("%s must not be negative", k))
 		}
 	}
-	if c.TLS != nil && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, c.Pos.Key("tls").Errorf("cert_file and key_file go together"))
-	}
+	errs = append(errs, c.TLS.Validate()...)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -129,23 +120,9 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.Concurrency
 	if cfg.TLS != nil {
-		tc := &tls.Config{InsecureSkipVerify: cfg.TLS.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-		if cfg.TLS.CAFile != "" {
-			pem, err := os.ReadFile(cfg.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("https sink: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("https sink: no certificate in %s", cfg.TLS.CAFile)
-			}
-		}
-		if cfg.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("https sink: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := cfg.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("https sink: %w", err)
 		}
 		tr.TLSClientConfig = tc
 	}

@@ -29,11 +29,15 @@ func (c *Config) Validate() error {
 	return config.Errors{c.Pos.Key("format").Errorf("unknown format %q (expected json or csv)", c.Format)}
 }
 
-// Option changes a Sink built by New.
-type Option func(*Sink)
+// Option configures New beyond its Config.
+type Option func(*options)
 
-// WithOutput writes to w instead of os.Stdout (tests).
-func WithOutput(w io.Writer) Option { return func(s *Sink) { s.out = w } }
+type options struct {
+	out io.Writer
+}
+
+// WithOutput writes to w (default os.Stdout); for tests.
+func WithOutput(w io.Writer) Option { return func(o *options) { o.out = w } }
 
 // Sink writes the rows of every task to standard output.
 type Sink struct {
@@ -52,16 +56,17 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{env: env, out: os.Stdout}
+	o := options{out: os.Stdout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Sink{env: env, out: o.out}
 	if cfg.Format == encode.FormatCSV {
 		c, _ := encode.NewCSV(schema)
 		s.enc, s.header = c, c.Header(nil)
 	} else {
 		s.enc, _ = encode.NewJSON(schema)
 		s.lines = true
-	}
-	for _, o := range opts {
-		o(s)
 	}
 	return s, nil
 }

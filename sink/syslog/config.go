@@ -1,8 +1,6 @@
 package syslog
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/engine/backoff"
+	"github.com/sluicehq/sluice/engine/config"
 )
 
 // Formats.
@@ -58,14 +59,10 @@ type Config struct {
 	TLS       *TLS   `yaml:"tls"`
 }
 
-// TLS configures tcp+tls://.
-type TLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+// TLS configures tcp+tls://: the `tls:` block every component shares
+// (config.TLS), built by its Config. The server name verified defaults to
+// the address's host.
+type TLS = config.TLS
 
 var facilities = []string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
 
@@ -143,48 +140,18 @@ func (c *Config) network() (network, addr string, err error) {
 	return "", "", fmt.Errorf("address %q: unknown scheme %q (expected udp, tcp or tcp+tls)", c.Address, scheme)
 }
 
-func (t *TLS) config(host string) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if t == nil {
-		return cfg, nil
-	}
-	if t.ServerName != "" {
-		cfg.ServerName = t.ServerName
-	}
-	cfg.InsecureSkipVerify = t.InsecureSkipVerify
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: %s holds no PEM certificate", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
 // Option configures a Sink beyond its Config.
 type Option func(*options)
 
 type options struct {
-	minBackoff, maxBackoff time.Duration
-	now                    func() time.Time
+	backoff backoff.Policy
+	now     func() time.Time
 }
 
 // WithBackoff sets the first and the longest pause between reconnections
-// (default 100ms and 30s).
+// (default backoff.Default: 100ms and 30s), jittered as every retry is.
 func WithBackoff(min, max time.Duration) Option {
-	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
+	return func(o *options) { o.backoff = backoff.Policy{Base: min, Max: max} }
 }
 
 // WithClock replaces time.Now for the header's timestamp.

@@ -7,33 +7,32 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/backoff"
 	"github.com/sluicehq/sluice/sink/encode"
 )
 
 // Sink sends rows as syslog messages to one receiver.
 type Sink struct {
-	cfg        Config
-	env        engine.SinkEnv
-	log        *slog.Logger
-	network    string // udp, tcp, tcp+tls
-	addr       string
-	tls        *tls.Config
-	pri        int
-	procID     string
-	msg        template
-	json       *encode.JSON // when msg is nil: the row as JSON
-	sd         template
-	ts         *engine.Column
-	minBackoff time.Duration
-	maxBackoff time.Duration
-	now        func() time.Time
+	cfg     Config
+	env     engine.SinkEnv
+	log     *slog.Logger
+	network string // udp, tcp, tcp+tls
+	addr    string
+	tls     *tls.Config
+	pri     int
+	procID  string
+	msg     template
+	json    *encode.JSON // when msg is nil: the row as JSON
+	sd      template
+	ts      *engine.Column
+	backoff backoff.Policy // pause between reconnections
+	now     func() time.Time
 }
 
 var _ engine.Sink = (*Sink)(nil)
@@ -44,11 +43,11 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := options{minBackoff: 100 * time.Millisecond, maxBackoff: 30 * time.Second, now: time.Now}
+	o := options{backoff: backoff.Default, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Sink{cfg: cfg, env: env, minBackoff: o.minBackoff, maxBackoff: o.maxBackoff, now: o.now,
+	s := &Sink{cfg: cfg, env: env, backoff: o.backoff, now: o.now,
 		procID: strconv.Itoa(os.Getpid())}
 	s.log = env.Log().With("sink", env.Name, "address", cfg.Address)
 	s.network, s.addr, _ = cfg.network()
@@ -57,8 +56,7 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	s.pri = fac*8 + sev
 	var err error
 	if s.network == "tcp+tls" {
-		host, _, _ := net.SplitHostPort(s.addr)
-		if s.tls, err = cfg.TLS.config(host); err != nil {
+		if s.tls, err = cfg.TLS.Config(); err != nil {
 			return nil, fmt.Errorf("syslog: %w", err)
 		}
 	}
@@ -199,8 +197,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 		w.s.env.Stats.Error("connection")
 		w.s.env.Stats.Retry()
 		w.log.Warn("send failed, reconnecting", "error", err, "attempt", attempt+1)
-		if err := sleep(ctx, w.s.minBackoff, w.s.maxBackoff, attempt); err != nil {
-			return fmt.Errorf("syslog: send to %s: %w", w.s.cfg.Address, err)
+		if !backoff.Sleep(ctx, w.s.backoff.Delay(attempt)) {
+			return fmt.Errorf("syslog: send to %s: %w", w.s.cfg.Address, ctx.Err())
 		}
 	}
 	w.s.env.Stats.Acked(n, len(w.buf), time.Since(start).Seconds())
@@ -297,21 +295,4 @@ func isRetryable(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-}
-
-func sleep(ctx context.Context, minD, maxD time.Duration, attempt int) error {
-	d := minD
-	for i := 0; i < attempt && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -124,199 +124,243 @@ type tp struct {
 //     share, then with the least load (bytes/s, or tasks), then the least
 //     tasks, then next in a rotation that continues across topics.
 func assign(members []groupMember, partitions map[string]int32) map[string]map[string][]int32 {
-	m := len(members)
-	out := make(map[string]map[string][]int32, m)
-	for _, mb := range members {
-		out[mb.ID] = map[string][]int32{}
+	if len(members) == 0 {
+		return map[string]map[string][]int32{}
 	}
-	if m == 0 {
-		return out
-	}
-	interested := make([]map[string]bool, m)
-	for i, mb := range members {
-		interested[i] = make(map[string]bool, len(mb.Topics))
-		for _, t := range mb.Topics {
-			interested[i][t] = true
-		}
-	}
+	p := newPlan(members, partitions)
+	p.keepOwners()
+	p.setQuotas()
+	p.releaseExcess()
+	p.placeFree()
+	return p.result()
+}
 
-	// The tasks, and how many members can take each topic.
-	topics := sortedKeys(partitions)
-	var tasks []tp
-	takers := map[string]int{}
-	for _, t := range topics {
+// plan is the state of one run of assign. Members are referred to by their
+// index in members.
+type plan struct {
+	members    []groupMember
+	partitions map[string]int32
+	interested []map[string]bool // member → subscribed topics
+	tasks      []tp              // every task some member can take, in topic/partition order
+	takers     map[string]int    // topic → members subscribed to it
+	weighted   bool              // some member reported rates
+	rate       map[tp]uint64     // reported bytes/s
+	mean       float64           // mean reported rate
+
+	owner    map[tp]int // task → member, -1 when free
+	count    []int      // member → tasks
+	perTopic []map[string]int
+	load     []float64 // member → summed weight
+	held     [][]tp    // member → tasks kept, in topic/partition order
+	quota    []int     // member → most tasks
+	active   int       // members subscribed to anything (at least 1)
+	released map[string]int
+}
+
+// newPlan lists the tasks, the members that can take each topic, and the
+// tasks' weights.
+func newPlan(members []groupMember, partitions map[string]int32) *plan {
+	m := len(members)
+	p := &plan{
+		members: members, partitions: partitions, interested: make([]map[string]bool, m),
+		takers: map[string]int{}, rate: map[tp]uint64{}, released: map[string]int{},
+		count: make([]int, m), perTopic: make([]map[string]int, m), load: make([]float64, m),
+		held: make([][]tp, m), quota: make([]int, m),
+	}
+	for i, mb := range members {
+		p.interested[i] = make(map[string]bool, len(mb.Topics))
+		for _, t := range mb.Topics {
+			p.interested[i][t] = true
+		}
+		p.perTopic[i] = map[string]int{}
+	}
+	for _, t := range sortedKeys(partitions) {
 		for i := range members {
-			if interested[i][t] {
-				takers[t]++
+			if p.interested[i][t] {
+				p.takers[t]++
 			}
 		}
-		if takers[t] == 0 {
+		if p.takers[t] == 0 {
 			continue
 		}
-		for p := int32(0); p < partitions[t]; p++ {
-			tasks = append(tasks, tp{t, p})
+		for part := int32(0); part < partitions[t]; part++ {
+			p.tasks = append(p.tasks, tp{t, part})
 		}
 	}
-	n := len(tasks)
-
 	// Weights: reported rates, where any member reported one.
-	rate := map[tp]uint64{}
 	var known, sum uint64
 	for _, mb := range members {
 		for t, ps := range mb.Rates {
-			for p, r := range ps {
-				k := tp{t, p}
-				if _, ok := rate[k]; !ok && r > 0 {
+			for part, r := range ps {
+				k := tp{t, part}
+				if _, ok := p.rate[k]; !ok && r > 0 {
 					known++
 					sum += r
 				}
-				rate[k] = max(rate[k], r)
+				p.rate[k] = max(p.rate[k], r)
 			}
 		}
 	}
-	weight := func(k tp) float64 { return 1 }
-	weighted := known > 0
-	if weighted {
-		mean := float64(sum) / float64(known)
-		weight = func(k tp) float64 {
-			r, ok := rate[k]
-			if !ok {
-				return mean // a task nobody measured counts as an average one
-			}
-			return float64(r) + mean/100 // a silent task still costs a little
-		}
+	if known > 0 {
+		p.weighted = true
+		p.mean = float64(sum) / float64(known)
 	}
+	return p
+}
 
-	// 1. Current owners.
-	owner := make(map[tp]int, n)
-	ownerGen := map[tp]int32{}
-	for _, k := range tasks {
-		owner[k] = -1
+// weight is a task's share of the load: 1 each without rates; with rates,
+// its rate plus a little (a silent task still costs something), or the mean
+// for a task nobody measured.
+func (p *plan) weight(k tp) float64 {
+	if !p.weighted {
+		return 1
 	}
-	for i, mb := range members {
+	r, ok := p.rate[k]
+	if !ok {
+		return p.mean
+	}
+	return float64(r) + p.mean/100
+}
+
+func (p *plan) capOf(t string) int   { return (int(p.partitions[t]) + p.takers[t] - 1) / p.takers[t] }
+func (p *plan) floorOf(t string) int { return int(p.partitions[t]) / p.takers[t] }
+
+// keepOwners is step 1: every task stays with its claimant of the newest
+// generation, if that member is still here and subscribed.
+func (p *plan) keepOwners() {
+	p.owner = make(map[tp]int, len(p.tasks))
+	ownerGen := map[tp]int32{}
+	for _, k := range p.tasks {
+		p.owner[k] = -1
+	}
+	for i, mb := range p.members {
 		for t, ps := range mb.Owned {
-			if !interested[i][t] {
+			if !p.interested[i][t] {
 				continue
 			}
-			for _, p := range ps {
-				k := tp{t, p}
-				cur, exists := owner[k]
+			for _, part := range ps {
+				k := tp{t, part}
+				cur, exists := p.owner[k]
 				if !exists {
 					continue // a partition that is gone
 				}
 				if cur < 0 || mb.Generation > ownerGen[k] {
-					owner[k], ownerGen[k] = i, mb.Generation
+					p.owner[k], ownerGen[k] = i, mb.Generation
 				}
 			}
 		}
 	}
-	count := make([]int, m)
-	perTopic := make([]map[string]int, m)
-	load := make([]float64, m)
-	for i := range perTopic {
-		perTopic[i] = map[string]int{}
-	}
-	held := make([][]tp, m) // tasks kept, in topic/partition order
-	for _, k := range tasks {
-		if i := owner[k]; i >= 0 {
-			count[i]++
-			perTopic[i][k.topic]++
-			load[i] += weight(k)
-			held[i] = append(held[i], k)
+	for _, k := range p.tasks {
+		if i := p.owner[k]; i >= 0 {
+			p.count[i]++
+			p.perTopic[i][k.topic]++
+			p.load[i] += p.weight(k)
+			p.held[i] = append(p.held[i], k)
 		}
 	}
+}
 
-	// 2. Quotas and caps.
-	active := 0
-	for i := range members {
-		if len(interested[i]) > 0 {
-			active++
+// setQuotas is the first half of step 2: n/m or n/m+1 tasks per subscribed
+// member, the +1 going to the members that own the most.
+func (p *plan) setQuotas() {
+	n := len(p.tasks)
+	for i := range p.members {
+		if len(p.interested[i]) > 0 {
+			p.active++
 		}
 	}
-	active = max(active, 1)
-	quota := make([]int, m)
-	order := make([]int, m)
+	p.active = max(p.active, 1)
+	order := make([]int, len(p.members))
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return count[order[a]] > count[order[b]] })
-	extra := n % active
+	sort.SliceStable(order, func(a, b int) bool { return p.count[order[a]] > p.count[order[b]] })
+	extra := n % p.active
 	for _, i := range order {
-		if len(interested[i]) == 0 {
+		if len(p.interested[i]) == 0 {
 			continue
 		}
-		quota[i] = n / active
+		p.quota[i] = n / p.active
 		if extra > 0 {
-			quota[i]++
+			p.quota[i]++
 			extra--
 		}
 	}
-	capOf := func(t string) int { return (int(partitions[t]) + takers[t] - 1) / takers[t] }
-	floorOf := func(t string) int { return int(partitions[t]) / takers[t] }
+}
 
+// releaseExcess is the second half of step 2: a member above a topic's cap,
+// then above its quota, releases tasks, from the topic where it is furthest
+// above its fair share and that has released the fewest so far.
+func (p *plan) releaseExcess() {
 	var total float64
-	for _, k := range tasks {
-		total += weight(k)
+	for _, k := range p.tasks {
+		total += p.weight(k)
 	}
-	target := total / float64(active)
-	released := map[string]int{}
-	release := func(i int, t string) {
-		// Of i's tasks of t, the one leaving i's load nearest the mean
-		// (by count: the highest partition).
-		pick, best := -1, 0.0
-		for j := len(held[i]) - 1; j >= 0; j-- {
-			k := held[i][j]
-			if k.topic != t {
-				continue
-			}
-			d := load[i] - weight(k) - target
-			if d < 0 {
-				d = -d
-			}
-			if pick < 0 || d < best {
-				pick, best = j, d
-			}
-		}
-		k := held[i][pick]
-		held[i] = slices.Delete(held[i], pick, pick+1)
-		owner[k] = -1
-		count[i]--
-		perTopic[i][t]--
-		load[i] -= weight(k)
-		released[t]++
-	}
-	for i := range members {
-		for _, t := range sortedKeys(perTopic[i]) {
-			for perTopic[i][t] > capOf(t) {
-				release(i, t)
+	target := total / float64(p.active)
+	for i := range p.members {
+		for _, t := range sortedKeys(p.perTopic[i]) {
+			for p.perTopic[i][t] > p.capOf(t) {
+				p.release(i, t, target)
 			}
 		}
 	}
-	for i := range members {
-		for count[i] > quota[i] {
+	for i := range p.members {
+		for p.count[i] > p.quota[i] {
 			best, bestScore := "", 0
-			for _, t := range sortedKeys(perTopic[i]) {
-				if perTopic[i][t] == 0 {
+			for _, t := range sortedKeys(p.perTopic[i]) {
+				if p.perTopic[i][t] == 0 {
 					continue
 				}
-				score := (perTopic[i][t]-floorOf(t))*1_000_000 - released[t]
+				score := (p.perTopic[i][t]-p.floorOf(t))*1_000_000 - p.released[t]
 				if best == "" || score > bestScore {
 					best, bestScore = t, score
 				}
 			}
-			release(i, best)
+			p.release(i, best, target)
 		}
 	}
+}
 
-	// 3. Free tasks.
+// release frees, of member i's tasks of topic t, the one leaving i's load
+// nearest target (by count: the highest partition).
+func (p *plan) release(i int, t string, target float64) {
+	pick, best := -1, 0.0
+	for j := len(p.held[i]) - 1; j >= 0; j-- {
+		k := p.held[i][j]
+		if k.topic != t {
+			continue
+		}
+		d := p.load[i] - p.weight(k) - target
+		if d < 0 {
+			d = -d
+		}
+		if pick < 0 || d < best {
+			pick, best = j, d
+		}
+	}
+	k := p.held[i][pick]
+	p.held[i] = slices.Delete(p.held[i], pick, pick+1)
+	p.owner[k] = -1
+	p.count[i]--
+	p.perTopic[i][t]--
+	p.load[i] -= p.weight(k)
+	p.released[t]++
+}
+
+// placeFree is step 3: free tasks, heaviest first when rates are known,
+// go to the member with room under quota and cap, below the topic's floor
+// share, with the least load, then the least tasks, then next in a rotation
+// that continues across topics.
+func (p *plan) placeFree() {
+	m := len(p.members)
 	var free []tp
-	for _, k := range tasks {
-		if owner[k] < 0 {
+	for _, k := range p.tasks {
+		if p.owner[k] < 0 {
 			free = append(free, k)
 		}
 	}
-	if weighted {
-		sort.SliceStable(free, func(a, b int) bool { return weight(free[a]) > weight(free[b]) })
+	if p.weighted {
+		sort.SliceStable(free, func(a, b int) bool { return p.weight(free[a]) > p.weight(free[b]) })
 	}
 	cursor := 0
 	for _, k := range free {
@@ -324,17 +368,17 @@ func assign(members []groupMember, partitions map[string]int32) map[string]map[s
 		var bestKey [5]float64
 		for off := 0; off < m; off++ {
 			i := (cursor + off) % m
-			if !interested[i][k.topic] {
+			if !p.interested[i][k.topic] {
 				continue
 			}
 			key := [5]float64{
-				b2f(count[i] >= quota[i]),
-				b2f(perTopic[i][k.topic] >= capOf(k.topic)),
-				b2f(perTopic[i][k.topic] >= floorOf(k.topic)),
-				load[i],
-				float64(count[i]),
+				b2f(p.count[i] >= p.quota[i]),
+				b2f(p.perTopic[i][k.topic] >= p.capOf(k.topic)),
+				b2f(p.perTopic[i][k.topic] >= p.floorOf(k.topic)),
+				p.load[i],
+				float64(p.count[i]),
 			}
-			if !weighted {
+			if !p.weighted {
 				key[3] = 0 // the count below decides
 			}
 			if best < 0 || less5(key, bestKey) {
@@ -344,16 +388,23 @@ func assign(members []groupMember, partitions map[string]int32) map[string]map[s
 		if best < 0 {
 			continue // nobody subscribes (cannot happen: tasks were filtered)
 		}
-		owner[k] = best
-		count[best]++
-		perTopic[best][k.topic]++
-		load[best] += weight(k)
+		p.owner[k] = best
+		p.count[best]++
+		p.perTopic[best][k.topic]++
+		p.load[best] += p.weight(k)
 		cursor = (best + 1) % m
 	}
+}
 
-	for _, k := range tasks {
-		if i := owner[k]; i >= 0 {
-			id := members[i].ID
+// result is member id → topic → partitions.
+func (p *plan) result() map[string]map[string][]int32 {
+	out := make(map[string]map[string][]int32, len(p.members))
+	for _, mb := range p.members {
+		out[mb.ID] = map[string][]int32{}
+	}
+	for _, k := range p.tasks {
+		if i := p.owner[k]; i >= 0 {
+			id := p.members[i].ID
 			out[id][k.topic] = append(out[id][k.topic], k.part)
 		}
 	}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -195,4 +196,33 @@ func FuzzDecodeRates(f *testing.F) {
 			t.Fatal(fmt.Sprintf("(-first +again):\n%s", d))
 		}
 	})
+}
+
+// TestPlanSteps checks assign's steps one at a time on one group: two
+// members claim t/0 (the newer generation keeps it), a departed member's
+// task is free, quotas give the extra task to the member that owns most,
+// and an over-quota member releases only down to its quota.
+func TestPlanSteps(t *testing.T) {
+	members := []groupMember{
+		{ID: "a", Topics: []string{"t"}, Generation: 1, Owned: map[string][]int32{"t": {0, 1, 2, 3}}},
+		{ID: "b", Topics: []string{"t"}, Generation: 2, Owned: map[string][]int32{"t": {0}}},
+		{ID: "c", Topics: []string{"t"}},
+	}
+	p := newPlan(members, map[string]int32{"t": 7})
+	p.keepOwners()
+	if got := []int{p.owner[tp{"t", 0}], p.owner[tp{"t", 1}], p.owner[tp{"t", 4}]}; got[0] != 1 || got[1] != 0 || got[2] != -1 {
+		t.Fatalf("owners of t/0, t/1, t/4 = %v, want b (1), a (0), free (-1)", got)
+	}
+	p.setQuotas()
+	if want := []int{3, 2, 2}; !slices.Equal(p.quota, want) {
+		t.Fatalf("quotas %v, want %v (7 tasks, the extra to a, which owns most)", p.quota, want)
+	}
+	p.releaseExcess()
+	if p.count[0] != 3 || p.count[1] != 1 {
+		t.Fatalf("after release a holds %d, b %d; want 3 and 1", p.count[0], p.count[1])
+	}
+	p.placeFree()
+	if !slices.Equal(p.count, []int{3, 2, 2}) {
+		t.Fatalf("after placing: %v tasks, want [3 2 2]", p.count)
+	}
 }

@@ -79,21 +79,14 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	redact := cj.Redactor()
 	log := newLogger(stderr, redact)
 	reg := prometheus.NewRegistry()
-	var health healthRelay
-	built, err := Build(ctx, cj, Options{Pod: "dev-0", Logger: log, Registry: reg, Brokers: brokers, OnHealth: health.report})
+	rt, svc, err := newWorker(ctx, cj, reg, Options{Pod: "dev-0", Logger: log, Brokers: brokers})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	rt, err := engine.New(built.Job)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	health.set(rt)
-	reg.MustRegister(rt.Collector(cj.Metrics.PerPartition))
+	defer svc.handleSignals(log)()
 	if *listen != "off" {
-		stop, err := serve(endpoints{public: *listen, admin: "off", perPartition: cj.Metrics.PerPartition}, reg, rt, redact)
+		stop, err := svc.serve(endpoints{public: *listen, admin: "off"})
 		if err != nil {
 			log.Warn("status server not started", "error", err)
 		} else {

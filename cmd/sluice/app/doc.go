@@ -15,6 +15,14 @@
 // on metrics.admin_listen, loopback by default. validate and render return on
 // a signal even while blocked reading a file.
 //
+// The long-running commands (run, dev, coordinator) share one service
+// (serve.go): /metrics, /healthz, /readyz and a status page on the public
+// address, POST /drain on the admin address, and signal handling where the
+// first SIGTERM or SIGINT drains and a second one aborts at once. The
+// coordinator command (coordinator.go) wires the scaler library: its flags,
+// its --config file (decoded with engine/config's strictness and positions),
+// its Kafka and Kubernetes clients.
+//
 // Paths in a job file: inputs (schema files, file sources) are relative to
 // the job file's directory, so a job runs the same from any working
 // directory; outputs (file sinks, dead-letter files, file:// checkpoints) are

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluicehq/sluice/deploy"
 	"github.com/sluicehq/sluice/engine/config"
-	"github.com/sluicehq/sluice/scaler"
 )
 
 // cmdRender prints the Kubernetes manifests of a job: its StatefulSet,
@@ -118,10 +117,6 @@ func workerSpec(cj *config.Job, raw []byte) deploy.JobSpec {
 		}
 	}
 	return spec
-}
-
-func cmdCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return scaler.Main(ctx, args, stdout, stderr)
 }
 
 // renderMonitoring writes the job's alert rules (a Prometheus rules file and

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -61,7 +62,14 @@ func decodeSink[C any, PC validator[C], S engine.Sink](b *builder, p *config.Plu
 	}
 	s, err := mk(cfg, b.sinkEnv(site, name))
 	if err != nil {
-		b.fail(p.Pos.Errorf("%s: %v", p.Kind, b.redact(err.Error())))
+		// An error that knows its place in the job file (a TLS file that
+		// cannot be read) is reported there, else at the sink.
+		at, msg := p.Pos, err.Error()
+		var pe *config.Error
+		if errors.As(err, &pe) && pe.Line > 0 {
+			at, msg = config.Pos{File: pe.File, Line: pe.Line, Col: pe.Col}, pe.Msg
+		}
+		b.fail(at.Errorf("%s: %s", p.Kind, b.redact(msg)))
 		return nil, ""
 	}
 	return s, name

@@ -1,4 +1,4 @@
-package scaler
+package app
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 
 // TestCoordinatorSASLTLS: a cluster that requires SASL/SCRAM-SHA-512 over
 // TLS. The coordinator, configured with a kafka block as a job file writes
-// it, reads the job's backlog through it; a plain client is refused.
+// it, reads the job's offsets through it; a plain client is refused.
 func TestCoordinatorSASLTLS(t *testing.T) {
 	dir := t.TempDir()
 	serverTLS, caFile := testCA(t, dir)
@@ -50,11 +50,11 @@ jobs:
     topics: [%s]
 `, addr, caFile, filepath.Join(dir, "kafka-password"), group, topic), 0o644)
 
-	fc, err := readFileConfig(cfgPath)
+	fc, err := loadCoordinatorFile(cfgPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := kafkaClient(fc.cluster(nil))
+	kc, err := coordinatorKafkaClient(fc.cluster(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +87,27 @@ jobs:
 		t.Fatalf("commit: %v", err)
 	}
 
-	r := kafkaReader{adm: adm}
-	s, err := r.sample(ctx, JobConfig{Name: group, Topics: []string{topic}}, time.Now())
+	// What the coordinator's signal reader asks: end offsets and the
+	// group's commits.
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		t.Fatalf("the coordinator's signal reader over SASL/TLS: %v", err)
+		t.Fatalf("end offsets over SASL/TLS: %v", err)
 	}
-	if s.Partitions != 3 || s.End != 300 || s.Backlog != 200 {
-		t.Fatalf("sample = %+v, want 3 partitions, end 300, backlog 200", s)
+	committed, err := adm.FetchOffsetsForTopics(ctx, group, topic)
+	if err != nil {
+		t.Fatalf("committed offsets over SASL/TLS: %v", err)
+	}
+	var end, backlog int64
+	ends.Each(func(e kadm.ListedOffset) {
+		end += e.Offset
+		pos := int64(0)
+		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.At >= 0 {
+			pos = c.At
+		}
+		backlog += e.Offset - pos
+	})
+	if end != 300 || backlog != 200 {
+		t.Fatalf("end %d, backlog %d; want 300 and 200", end, backlog)
 	}
 
 	// A bare client, as the coordinator used to build, reads nothing.
@@ -104,7 +118,7 @@ jobs:
 	defer plain.Close()
 	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer pcancel()
-	if _, err := (kafkaReader{adm: kadm.NewClient(plain)}).sample(pctx, JobConfig{Name: group, Topics: []string{topic}}, time.Now()); err == nil {
+	if _, err := kadm.NewClient(plain).ListEndOffsets(pctx, topic); err == nil {
 		t.Fatal("a client without TLS and SASL read the backlog")
 	}
 }
