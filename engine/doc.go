@@ -25,6 +25,20 @@
 // New asks each decoder that can (Projector) to decode only the columns its
 // pipelines read (ColumnReader) and their event-time columns.
 //
+// # Time
+//
+// The runtime reads time only through package time (time.Now, timers,
+// tickers), and the adaptive bundle rule is a pure function of durations
+// (bundleWait in bundle.go). The rules that depend on time (a quiet task
+// closes its bundle within milliseconds, a task that is behind fills
+// bundles, max_wait bounds a bundle, one slow task never delays another,
+// a paused task is resumed only after its pause) are tested by running the
+// runtime in a testing/synctest bubble, whose clock moves only when every
+// goroutine waits: a flush that takes 20 ms takes exactly 20 ms and a
+// latency is a number, not a sample of a loaded machine. No clock is
+// injected: a bubble fakes timers as well as time.Now, which an injected
+// now function would not.
+//
 // # Positions and failures
 //
 // A bundle is complete for a pipeline when every Writer of that pipeline
