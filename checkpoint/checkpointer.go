@@ -23,7 +23,8 @@ import (
 )
 
 // Checkpointer writes, reads and garbage-collects checkpoints in a Store. It
-// implements engine.CheckpointStore and engine.CheckpointCollector.
+// implements engine.CheckpointStore, engine.CheckpointCollector and
+// engine.LatestLoader.
 //
 // Save is called from one goroutine at a time (the engine's contract); Load,
 // LoadLatest and Collect may run concurrently with it and with each other.
@@ -50,6 +51,7 @@ type podRef struct{ job, pod string }
 var (
 	_ engine.CheckpointStore     = (*Checkpointer)(nil)
 	_ engine.CheckpointCollector = (*Checkpointer)(nil)
+	_ engine.LatestLoader        = (*Checkpointer)(nil)
 )
 
 // Open returns a Checkpointer for a store URL:

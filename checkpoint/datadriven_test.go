@@ -1,14 +1,13 @@
 package checkpoint
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the expected output in testdata/ files")
+	"github.com/sluicehq/sluice/engine/enginetest"
+)
 
 // testCase is one block of a data-driven test file:
 //
@@ -86,7 +85,7 @@ func runTestFile(t *testing.T, path string, f func(t *testing.T, c *testCase) st
 		if strings.Contains(got, "\n\n") {
 			t.Fatalf("%s:%d: output holds a blank line", path, c.line)
 		}
-		if !*update && got != c.output {
+		if !enginetest.Update() && got != c.output {
 			t.Errorf("%s:%d: %s %s\n--- want\n%s\n--- got\n%s", path, c.line, c.cmd, c.argLine, c.output, got)
 		}
 		for _, l := range c.comment {
@@ -101,7 +100,7 @@ func runTestFile(t *testing.T, path string, f func(t *testing.T, c *testCase) st
 	for _, l := range tail {
 		fmt.Fprintln(&out, l)
 	}
-	if *update {
+	if enginetest.Update() {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -2,14 +2,12 @@ package deploy
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
 
 // TestRenderOperatorGolden pins what `sluice render --operator` writes:
@@ -20,19 +18,7 @@ func TestRenderOperatorGolden(t *testing.T) {
 	if err := RenderOperator(&buf, OperatorSpec{Image: "ghcr.io/sluicehq/sluice:v0.1.0"}); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "operator.golden.yaml")
-	if *update {
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./deploy -update)", err)
-	}
-	if diff := cmp.Diff(string(want), buf.String()); diff != "" {
-		t.Errorf("RenderOperator (-want +got):\n%s", diff)
-	}
+	enginetest.Golden(t, filepath.Join("testdata", "operator.golden.yaml"), buf.Bytes())
 	crd, _, _ := strings.Cut(buf.String(), "\n---\n")
 	if crd+"\n" != string(v1alpha1.CRDYAML()) {
 		t.Error("the rendered CRD differs from v1alpha1.CRDYAML")

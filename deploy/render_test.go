@@ -2,17 +2,14 @@ package deploy
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func jobFile(t *testing.T) []byte {
 	t.Helper()
@@ -45,18 +42,7 @@ func TestRenderGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", tt.name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./deploy -update)", err)
-			}
-			if diff := cmp.Diff(string(want), buf.String()); diff != "" {
-				t.Errorf("Render (-want +got):\n%s", diff)
-			}
+			enginetest.Golden(t, path, buf.Bytes())
 		})
 	}
 }

@@ -25,6 +25,40 @@
 // New asks each decoder that can (Projector) to decode only the columns its
 // pipelines read (ColumnReader) and their event-time columns.
 //
+// # Optional capabilities
+//
+// A component implements the base interface (Source, Decoder, Transform,
+// Sink, Writer, CheckpointStore) and may implement an optional one, which
+// the runtime finds by type assertion:
+//
+//	capability           on               implemented by                    called
+//	Pauser               Source           Kafka source, multi-source        Pause from Deliver's goroutine, Resume from the task's; under the task's inbox lock
+//	StatefulWriter       Writer           BigQuery, object sinks            by the task's goroutine after its pipeline completes a bundle
+//	ResumableSink        Sink             BigQuery, object sinks            by the task's goroutine instead of Open when a state was recorded
+//	CheckpointCollector  CheckpointStore  checkpoint.Checkpointer           after each commit, one at a time, under the checkpoint lock
+//	LatestLoader         CheckpointStore  checkpoint.Checkpointer           once, by Run before the source starts
+//	ColumnReader         Transform        sql.Program                       once per pipeline, by New
+//	Projector            Decoder          source/avro.Decoder               once per decoder, by New, before any Decode
+//
+// Their comments (interfaces.go, projection.go) say who owns each buffer. A
+// wrapper that embeds a base interface hides the capabilities of what it
+// wraps (cmd/sluice's dead-letter redaction wraps file and Kafka sinks,
+// which have none, and dead-letter writers' states are not checkpointed).
+//
+// # Time
+//
+// The runtime reads time only through package time (time.Now, timers,
+// tickers), and the adaptive bundle rule is a pure function of durations
+// (bundleWait in bundle.go). The rules that depend on time (a quiet task
+// closes its bundle within milliseconds, a task that is behind fills
+// bundles, max_wait bounds a bundle, one slow task never delays another,
+// a paused task is resumed only after its pause) are tested by running the
+// runtime in a testing/synctest bubble, whose clock moves only when every
+// goroutine waits: a flush that takes 20 ms takes exactly 20 ms and a
+// latency is a number, not a sample of a loaded machine. No clock is
+// injected: a bubble fakes timers as well as time.Now, which an injected
+// now function would not.
+//
 // # Positions and failures
 //
 // A bundle is complete for a pipeline when every Writer of that pipeline

@@ -67,9 +67,31 @@ type Source interface {
 	Commit(ctx context.Context, positions []Position, meta string) error
 }
 
+// The optional capabilities below are found by type assertion, so that a
+// component without one still works: Pauser (on a Source), StatefulWriter
+// (on a Writer), ResumableSink (on a Sink), CheckpointCollector and
+// LatestLoader (on a CheckpointStore), and in projection.go ColumnReader (on
+// a Transform) and Projector (on a Decoder). Each comment says who
+// implements it, when the runtime calls it, from which goroutines, under
+// which locks, and who owns the buffers; the package doc has the summary. A
+// wrapper that embeds one of the base interfaces hides the capabilities of
+// what it wraps: it must implement them itself when they matter.
+
 // Pauser is implemented by sources that can stop fetching individual tasks, so
 // that a task whose sinks are behind does not hold the memory of the others.
 // Records already fetched are still delivered after Pause.
+//
+// Implementations: the Kafka source (franz-go PauseFetchPartitions and
+// ResumeFetchPartitions) and cmd/sluice's multi-source, which forwards each
+// task to the source that owns it.
+//
+// Pause is called from the goroutine that calls Handler.Deliver, when the
+// task holds more than Job.MaxBufferedBytes; Resume from the task's own
+// goroutine when it takes its input. Both are called with the task's inbox
+// lock held, so for one task the calls alternate, Pause first, and a Resume
+// never overtakes the Pause it undoes; calls for different tasks come
+// concurrently from different goroutines. They must return quickly and must
+// not call back into the Handler. tasks belongs to the caller: do not keep it.
 type Pauser interface {
 	Pause(tasks ...TaskID)
 	Resume(tasks ...TaskID)
@@ -161,8 +183,17 @@ type SinkState struct {
 // StatefulWriter is implemented by writers whose position at the destination
 // belongs in the checkpoint, so that a replay after a crash can be
 // deduplicated there (a BigQuery committed stream and its next row offset).
-// State is called by the task's goroutine after a successful Flush; the
-// result must describe the destination just after the flushed rows.
+//
+// Implementations: the BigQuery sink's writer (committed streams) and the
+// object sinks' writer (gcs, s3, azblob: the object being written).
+//
+// State is called by the task's goroutine, with no runtime lock held, after
+// a Flush of the writer succeeded and every writer of its pipeline
+// acknowledged the bundle; the result must describe the destination just
+// after the flushed rows. nil means no state. The runtime keeps the
+// returned slice in positions and checkpoints: the writer must not modify
+// it afterwards (return a new one each time). The state of a pipeline's
+// dead-letter writer is not checkpointed.
 type StatefulWriter interface {
 	Writer
 	State() []byte
@@ -171,6 +202,16 @@ type StatefulWriter interface {
 // ResumableSink is implemented by sinks whose writers keep state: instead of
 // Open, the runtime calls Resume with the state a checkpoint recorded for the
 // task's writer, when the task restarts from that checkpoint's position.
+//
+// Implementations: the BigQuery sink and the object sinks (gcs, s3,
+// azblob).
+//
+// Resume is called from the task's goroutine, with no runtime lock held,
+// whenever it opens a writer whose name has a state at its pipeline's
+// position: when the task starts from a checkpoint that recorded one, and
+// when it reopens a writer after a failed flush (so the destination
+// deduplicates the replay). Calls for different tasks are concurrent. state
+// is the runtime's and read-only; the sink may keep it.
 type ResumableSink interface {
 	Sink
 	Resume(ctx context.Context, task TaskID, state []byte) (Writer, error)
@@ -187,6 +228,26 @@ type CheckpointStore interface {
 // CheckpointCollector is implemented by stores that can delete the
 // checkpoints no committed offset references any more. keep lists the keys
 // still referenced.
+//
+// Implementation: checkpoint.Checkpointer (every store behind it).
+//
+// Collect is called after each commit, from the goroutine that checkpoints,
+// one call at a time (the runtime's checkpoint lock is held, so no Save
+// runs meanwhile). keep is the caller's, sorted, and read-only; do not keep
+// it. An error is logged and the next commit tries again.
 type CheckpointCollector interface {
 	Collect(ctx context.Context, job, pod string, keep []string) error
+}
+
+// LatestLoader is implemented by checkpoint stores that can find a pod's
+// newest checkpoint; the runtime reads it at start to restore the state of
+// stateful writers (a pod restarted after a crash gets its tasks back).
+//
+// Implementation: checkpoint.Checkpointer.
+//
+// LoadLatest is called once, by Run before the source starts, from Run's
+// goroutine. The runtime keeps the returned checkpoint; an error or a nil
+// checkpoint means there is nothing to restore.
+type LatestLoader interface {
+	LoadLatest(ctx context.Context, job, pod string) (*Checkpoint, string, error)
 }

@@ -7,7 +7,8 @@ import (
 
 // ColumnReader is implemented by transforms that know which input columns
 // they read (sql.Program): paths as Schema.Lookup takes them, a nested record
-// read whole as its own path.
+// read whole as its own path. New calls Columns once per pipeline, from its
+// caller's goroutine; the result is read, not kept.
 type ColumnReader interface {
 	Columns() []string
 }

@@ -564,13 +564,6 @@ func (r *Runtime) Assign(ctx context.Context, as []Assignment) {
 	r.log.Info("tasks assigned", "count", len(as))
 }
 
-// LatestLoader is implemented by checkpoint stores that can find a pod's
-// newest checkpoint; the runtime reads it at start to restore the state of
-// stateful writers (a pod restarted after a crash gets its tasks back).
-type LatestLoader interface {
-	LoadLatest(ctx context.Context, job, pod string) (*Checkpoint, string, error)
-}
-
 func (r *Runtime) loadLatest(ctx context.Context) {
 	l, ok := r.job.Store.(LatestLoader)
 	if !ok {

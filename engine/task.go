@@ -22,7 +22,9 @@ import (
 // task that keeps up closes a bundle each time it catches up, but never
 // sooner than flushRatio × flush time, so flushing costs it at most about
 // 1/flushRatio of its time. A task that is behind never finds its input idle
-// and fills bundles to MaxRecords, the cheapest way to catch up.
+// (more has arrived whenever it has processed what it took) and fills
+// bundles to MaxRecords, the cheapest way to catch up. bundleWait decides;
+// tests drive it tick by tick.
 const (
 	minOpen    = 5 * time.Millisecond
 	flushRatio = 10
@@ -342,6 +344,13 @@ func (t *task) take() (batches [][]Record, ended bool) {
 	return batches, ended
 }
 
+// pending reports whether input waits in the inbox.
+func (t *task) pending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.inbox) > 0
+}
+
 // blocked reports whether the task cannot process input now: its bundle is
 // sealed, or a record waits for an unavailable dependency.
 func (t *task) blocked() bool { return t.sealed || (t.held && !t.heldDue) }
@@ -362,13 +371,11 @@ func (t *task) run() {
 	defer timer.Stop()
 	stop := t.stop
 	for {
-		fresh := false
 		if !t.blocked() {
 			if len(t.queue) == 0 {
 				var ended bool
 				t.queue, ended = t.take()
 				t.sawEnd = t.sawEnd || ended
-				fresh = len(t.queue) > 0
 			}
 			t.processQueue()
 		}
@@ -392,15 +399,13 @@ func (t *task) run() {
 					t.rt.taskEnded(t)
 				}
 			case t.n > 0:
-				age := time.Since(t.opened)
-				idleAfter := max(minOpen, flushRatio*t.flushCost)
-				if age >= t.maxWait || (!fresh && age >= idleAfter) {
+				wait, closes := bundleWait(time.Since(t.opened), t.maxWait, t.flushCost, t.pending())
+				if closes {
 					t.complete()
 					continue
 				}
-				wait := t.maxWait - age
-				if !fresh || idleAfter-age > 0 {
-					wait = min(wait, max(idleAfter-age, time.Millisecond))
+				if wait == 0 {
+					continue // more input arrived meanwhile: it joins the bundle
 				}
 				timer.Reset(wait)
 			}

@@ -2,16 +2,14 @@ package examples
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/sluicehq/sluice/bench/gen"
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
-
-var update = flag.Bool("update", false, "regenerate data/traffic-sample.avro")
 
 const sampleRecords = 2000
 
@@ -23,7 +21,7 @@ func TestSampleData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
+	if enginetest.Update() {
 		var buf bytes.Buffer
 		w, err := goavro.NewOCFWriter(goavro.OCFConfig{W: &buf, Schema: string(schema), CompressionName: goavro.CompressionDeflateLabel})
 		if err != nil {

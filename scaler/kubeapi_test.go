@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
 
 // controlPlane is a real etcd and kube-apiserver on loopback.
@@ -86,16 +87,6 @@ func kubeAPIServerCached() bool {
 	return err == nil && fi.Mode()&0o111 != 0
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startProcess starts a command whose output goes to a log file, and stops
 // it by its own process id when the test ends.
 func startProcess(t *testing.T, logPath, bin string, args ...string) {
@@ -132,7 +123,7 @@ func startControlPlane(t *testing.T) controlPlane {
 	kapi := kubeAPIServerBinary(t)
 	dir := t.TempDir()
 
-	clientPort, peerPort := freePort(t), freePort(t)
+	clientPort, peerPort := enginetest.FreePort(t), enginetest.FreePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	startProcess(t, filepath.Join(dir, "etcd.log"), etcd,
 		"--data-dir", filepath.Join(dir, "etcd"),
@@ -155,7 +146,7 @@ func startControlPlane(t *testing.T) controlPlane {
 	admin := "admin-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	writeFile(t, filepath.Join(dir, "tokens.csv"), []byte(admin+",admin,admin,system:masters\n"))
 
-	port := freePort(t)
+	port := enginetest.FreePort(t)
 	startProcess(t, filepath.Join(dir, "kube-apiserver.log"), kapi,
 		"--etcd-servers="+etcdURL,
 		"--cert-dir="+filepath.Join(dir, "certs"),

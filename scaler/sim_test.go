@@ -2,13 +2,12 @@ package scaler
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the simulator table in docs/autoscaling.md")
+	"github.com/sluicehq/sluice/engine/enginetest"
+)
 
 // The goals the default policy is held to on every
 // trace: SLA in at least 99 % of minutes, at most 1.2x the oracle's
@@ -84,7 +83,7 @@ func checkReport(t *testing.T, table []byte) {
 	if bytes.Equal(out, doc) {
 		return
 	}
-	if !*update {
+	if !enginetest.Update() {
 		t.Fatalf("the simulator table in %s is stale; rewrite it with: go test ./scaler -run TestSimulatorTraces -update\nwant:\n%s", path, table)
 	}
 	if err := os.WriteFile(path, out, 0o644); err != nil {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,9 +9,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/sluicehq/sluice/engine/enginetest"
+)
 
 func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
@@ -203,19 +202,7 @@ func TestYAMLSyntaxErrorPositions(t *testing.T) {
 		}
 		fmt.Fprintln(&got, err)
 	}
-	golden := "testdata/syntax.golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), got.String()); diff != "" {
-		t.Fatalf("syntax errors (-want +got):\n%s", diff)
-	}
+	enginetest.Golden(t, "testdata/syntax.golden", []byte(got.String()))
 	// The two cases that were reported a line early, spelled out.
 	for _, w := range []string{
 		"testdata/syntax/unclosed-brace.yaml:16:15: { is not closed",

@@ -1,14 +1,9 @@
 package gcs
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,13 +11,13 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/google/go-cmp/cmp"
-	"github.com/linkedin/goavro/v2"
 	"google.golang.org/api/iterator"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/config"
 	"github.com/sluicehq/sluice/sink/object"
 	"github.com/sluicehq/sluice/sink/object/objecttest"
+	"github.com/sluicehq/sluice/sink/sinktest"
 )
 
 var schema = engine.MustSchema(&engine.Type{Kind: engine.KindRecord, Name: "t.Row", Fields: []engine.Field{
@@ -99,7 +94,7 @@ func TestGCSSink(t *testing.T) {
 				}
 				b, _ := io.ReadAll(r)
 				r.Close()
-				got = append(got, readIDs(t, format, b)...)
+				got = append(got, sinktest.IDs(t, format, b)...)
 			}
 			sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
 			if diff := cmp.Diff(want, got); diff != "" {
@@ -110,44 +105,6 @@ func TestGCSSink(t *testing.T) {
 			}
 		})
 	}
-}
-
-func readIDs(t *testing.T, format string, b []byte) []int64 {
-	t.Helper()
-	var ids []int64
-	switch format {
-	case "json":
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			var v struct{ ID int64 }
-			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, v.ID)
-		}
-	case "csv":
-		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-		if err != nil || recs[0][0] != "id" {
-			t.Fatalf("csv: %v %v", err, recs)
-		}
-		for _, r := range recs[1:] {
-			id, _ := strconv.ParseInt(r[0], 10, 64)
-			ids = append(ids, id)
-		}
-	case "avro":
-		r, err := goavro.NewOCFReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for r.Scan() {
-			v, err := r.Read()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, v.(map[string]any)["id"].(int64))
-		}
-	}
-	return ids
 }
 
 // TestGCSResumeAfterCrash runs the object sinks' checks (objecttest.Run)

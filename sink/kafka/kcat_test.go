@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -21,24 +20,15 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/enginetest"
 	"github.com/sluicehq/sluice/sink/kafka"
 )
 
 const install = "apt-get install -y kcat"
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func cluster(t *testing.T) string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.Ports(freePort(t)), kfake.AllowAutoTopicCreation(), kfake.SeedTopics(1, "seeded"))
+	c, err := kfake.NewCluster(kfake.Ports(enginetest.FreePort(t)), kfake.AllowAutoTopicCreation(), kfake.SeedTopics(1, "seeded"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,20 +21,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/enginetest"
 	"github.com/sluicehq/sluice/sink/syslog"
 )
 
 const install = "apt-get install -y rsyslog rsyslog-gnutls"
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // writeCerts writes a CA and a server certificate for 127.0.0.1 into dir.
 func writeCerts(t *testing.T, dir string) {
@@ -81,7 +72,7 @@ func startRsyslog(t *testing.T) *rsyslog {
 	if err != nil {
 		t.Fatalf("rsyslogd not found in PATH (it lives in an sbin directory): install it with `%s`", install)
 	}
-	r := &rsyslog{dir: t.TempDir(), tcpPort: freePort(t), tlsPt: freePort(t)}
+	r := &rsyslog{dir: t.TempDir(), tcpPort: enginetest.FreePort(t), tlsPt: enginetest.FreePort(t)}
 	writeCerts(t, r.dir)
 	conf := fmt.Sprintf(`global(workDirectory="%[1]s"
   defaultNetstreamDriverCAFile="%[1]s/ca.pem"

@@ -3,9 +3,7 @@ package avro
 import (
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,9 +12,8 @@ import (
 	"github.com/sluicehq/sluice/bench/gen"
 	"github.com/sluicehq/sluice/engine"
 	wire "github.com/sluicehq/sluice/engine/avro"
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestSchemaGolden pins the canonical form, the fingerprint and SchemaJSON of
 // the canonical schemas; -update rewrites testdata/golden.
@@ -26,21 +23,7 @@ func TestSchemaGolden(t *testing.T) {
 			_, typ := readSchema(t, name)
 			got := fmt.Sprintf("canonical: %s\nfingerprint: %016x\nschema: %s\n", wire.Canonical(typ), wire.Fingerprint(typ), schemaJSON(typ))
 			path := filepath.Join("testdata", "golden", strings.TrimSuffix(name, ".avsc")+".txt")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			enginetest.Golden(t, path, []byte(got))
 			again, err := ParseSchema(schemaJSON(typ))
 			if err != nil {
 				t.Fatal(err)

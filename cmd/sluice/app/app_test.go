@@ -4,18 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/sluicehq/sluice/bench/gen"
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestValidateReportsEveryMistake is what a user sees from `sluice validate`
 // on a file with an unknown key, a wrong type, a missing required key, an SQL
@@ -26,14 +22,7 @@ func TestValidateReportsEveryMistake(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr.String())
 	}
-	golden := "testdata/invalid.golden"
-	if *update {
-		os.WriteFile(golden, stderr.Bytes(), 0o644)
-	}
-	want, _ := os.ReadFile(golden)
-	if diff := cmp.Diff(string(want), stderr.String()); diff != "" {
-		t.Fatalf("validate output (-want +got):\n%s", diff)
-	}
+	enginetest.Golden(t, "testdata/invalid.golden", stderr.Bytes())
 	for _, kind := range []string{"unknown key \"color\"", "expected a duration", "missing required key \"name\"", "sql:", "source_country"} {
 		if !strings.Contains(stderr.String(), kind) {
 			t.Errorf("validate output lacks %q", kind)

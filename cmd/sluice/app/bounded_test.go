@@ -61,6 +61,7 @@ func (c *cluster) exits(w *worker, timeout time.Duration) int {
 // a bounded job over two members (two sluice run processes) reads every
 // record once between them and both exit 0.
 func TestBoundedJobRerunExits(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 4, "1s")
 	const total = 1000
 	c.produce(total)
@@ -105,6 +106,7 @@ func TestBoundedJobRerunExits(t *testing.T) {
 // records exits 0 on its first run; over a topic that does not exist it exits
 // 1 at once, naming the topic and the brokers, instead of retrying forever.
 func TestBoundedEmptyAndMissingTopic(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 2, "1s")
 	adm := kadm.NewClient(c.prod)
 	if _, err := adm.CreateTopic(context.Background(), 3, 1, nil, "e2e.empty"); err != nil {

@@ -18,6 +18,7 @@ import (
 // sluice binary as a separate process, SIGTERM while records are flowing, a
 // restart, and every produced record in the sink exactly once.
 func TestEndToEndDrainRestart(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 4, "1s")
 	const total = 200000
 	c.produce(total / 2)
@@ -41,6 +42,7 @@ func TestEndToEndDrainRestart(t *testing.T) {
 // TestDrainExactlyOnce: SIGTERM during full-speed processing of a backlog,
 // restart, and the sink holds every record exactly once.
 func TestDrainExactlyOnce(t *testing.T) {
+	t.Parallel()
 	testDrainExactlyOnce(t, newCluster(t, 6, "10s"), 400000)
 }
 
@@ -65,6 +67,7 @@ func testDrainExactlyOnce(t *testing.T, c *cluster, total int) {
 // (scale 1→2, then 2→1) with drain on revocation; the sink holds every record
 // exactly once.
 func TestRescaleExactlyOnce(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 6, "2s")
 	stopProducing := c.produceEvery(500, 20*time.Millisecond)
 	w0 := c.start("w0")
@@ -93,6 +96,7 @@ func TestRescaleExactlyOnce(t *testing.T) {
 // and every duplicate lies after the offset its partition had committed when
 // a worker was killed: at most one checkpoint interval is replayed.
 func TestCrashRecoverySIGKILL(t *testing.T) {
+	t.Parallel()
 	testCrashRecovery(t, newCluster(t, 4, "1s"), 5)
 }
 
@@ -155,6 +159,7 @@ func testCrashRecovery(t *testing.T, c *cluster, nKills int) {
 // the rows replayed after each restart are appended at the offsets they had,
 // BigQuery rejects them, and the table holds every record exactly once.
 func TestBigQueryCommittedCrashReplay(t *testing.T) {
+	t.Parallel()
 	bq := bqtest.Start(t)
 	const bqTable = "projects/p/datasets/d/tables/traffic"
 	c := newClusterSinks(t, 4, "1s", fmt.Sprintf("      - bigquery: {project: p, dataset: d, table: traffic, mode: committed, endpoint: \"http://%s\"}\n", bq.Addr()))
@@ -198,6 +203,9 @@ func TestBigQueryCommittedCrashReplay(t *testing.T) {
 // BigQuery still holds every record exactly once, because the replayed rows
 // are appended at their old offsets of the old stream and rejected.
 func TestSinkStateFollowsNameJob(t *testing.T) {
+	// Not parallel: run beside another worker test on a loaded machine it
+	// once saw 1000 duplicated BigQuery rows (committed mode) after its
+	// kills; alone it passes. Kept serial until that is understood.
 	bq := bqtest.Start(t)
 	const bqTable = "projects/p/datasets/d/tables/traffic"
 	c := newClusterSinks(t, 2, "1s", fmt.Sprintf("      - bigquery: {project: p, dataset: d, table: traffic, mode: committed, endpoint: \"http://%s\"}\n", bq.Addr()))

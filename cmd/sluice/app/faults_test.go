@@ -103,6 +103,7 @@ const pipelineYAML = `  - name: %s
 // bundle is replayed into the https sink; once the collector is up, every
 // record is in the file exactly once.
 func TestJobReplayDoesNotMultiply(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 2, "1s")
 	addr := deadAddr(t)
 	c.writeJob("1s", "30s", fmt.Sprintf(pipelineYAML, "all", `      - file: {path: %[1]s/out.jsonl, format: json}
@@ -132,6 +133,7 @@ func TestJobReplayDoesNotMultiply(t *testing.T) {
 // checkpoints keep coming and record healthy's position, so after a SIGKILL
 // and a fix the healthy pipeline replays nothing it had completed.
 func TestFailingPipelineDoesNotStallCheckpoints(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 4, "500ms")
 	addr := deadAddr(t)
 	c.writeJob("500ms", "30s", fmt.Sprintf(pipelineYAML, "healthy", `      - file: {path: %[1]s/out.jsonl, format: json}
@@ -176,6 +178,7 @@ func TestFailingPipelineDoesNotStallCheckpoints(t *testing.T) {
 // With a sink failing, SIGTERM ends the worker within drain.deadline, with
 // a final checkpoint; a second SIGTERM ends a long drain at once.
 func TestDrainDeadlineWithFailingSink(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 2, "1s")
 	addr := deadAddr(t)
 	pipes := fmt.Sprintf(pipelineYAML, "broken", `      - file: {path: %[1]s/out.jsonl, format: json}

@@ -18,6 +18,7 @@ import (
 // every input record in the output topic exactly once, while the
 // at-least-once file sink beside it holds the replayed duplicates.
 func TestKafkaSinkExactlyOnce(t *testing.T) {
+	t.Parallel()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatal("kcat not found: install it with `apt-get install -y kcat`")

@@ -37,6 +37,7 @@ func (h *recordingHandler) End(task engine.TaskID) {
 // source only the position of its own task; a position of a task that no
 // source owns is an error, not something a source must ignore.
 func TestMultiSourceRoutesCommits(t *testing.T) {
+	t.Parallel()
 	sample, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/data/traffic-sample.avro"))
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 // go to the dead-letter file and the job must not end as complete. Once the
 // registry answers again, every record reaches the sink and the job exits 0.
 func TestRegistryOutageBackpressures(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 2, "1s")
 	schema, err := os.ReadFile(filepath.Join(c.dir, "traffic.avsc"))
 	if err != nil {

@@ -1,34 +1,19 @@
 package v1alpha1
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/sluicehq/sluice/engine/enginetest"
+)
 
 // TestCRDGolden keeps the checked-in CRD equal to what the Go types
 // generate: a field added to Spec or Status without -update fails here.
 func TestCRDGolden(t *testing.T) {
-	path := filepath.Join("testdata", "sluicejob-crd.golden.yaml")
-	got := CRDYAML()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./deploy/api/v1alpha1 -update)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("CRD is stale (-want +got), run go test ./deploy/api/v1alpha1 -update:\n%s", diff)
-	}
+	enginetest.Golden(t, filepath.Join("testdata", "sluicejob-crd.golden.yaml"), CRDYAML())
 }
 
 // TestRoundTrip checks that a job survives the unstructured conversion that

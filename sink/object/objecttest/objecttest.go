@@ -1,32 +1,25 @@
 // Package objecttest holds the checks every object sink (gcs, s3, azblob)
-// passes against its emulator: whole objects in each format, rolling at
-// max_object_bytes, max_object_age in a quiet stream, and a crash replay that
-// leaves every row in the finalized objects exactly once.
+// passes against its emulator: the sink conformance suite (sinktest), and
+// whole objects in each format, rolling at max_object_bytes,
+// max_object_age in a quiet stream, and a crash replay that leaves every
+// row in the finalized objects exactly once.
 package objecttest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"path"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/linkedin/goavro/v2"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/sink/sinktest"
 )
 
-// Schema is the rows' schema.
-var Schema = engine.MustSchema(&engine.Type{Kind: engine.KindRecord, Name: "t.Row", Fields: []engine.Field{
-	{Name: "id", Type: &engine.Type{Kind: engine.KindLong}},
-	{Name: "msg", Type: &engine.Type{Kind: engine.KindString}},
-}})
+// Schema is the rows' schema (the conformance suite's).
+var Schema = sinktest.Schema
 
 // Object is a finalized object as the store holds it.
 type Object struct {
@@ -43,53 +36,34 @@ type Backend struct {
 	List func(t *testing.T, prefix string) []Object
 }
 
-// IDs reads the id column of an object with the format's own reader.
-func IDs(t *testing.T, format string, b []byte) []int64 {
-	t.Helper()
-	var ids []int64
-	switch format {
-	case "json":
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			var v struct{ ID int64 }
-			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, v.ID)
-		}
-	case "csv":
-		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-		if err != nil || len(recs) == 0 || recs[0][0] != "id" {
-			t.Fatalf("csv: %v %v", err, recs)
-		}
-		for _, r := range recs[1:] {
-			id, _ := strconv.ParseInt(r[0], 10, 64)
-			ids = append(ids, id)
-		}
-	case "avro":
-		r, err := goavro.NewOCFReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for r.Scan() {
-			v, err := r.Read()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, v.(map[string]any)["id"].(int64))
-		}
-	}
-	return ids
-}
-
 // Run checks a sink: for each format, a writer flushes bundles (objects fill
 // and are finalized), its state after the second bundle is what the
 // checkpoint holds, the writer dies without Close, and a resumed writer gets
 // every row after that state again. Each row must end up in the finalized
 // objects exactly once, every object within max_object_bytes, and
 // max_object_age must finalize the last object of the quiet stream.
+//
+// It also runs the sink conformance suite (sinktest) on JSON objects.
 func Run(t *testing.T, b Backend) {
 	ctx := context.Background()
+	t.Run("conformance", func(t *testing.T) {
+		const prefix = "conformance/"
+		// The crashing writer of the state round trip gets a long
+		// max_object_age: a killed process finalizes nothing by age.
+		sinktest.Run(t, sinktest.Harness{
+			New:      func(t *testing.T) engine.Sink { return b.New(t, prefix, "json", 1<<20, 200*time.Millisecond) },
+			Crashing: func(t *testing.T) engine.Sink { return b.New(t, prefix, "json", 1<<20, time.Hour) },
+			Read: func(t *testing.T) []int64 {
+				var ids []int64
+				for _, o := range b.List(t, prefix) {
+					ids = append(ids, sinktest.IDs(t, "json", o.Data)...)
+				}
+				return ids
+			},
+			Settle:   20 * time.Second,
+			Stateful: true,
+		})
+	})
 	for _, format := range []string{"json", "csv", "avro"} {
 		t.Run(format, func(t *testing.T) {
 			const maxBytes = 2000
@@ -133,7 +107,7 @@ func Run(t *testing.T, b Backend) {
 				sort.Slice(objs, func(i, j int) bool { return path.Base(objs[i].Name) < path.Base(objs[j].Name) })
 				var ids []int64
 				for _, o := range objs {
-					ids = append(ids, IDs(t, format, o.Data)...)
+					ids = append(ids, sinktest.IDs(t, format, o.Data)...)
 				}
 				if len(ids) >= 260 {
 					sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
