@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
 	"github.com/sluicehq/sluice/deploy/operator"
@@ -101,23 +100,14 @@ func (k *kubeFlags) register(fl *flag.FlagSet) {
 	fl.BoolVar(&k.insecure, "insecure", false, "skip TLS verification of --server (tests only)")
 }
 
+// rest is restConfig of the flags, allowed 50 requests/s (burst 100) unless
+// the caller sets its own rate.
 func (k *kubeFlags) rest() (*rest.Config, error) {
-	if k.server != "" {
-		return &rest.Config{Host: k.server, BearerToken: k.token, TLSClientConfig: rest.TLSClientConfig{Insecure: k.insecure}, QPS: 50, Burst: 100}, nil
-	}
-	if k.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
-		if c, err := rest.InClusterConfig(); err == nil {
-			return c, nil
-		}
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.kubeconfig != "" {
-		rules.ExplicitPath = k.kubeconfig
-	}
-	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	c, err := restConfig(k.kubeconfig, k.server, k.token, k.insecure)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes config: %w", err)
+		return nil, err
 	}
+	c.QPS, c.Burst = 50, 100
 	return c, nil
 }
 
