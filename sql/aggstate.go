@@ -32,9 +32,9 @@ type aggregate struct {
 	gone   []string          // groups emptied since the last Save
 
 	pre, post, out *engine.Row
-	keyBuf    []byte
-	ready     []readyWin
-	hopStarts []int64
+	keyBuf         []byte
+	ready          []readyWin
+	hopStarts      []int64
 }
 
 // group is the open windows of one group key.
@@ -50,6 +50,7 @@ type group struct {
 type win struct {
 	start, end int64
 	accs       []acc
+	fired      bool // taken by Fire (a heap entry may repeat)
 }
 
 // acc is the accumulator of one aggregate in one window.
@@ -116,8 +117,16 @@ func (s *aggregate) Advance(wm int64) {
 // plus the lateness is before the watermark) is late: nothing is folded.
 func (s *aggregate) Add(in *engine.Row) (late bool, err error) {
 	keep, err := s.a.pre.Eval(in, s.pre)
-	if err != nil || !keep {
+	if err != nil {
 		return false, err
+	}
+	if !keep {
+		// A row the WHERE rejects still moves the watermark: event time
+		// is the task's, whatever the query keeps.
+		if _, err := s.a.when.Eval(in, s.pre); err == nil && !s.pre.Slots[0].Null {
+			s.wm = max(s.wm, int64(s.pre.Slots[0].N))
+		}
+		return false, nil
 	}
 	ts := s.pre.Slots[0]
 	if ts.Null {
@@ -155,7 +164,6 @@ func (s *aggregate) Add(in *engine.Row) (late bool, err error) {
 	}
 	return false, nil
 }
-
 
 // group returns the group of the key in s.pre, creating it.
 func (s *aggregate) group() *group {
@@ -406,7 +414,8 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 			continue
 		}
 		for _, w := range g.wins {
-			if w.end == e.end && (final || w.end+s.lateness <= s.wm) && !slices.ContainsFunc(ready, func(r readyWin) bool { return r.w == w }) {
+			if w.end == e.end && !w.fired && (final || w.end+s.lateness <= s.wm) {
+				w.fired = true
 				ready = append(ready, readyWin{g: g, w: w})
 			}
 		}

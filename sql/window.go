@@ -75,6 +75,7 @@ type aggSpec struct {
 type Aggregation struct {
 	text   string
 	pre    *Program
+	when   *Program // the window time alone, for rows the WHERE rejects
 	post   *Program
 	postIn *engine.Schema // window_start, window_end, __kJ..., __aI...
 	win    windowSpec
@@ -311,6 +312,10 @@ func (c *compiler) aggregation(sel *sqlparser.Select, opts []Option) (*Aggregati
 	}
 	a.pre = p
 	a.reads = p.reads
+	whenText := sqlparser.String(&sqlparser.Select{From: sel.From, SelectExprs: &sqlparser.SelectExprs{Exprs: pre.SelectExprs.Exprs[:1]}})
+	if a.when, err = Compile(whenText, c.in, opts...); err != nil {
+		return nil, c.subError(err, whenText, groupPos)
+	}
 	fields := p.Output().Fields()
 	if t, _ := sqlType(baseType(fields[0].Type)); t != tTime {
 		return nil, c.errorf(c.locateFrom(groupPos, "("), "the window's column must be a timestamp (the pipeline's event_time), not %s", t)

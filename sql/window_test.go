@@ -104,7 +104,7 @@ func runWindow(t *testing.T, q string, lateness int64, recs []wrec, reload bool)
 func TestWindowTumble(t *testing.T) {
 	recs := []wrec{
 		{ts: 1, src: "a", n: 5}, {ts: 2, src: "b", n: 1}, {ts: 3, src: "a", null: true},
-		{ts: 61, src: "a", n: 7}, // closes [0,60) with lateness 0... at 60+0 <= 61
+		{ts: 61, src: "a", n: 7},   // closes [0,60) with lateness 0... at 60+0 <= 61
 		{ts: 59, src: "a", n: 100}, // late
 		{ts: 62, src: "b", n: 2},
 	}
