@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -168,6 +169,56 @@ func TestWindowErrors(t *testing.T) {
 		_, err := CompileTransform(tc.q, windowSchema(t))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.q, err, tc.want)
+		}
+	}
+}
+
+func TestDedup(t *testing.T) {
+	schema := windowSchema(t)
+	inner, err := CompileTransform("SELECT src, n FROM input WHERE n > 0", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := CompileDedup("src", "ts", 10*time.Second, inner, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []wrec{{1, "a", 1, false}, {2, "a", 2, false}, {5, "b", 3, false}, {11, "a", 4, false}, {12, "a", 5, false}, {3, "c", 0, false}, {30, "b", 6, false}, {31, "b", 7, false}}
+	for _, reload := range []bool{false, true} {
+		st := d.NewAggregate(0)
+		kv := map[string][]byte{}
+		in := engine.NewRow(3)
+		var got []string
+		for _, r := range recs {
+			in.Reset(3)
+			in.SetInt(0, r.ts*1e6)
+			in.SetStr(1, r.src)
+			in.SetInt(2, r.n)
+			if _, err := st.Add(in); err != nil {
+				t.Fatal(err)
+			}
+			st.Fire(false, func(out *engine.Row) error {
+				got = append(got, fmt.Sprintf("%s%d", out.Str(0), out.Int(1)))
+				return nil
+			})
+			if reload {
+				st.Save(func(k, v []byte) { kv[string(k)] = append([]byte(nil), v...) }, func(k []byte) { delete(kv, string(k)) })
+				st = d.NewAggregate(0)
+				for k, v := range kv {
+					if err := st.Load([]byte(k), v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		// a@1 kept, a@2 dropped, b@5 kept, a@11 kept (10 s after a@1),
+		// a@12 dropped, c@3 kept by dedup then filtered by WHERE, b@30
+		// kept, b@31 dropped.
+		if diff := cmp.Diff([]string{"a1", "b3", "a4", "b6"}, got); diff != "" {
+			t.Errorf("reload=%v (-want +got):\n%s", reload, diff)
+		}
+		if reload && len(kv) > 4 {
+			t.Errorf("expired keys stay in the state: %d entries", len(kv))
 		}
 	}
 }
