@@ -25,6 +25,13 @@ type TaskStates struct {
 
 var _ engine.StateStore = (*TaskStates)(nil)
 
+// TaskStateThreshold is the sstable size from which a task's state file
+// is an object of its own (WithStateThreshold) as cmd/sluice sets it: task
+// sstables are written once and shared by every later snapshot, so only a
+// snapshot's small files (MANIFEST, OPTIONS, the WAL's tail) are copied into
+// its manifest.
+const TaskStateThreshold = 4 << 10
+
 // NewTaskStates keeps task databases under dir (created if needed; what a
 // previous process left there is removed, since a task's state always
 // comes from its checkpoint) and snapshots them for job through state.
@@ -58,7 +65,9 @@ func (s *TaskStates) Open(ctx context.Context, task engine.TaskID, ref string) (
 			return nil, err
 		}
 	}
-	db, err := pebble.Open(dbDir, &pebble.Options{Logger: quietLogger{}})
+	// No WAL: the durable copy of a task's state is its snapshot in the
+	// checkpoint store, and Snapshot flushes the memtable first.
+	db, err := pebble.Open(dbDir, &pebble.Options{Logger: quietLogger{}, DisableWAL: true})
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("checkpoint: open task state: %w", err)
@@ -132,6 +141,12 @@ func (t *taskStore) Scan(prefix []byte, fn func(k, v []byte) error) error {
 }
 
 func (t *taskStore) Snapshot(ctx context.Context) (string, error) {
+	// Flushed, the changes since the last snapshot are a new sstable,
+	// shared by every later snapshot, instead of a WAL copied inline into
+	// each manifest.
+	if err := t.db.Flush(); err != nil {
+		return "", fmt.Errorf("checkpoint: snapshot task state: flush: %w", err)
+	}
 	return t.s.state.Snapshot(ctx, t.db, t.dir, t.s.job)
 }
 

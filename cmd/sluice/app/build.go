@@ -111,7 +111,7 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 			// Task state on local disk is a cache of the checkpoint store:
 			// a task always restores it from its checkpoint.
 			dir := filepath.Join(os.TempDir(), "sluice-state", cj.Job, o.Pod)
-			if job.State, err = checkpoint.NewTaskStates(checkpoint.NewState(store.Store()), dir, cj.Job); err != nil {
+			if job.State, err = checkpoint.NewTaskStates(checkpoint.NewState(store.Store(), checkpoint.WithStateThreshold(checkpoint.TaskStateThreshold)), dir, cj.Job); err != nil {
 				b.closeSinks(job)
 				return nil, err
 			}
