@@ -57,7 +57,8 @@ type StateStore interface {
 // TaskStore is one task's keyed state. It is used by the task's goroutine
 // only.
 type TaskStore interface {
-	// Apply writes, atomically, what fill puts and deletes.
+	// Apply writes, atomically, what fill puts and deletes; put and del
+	// copy their arguments.
 	Apply(fill func(put func(key, value []byte), del func(key []byte))) error
 	// Scan calls fn for every entry whose key starts with prefix, in key
 	// order. fn must not keep key or value.

@@ -112,11 +112,13 @@ func (t *task) saveState(tp *taskPipe) {
 	if tp.agg == nil || t.store == nil {
 		return
 	}
-	prefix := statePrefix(tp.p.Name)
+	// The store copies keys and values: one buffer serves every key.
+	key := statePrefix(tp.p.Name)
+	n := len(key)
 	err := t.store.Apply(func(put func(k, v []byte), del func(k []byte)) {
 		tp.agg.Save(
-			func(k, v []byte) { put(append(prefix[:len(prefix):len(prefix)], k...), v) },
-			func(k []byte) { del(append(prefix[:len(prefix):len(prefix)], k...)) })
+			func(k, v []byte) { key = append(key[:n], k...); put(key, v) },
+			func(k []byte) { key = append(key[:n], k...); del(key) })
 	})
 	if err != nil {
 		// The store is local disk: a failure here is a broken disk. The

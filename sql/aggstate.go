@@ -3,7 +3,6 @@ package sql
 import (
 	"bytes"
 	"cmp"
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -68,17 +67,46 @@ type dueEntry struct {
 	key string
 }
 
+// dueHeap is a min-heap of window ends, written out rather than through
+// container/heap, whose Push and Pop box every entry.
 type dueHeap []dueEntry
 
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].end < h[j].end }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+func (h *dueHeap) push(e dueEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if q[parent].end <= q[i].end {
+			break
+		}
+		q[parent], q[i] = q[i], q[parent]
+		i = parent
+	}
+}
+
+func (h *dueHeap) pop() dueEntry {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = dueEntry{}
+	q = q[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(q) && q[l].end < q[m].end {
+			m = l
+		}
+		if r < len(q) && q[r].end < q[m].end {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[m], q[i] = q[i], q[m]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 type readyWin struct {
@@ -211,7 +239,7 @@ func readKeySlot(b []byte) (engine.Slot, []byte, error) {
 
 func (s *aggregate) newWin(g *group, start, end int64) *win {
 	w := &win{start: start, end: end, accs: make([]acc, len(s.a.aggs))}
-	heap.Push(&s.due, dueEntry{end: end, key: g.key})
+	s.due.push(dueEntry{end: end, key: g.key})
 	return w
 }
 
@@ -254,7 +282,7 @@ func (s *aggregate) session(g *group, t int64) *win {
 	into.start = min(into.start, t)
 	if end := max(into.end, t+gap); end != into.end {
 		into.end = end
-		heap.Push(&s.due, dueEntry{end: end, key: g.key})
+		s.due.push(dueEntry{end: end, key: g.key})
 	}
 	return into
 }
@@ -408,7 +436,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 	}
 	ready := s.ready[:0]
 	for len(s.due) > 0 && (final || s.due[0].end+s.lateness <= s.wm) {
-		e := heap.Pop(&s.due).(dueEntry)
+		e := s.due.pop()
 		g := s.groups[e.key]
 		if g == nil {
 			continue
@@ -557,7 +585,7 @@ func (s *aggregate) Load(key, value []byte) error {
 		}
 		s.groups[g.key] = g
 		for _, w := range g.wins {
-			heap.Push(&s.due, dueEntry{end: w.end, key: g.key})
+			s.due.push(dueEntry{end: w.end, key: g.key})
 		}
 		return nil
 	}

@@ -1,7 +1,6 @@
 package sql
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -134,7 +133,7 @@ func (s *dedupState) Add(in *engine.Row) (bool, error) {
 	if t+s.d.within > s.wm {
 		s.seen[key] = t
 		s.changed = append(s.changed, key)
-		heap.Push(&s.expiry, dueEntry{end: t + s.d.within, key: key})
+		s.expiry.push(dueEntry{end: t + s.d.within, key: key})
 	}
 	s.wm = max(s.wm, t)
 	s.expire()
@@ -149,7 +148,7 @@ func (s *dedupState) Add(in *engine.Row) (bool, error) {
 // expire forgets the keys whose span the watermark has passed.
 func (s *dedupState) expire() {
 	for len(s.expiry) > 0 && s.expiry[0].end <= s.wm {
-		e := heap.Pop(&s.expiry).(dueEntry)
+		e := s.expiry.pop()
 		if first, ok := s.seen[e.key]; ok && first+s.d.within == e.end {
 			delete(s.seen, e.key)
 			s.changed = append(s.changed, e.key)
@@ -213,7 +212,7 @@ func (s *dedupState) Load(k, v []byte) error {
 		}
 		key := string(k[1:])
 		s.seen[key] = t
-		heap.Push(&s.expiry, dueEntry{end: t + s.d.within, key: key})
+		s.expiry.push(dueEntry{end: t + s.d.within, key: key})
 		return nil
 	}
 	return fmt.Errorf("sql: dedup state: unknown key kind %q", k[0])
