@@ -190,11 +190,15 @@ func (w *dlWriter) Flush(context.Context) error {
 }
 func (w *dlWriter) Close(context.Context) error { return nil }
 
-// windowRecords is the size of TestWindowDifferentialSQLite's input; the
+// windowRecords is the size of TestWindowDifferentialSQLite's input:
+// 100,000 records, 10,000 under the race detector; the
 // SLUICE_WINDOW_RECORDS environment variable overrides it (1000000 is the
 // full run).
 func windowRecords(t *testing.T) int {
 	n := 100_000
+	if raceBuild {
+		n = 10_000
+	}
 	if v := os.Getenv("SLUICE_WINDOW_RECORDS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil {
@@ -230,7 +234,7 @@ func TestWindowDifferentialSQLite(t *testing.T) {
 	for i := range n {
 		r := genRec{
 			part:   rng.IntN(parts),
-			ts:     base + int64(i)*600, // 0.6 ms apart: 1M records span 10 minutes
+			ts:     base + int64(i)*600_000_000/int64(n), // any n spans 10 minutes
 			bytes:  rng.Int64N(100000),
 			src:    srcs[rng.IntN(len(srcs))],
 			action: actions[rng.IntN(len(actions))],
