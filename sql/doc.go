@@ -56,7 +56,9 @@
 //	         [, <key expr>, ...]
 //	[HAVING <expr>]
 //
-// The window's column is a timestamp, the pipeline's event_time. The
+// The window's column is a timestamp, normally the pipeline's event_time:
+// the query's watermark is the highest value of that column its task has
+// read (validate does not check that it is event_time). The
 // vitess parser takes no INTERVAL as a function argument, so intervals are
 // strings: '<n> <unit>' (MICROSECOND to DAY, singular or plural) or a Go
 // duration ('90s', '1m30s'). A hopping window's size is a multiple of its
