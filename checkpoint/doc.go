@@ -163,6 +163,13 @@
 //
 // # Keyed state
 //
+// TaskStates (engine.StateStore) keeps each task's keyed state in a Pebble
+// database under a local directory, with no WAL (a task's state always
+// comes back from its snapshot), flushes it before each snapshot so that a
+// snapshot's new data is an sstable shared by later snapshots, and restores
+// it through State. Objects of snapshots that no checkpoint names any more
+// are not collected yet.
+//
 // State snapshots a task's Pebble database into the store. A snapshot is one
 // manifest object, whose key goes in TaskState.State, plus shared objects:
 //

@@ -112,4 +112,18 @@
 // throughput, the status page, and Runtime.Collector's metrics. Exported
 // bounds what /metrics serves: 3 series per pipeline and at most 10 per job,
 // unless per-partition series are asked for (export.go).
+//
+// # Stateful pipelines
+//
+// A pipeline whose Transform is an Aggregator (a windowed GROUP BY, a
+// dedup) gets an Aggregate per task, kept in a TaskStore that Job.State
+// opens (a Pebble database per task, in cmd/sluice) and restores from the
+// task's checkpointed snapshot before its first record. Rows fold into the
+// aggregate; the windows its watermark closes (past their end plus
+// Pipeline.AllowedLateness) are written as rows of the bundle; records of
+// windows already emitted are dead letters with stage late. What a bundle
+// changed is written to the store when the pipeline completes it, and a
+// stateful task publishes its position only with a snapshot of the store
+// (at each checkpoint cut and when it stops), so that every checkpointed
+// offset comes with the state at that offset. See stateful.go.
 package engine

@@ -120,6 +120,9 @@ type Position struct {
 	// Sinks is the state of stateful writers, each at its pipeline's
 	// position.
 	Sinks []SinkState
+	// State names the snapshot of the task's keyed state taken at this
+	// position ("" for a stateless task).
+	State string
 }
 
 // PipelineOffset is the position of one pipeline in a task when it is ahead

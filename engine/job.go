@@ -33,6 +33,9 @@ type Job struct {
 	Pipelines []*Pipeline
 	Source    Source
 	Store     CheckpointStore
+	// State opens the keyed state of tasks; required when a pipeline's
+	// Transform is an Aggregator.
+	State StateStore
 
 	// Interval between checkpoints (DefaultInterval).
 	Interval time.Duration
@@ -90,6 +93,15 @@ type Pipeline struct {
 	// EventTime is the input column that drives watermarks; Slot < 0 means
 	// the record timestamp.
 	EventTime Column
+	// AllowedLateness is how long after a window's end (in event time) a
+	// stateful pipeline waits before emitting it (default 0): records of
+	// the window that arrive later are dead letters with stage "late".
+	AllowedLateness time.Duration
+	// IdleTimeout: when a stateful pipeline's task has had no input for
+	// this long, its watermark advances with the wall clock (checked at
+	// each checkpoint), so that a quiet partition's windows are emitted;
+	// 0 disables it.
+	IdleTimeout time.Duration
 }
 
 // NamedSink is a sink with the name that identifies it in its pipeline.

@@ -80,7 +80,7 @@ type Stats struct {
 func (s *Stats) add(c pipeCount) {
 	s.RecordsIn.Add(int64(c.in))
 	s.RecordsOut.Add(int64(c.out))
-	s.DeadLetters.Add(int64(c.dlDecode + c.dlSQL))
+	s.DeadLetters.Add(int64(c.dlDecode + c.dlSQL + c.dlLate))
 }
 
 // New checks job and returns its runtime.
@@ -91,6 +91,9 @@ func New(job *Job) (*Runtime, error) {
 	for _, p := range job.Pipelines {
 		if p.Decoder == nil || p.Transform == nil || p.Reads == nil || len(p.Sinks) == 0 {
 			return nil, fmt.Errorf("engine: pipeline %q needs a decoder, a transform, topics and a sink", p.Name)
+		}
+		if _, ok := p.Transform.(Aggregator); ok && job.State == nil {
+			return nil, fmt.Errorf("engine: pipeline %q aggregates: the job needs a state store", p.Name)
 		}
 		seen := map[string]bool{}
 		for i := range p.Sinks {
@@ -431,7 +434,7 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 	r.seq++
 	cp := &Checkpoint{Job: r.job.Name, Pod: r.job.Pod, Seq: r.seq, Time: time.Now().UnixMicro()}
 	for _, p := range positions {
-		cp.Tasks = append(cp.Tasks, TaskState{Task: p.Task, Offset: p.Offset, Watermark: p.Watermark, Pipelines: p.Pipelines, Sinks: p.Sinks})
+		cp.Tasks = append(cp.Tasks, TaskState{Task: p.Task, Offset: p.Offset, Watermark: p.Watermark, State: p.State, Pipelines: p.Pipelines, Sinks: p.Sinks})
 	}
 	m := r.metrics
 	key, size, err := r.job.Store.Save(ctx, cp)

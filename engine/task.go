@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -123,6 +124,16 @@ type task struct {
 	snap   Position   // the task's position, published after each bundle
 
 	obs taskObs // what observers read (observe.go)
+
+	// Keyed state (stateful.go): set when a pipeline is an Aggregator.
+	stateful   bool
+	store      TaskStore
+	stateRef   string    // the snapshot the published position goes with
+	stateErr   error     // the store failed: positions no longer advance
+	publishing bool      // publish is called with a fresh snapshot
+	lastInput  time.Time // the last record folded, for the idle timeout
+	advanced   int64     // the watermark advance of the open bundle, 0 if none
+	finalFired bool      // the end of the input emitted every window
 }
 
 // group is the pipelines of a task that share a Decoder: each record is
@@ -158,6 +169,10 @@ type taskPipe struct {
 	pos Position
 	// done: every writer of the pipeline acknowledged the sealed bundle.
 	done bool
+	// agg is the state of a stateful pipeline's Aggregator (aggOf), nil
+	// for a stateless one.
+	agg   Aggregate
+	aggOf Aggregator
 	// rejects are the rows the open bundle's writers refused in Write (and
 	// sent to dead letters): a replay into the dead-letter writer alone
 	// repeats them without writing to the writers again.
@@ -184,7 +199,7 @@ type taskWriter struct {
 	permanent bool  // the last failure was marked Permanent
 }
 
-type pipeCount struct{ in, out, dlDecode, dlSQL int }
+type pipeCount struct{ in, out, dlDecode, dlSQL, dlLate int }
 
 // newTask builds the task of assignment a. restored is the task's entry in
 // the checkpoint that recorded a.Offset, or nil.
@@ -226,6 +241,7 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored *TaskState) 
 		t.pipes = append(t.pipes, tp)
 	}
 	t.counts = make([]pipeCount, len(pipes))
+	t.initState()
 	if a.Offset >= 0 {
 		t.hasPos = true
 		for _, tp := range t.pipes {
@@ -233,9 +249,12 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored *TaskState) 
 		}
 		if restored != nil {
 			t.restore(restored)
+			t.stateRef = restored.State
 		}
 	}
+	t.publishing = true
 	t.publish()
+	t.publishing = false
 	return t
 }
 
@@ -364,6 +383,10 @@ func (t *task) run() {
 	ctx := t.ctx
 	defer t.closeWriters(context.WithoutCancel(ctx))
 	defer t.clearFaults()
+	defer t.closeState()
+	if t.stateful && !t.openState(ctx) {
+		return
+	}
 	if !t.open(ctx) {
 		return
 	}
@@ -386,10 +409,17 @@ func (t *task) run() {
 			case t.stopped:
 				t.complete()
 				if !t.blocked() {
+					if t.stateful {
+						t.snapshot()
+					}
 					return
 				}
 				continue
 			case t.sawEnd:
+				if t.stateful && !t.finalFired {
+					t.finalFired = true
+					t.advance(math.MaxInt64)
+				}
 				t.complete()
 				if t.blocked() {
 					continue
@@ -428,6 +458,10 @@ func (t *task) run() {
 		case reply := <-t.cut:
 			if !t.blocked() {
 				t.complete()
+				t.idle(time.Now())
+			}
+			if t.stateful {
+				t.snapshot()
 			}
 			reply <- t.id
 		case <-stop:
@@ -507,7 +541,10 @@ func (t *task) position() Position {
 // lowest offset (what the group commits), each pipeline ahead of it, and the
 // state of every stateful writer at its pipeline's position.
 func (t *task) publish() {
-	p := Position{Task: t.id, Offset: -1}
+	if t.stateful && !t.publishing {
+		return // a stateful task publishes with its snapshots (stateful.go)
+	}
+	p := Position{Task: t.id, Offset: -1, State: t.stateRef}
 	if t.hasPos {
 		low := t.pipes[0]
 		for _, tp := range t.pipes[1:] {
@@ -675,6 +712,10 @@ func (t *task) record(rec *Record) bool {
 			if !t.replay {
 				t.counts[tp.idx].in++
 			}
+			if tp.agg != nil {
+				t.aggregate(tp, g.row, rec)
+				continue
+			}
 			keep, err := tp.p.Transform.Eval(g.row, tp.out)
 			if err != nil {
 				if !t.replay {
@@ -690,20 +731,7 @@ func (t *task) record(rec *Record) bool {
 				t.counts[tp.idx].out++
 			}
 			tp.out.Origin = Origin{Task: t.id, Offset: rec.Offset}
-			for i, w := range tp.writers {
-				if w.acked {
-					if len(tp.rejects) > 0 {
-						tp.replayRejects(t, rec, i)
-					}
-					continue
-				}
-				if err := w.w.Write(tp.out); err != nil {
-					if !t.replay {
-						tp.rejects = append(tp.rejects, reject{rec: rec, writer: i, err: err})
-					}
-					t.deadLetter(tp, "sink", err, rec)
-				}
-			}
+			t.writeRow(tp, tp.out, rec)
 		}
 	}
 	if wm == 0 {
@@ -711,6 +739,32 @@ func (t *task) record(rec *Record) bool {
 	}
 	t.next, t.wm = rec.Offset+1, wm
 	return true
+}
+
+// writeRow writes a pipeline's output row to its writers; a row a writer
+// refuses is a dead letter of rec (logged when there is no record: a
+// window emitted by a watermark advance).
+func (t *task) writeRow(tp *taskPipe, row *Row, rec *Record) {
+	for i, w := range tp.writers {
+		if w.acked {
+			if len(tp.rejects) > 0 && rec != nil {
+				tp.replayRejects(t, rec, i)
+			}
+			continue
+		}
+		if err := w.w.Write(row); err != nil {
+			if rec == nil {
+				if !t.replay {
+					t.rt.log.Error("window row refused by a sink", "pipeline", tp.p.Name, "task", t.id.String(), "sink", w.name, "error", t.rt.redact(err.Error()))
+				}
+				continue
+			}
+			if !t.replay {
+				tp.rejects = append(tp.rejects, reject{rec: rec, writer: i, err: err})
+			}
+			t.deadLetter(tp, "sink", err, rec)
+		}
+	}
 }
 
 // replayRejects repeats, into a dead-letter writer being replayed, the dead
@@ -743,7 +797,7 @@ func (t *task) deadLetter(tp *taskPipe, stage string, err error, rec *Record) {
 // the bundle is sealed, and retrySealed tries again after a backoff; the
 // pipelines whose writers all acknowledged it are complete meanwhile.
 func (t *task) complete() {
-	if t.n == 0 || t.sealed {
+	if (t.n == 0 && t.advanced == 0) || t.sealed {
 		return
 	}
 	t.sealed = true
@@ -792,6 +846,13 @@ func (t *task) retrySealed() {
 		// not flushed, and the next attempt reopens them. The replay must
 		// not disturb the hold of a queued record either.
 		held, due, heldErr := t.held, t.heldDue, t.heldErr
+		if t.stateful {
+			if err := t.loadState(); err != nil {
+				t.rt.log.Error("task state not reloaded for a replay", "task", t.id.String(), "error", t.rt.redact(err.Error()))
+				t.retryAt = time.Now().Add(t.pause(t.attempt))
+				return
+			}
+		}
 		t.replay = true
 	replay:
 		for _, s := range t.segs {
@@ -801,6 +862,9 @@ func (t *task) retrySealed() {
 					break replay
 				}
 			}
+		}
+		if ok {
+			t.replayAdvance()
 		}
 		t.replay = false
 		t.held, t.heldDue, t.heldErr = held, due, heldErr
@@ -901,6 +965,7 @@ func (t *task) completePipe(tp *taskPipe) {
 			}
 		}
 	}
+	t.saveState(tp)
 	tp.pos = Position{Task: t.id, Offset: max(tp.pos.Offset, t.next), Watermark: t.wm, Sinks: states}
 	tp.rejects = tp.rejects[:0]
 	c := t.counts[tp.idx]
@@ -912,6 +977,9 @@ func (t *task) completePipe(tp *taskPipe) {
 	}
 	if c.dlSQL > 0 {
 		m.DeadLetters.WithLabelValues(job, tp.p.Name, "sql").Add(float64(c.dlSQL))
+	}
+	if c.dlLate > 0 {
+		m.DeadLetters.WithLabelValues(job, tp.p.Name, "late").Add(float64(c.dlLate))
 	}
 	t.rt.stats.add(c)
 	t.rt.countPipe(tp.p.Name, c)
@@ -937,6 +1005,7 @@ func (t *task) finish() {
 		m.WatermarkLag.WithLabelValues(job, t.id.Topic, strconv.Itoa(int(t.id.Partition))).Set(lag)
 	}
 	t.n = 0
+	t.advanced = 0
 	t.sealed = false
 	t.closed()
 	clear(t.segs)

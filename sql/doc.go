@@ -41,8 +41,61 @@
 //   - JSON_EXTRACT(s, path) and s->path return the raw JSON text of the value
 //     (not re-serialized); s->>path unquotes it; an invalid document is an
 //     evaluation error, as in MySQL. One constant path per call.
-//   - GROUP BY, aggregates, window functions, JOIN, subqueries, ORDER BY and
-//     LIMIT are rejected with a message saying so.
+//   - Window functions (OVER), JOIN, subqueries, ORDER BY and LIMIT are
+//     rejected with a message saying so. GROUP BY and aggregates need a
+//     window (see Windows).
+//
+// # Windows
+//
+// CompileTransform also accepts a windowed aggregation, compiled into an
+// *Aggregation (an engine.Aggregator):
+//
+//	SELECT <keys, aggregates, window_start, window_end, expressions of them>
+//	FROM input [WHERE <expr>]
+//	GROUP BY TUMBLE(<col>, '<size>') | HOP(<col>, '<slide>', '<size>') | SESSION(<col>, '<gap>')
+//	         [, <key expr>, ...]
+//	[HAVING <expr>]
+//
+// The window's column is a timestamp, normally the pipeline's event_time:
+// the query's watermark is the highest value of that column its task has
+// read (validate does not check that it is event_time). The
+// vitess parser takes no INTERVAL as a function argument, so intervals are
+// strings: '<n> <unit>' (MICROSECOND to DAY, singular or plural) or a Go
+// duration ('90s', '1m30s'). A hopping window's size is a multiple of its
+// slide. Tumbling and hopping windows are [start, end) aligned on the Unix
+// epoch; a session is the records of a group each within the gap of the
+// previous one, window_start its first event time and window_end its last
+// plus the gap. window_start and window_end are TIMESTAMPs.
+//
+// Aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG,
+// ANY_VALUE and APPROX_COUNT_DISTINCT(x) (HyperLogLog++ at precision 14:
+// exact for small groups, about 0.8 % standard error for large ones). SUM
+// of integers is BIGINT (it wraps past 2^63, unlike MySQL's DECIMAL), of
+// doubles DOUBLE, of decimals DECIMAL(18, s); AVG is DOUBLE; MIN, MAX and
+// ANY_VALUE keep their argument's type; ANY_VALUE is the first non-NULL
+// value read. Aggregates ignore NULLs (COUNT(*) counts rows); over no
+// values SUM, AVG, MIN, MAX and ANY_VALUE are NULL. The SELECT list and
+// HAVING may combine keys (an expression written as in GROUP BY),
+// aggregates and the window bounds with any function; a column outside
+// them is an error that says so. A GROUP BY without a window is an error:
+// its state would never close.
+//
+// The query is compiled into two stateless programs around the state: one
+// over input (the window column, the keys, the aggregate arguments, the
+// WHERE), one over the closed window (the SELECT list, HAVING as its
+// WHERE), so every function and type rule above applies unchanged. Each
+// task folds rows into its own state (NewAggregate); a window is emitted
+// once the task's watermark — the highest event time it has read — is
+// past its end plus the allowed lateness, in the order of ends, starts and
+// keys, so that a replay emits the same rows in the same order. A record of
+// an emitted window is late (the runtime dead-letters it); for a hopping
+// window, a record any of whose windows was emitted. The state is saved as
+// key/value entries per group (engine.Aggregate.Save) and deleted when the
+// group's last window closes.
+//
+// CompileDedup wraps a transform in a Deduplication: a record whose key
+// (an expression) was seen, in the same task, within a span of event time
+// is dropped before the transform runs; keys expire with the watermark.
 //
 // Program.Columns lists the input columns a program reads, so that a decoder
 // decodes only those (engine.ColumnReader and engine.Projector).

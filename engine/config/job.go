@@ -42,6 +42,10 @@ const (
 	DefaultSLALatency         = 10 * time.Minute
 	DefaultSLAFor             = 5 * time.Minute
 	DefaultSLADeadLetters     = 1.0 // per second, over 10 minutes
+	DefaultIdleTimeout        = time.Minute
+	// AggregationPerPartition is the aggregation mode of a windowed GROUP
+	// BY: each task (Kafka partition) emits the rows of its own records.
+	AggregationPerPartition = "per_partition"
 	// MaxFileBytes bounds a job file: a bigger one (or a FIFO, or a device
 	// that never ends) is an error, not an ever-growing read.
 	MaxFileBytes = 4 << 20
@@ -264,6 +268,29 @@ type Pipeline struct {
 	// default a JSON-lines file under DefaultDeadLetterDir named after the
 	// job and pipeline.
 	DeadLetter *Plugin `yaml:"dead_letter"`
+	// AllowedLateness is how long, in event time, a windowed GROUP BY
+	// waits after a window's end before emitting it (default 0); records
+	// of an emitted window are dead letters with stage late.
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// IdleTimeout: a task with no input for this long advances its
+	// watermark with the wall clock, so that its last windows are
+	// emitted (DefaultIdleTimeout).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Aggregation is how a windowed GROUP BY is computed; required with
+	// one. per_partition (AggregationPerPartition), the only mode today:
+	// each task emits the rows of its own records, partial rows when a
+	// group's records are spread over partitions.
+	Aggregation string `yaml:"aggregation"`
+	// Dedup drops records whose key was seen within a span of event time.
+	Dedup *Dedup `yaml:"dedup"`
+}
+
+// Dedup drops a record whose key was seen, in the same task, within the
+// last Within of event time.
+type Dedup struct {
+	Pos    Pos
+	Key    string        `yaml:"key" required:"true"`
+	Within time.Duration `yaml:"within" required:"true"`
 }
 
 // Source is where a pipeline's records come from: exactly one of Kafka,
@@ -582,6 +609,9 @@ func (j *Job) applyDefaults() {
 		if p.Bundle.MaxWait == 0 {
 			p.Bundle.MaxWait = DefaultMaxWait
 		}
+		if p.IdleTimeout == 0 {
+			p.IdleTimeout = DefaultIdleTimeout
+		}
 		if k := p.Source.Kafka; k != nil {
 			if k.Start == "" {
 				k.Start = DefaultStart
@@ -720,6 +750,18 @@ func (j *Job) validate() Errors {
 		}
 		if p.Bundle.MaxWait < 0 {
 			add(p.Bundle.Pos.Key("max_wait").Errorf("max_wait must be positive"))
+		}
+		if p.AllowedLateness < 0 {
+			add(p.Pos.Key("allowed_lateness").Errorf("allowed_lateness must not be negative, got %s", p.AllowedLateness))
+		}
+		if p.IdleTimeout < 0 {
+			add(p.Pos.Key("idle_timeout").Errorf("idle_timeout must be positive, got %s", p.IdleTimeout))
+		}
+		if p.Aggregation != "" && p.Aggregation != AggregationPerPartition {
+			add(p.Pos.Key("aggregation").Errorf("aggregation must be %s, got %q (a shuffle by group key is not available yet)", AggregationPerPartition, p.Aggregation))
+		}
+		if d := p.Dedup; d != nil && d.Within <= 0 && d.Pos.keys["within"] != [2]int{} {
+			add(d.Pos.Key("within").Errorf("dedup within must be positive, got %s", d.Within))
 		}
 		if len(p.Sinks) == 0 && p.Pos.Line > 0 && p.Pos.keys["sinks"] != [2]int{} {
 			add(p.Pos.Key("sinks").Errorf("a pipeline needs at least one sink"))

@@ -108,6 +108,18 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	}
 	job.Source = src
 	job.Store = store
+	for _, p := range job.Pipelines {
+		if _, ok := p.Transform.(engine.Aggregator); ok {
+			// Task state on local disk is a cache of the checkpoint store:
+			// a task always restores it from its checkpoint.
+			dir := filepath.Join(os.TempDir(), "sluice-state", cj.Job, o.Pod)
+			if job.State, err = checkpoint.NewTaskStates(checkpoint.NewState(store.Store(), checkpoint.WithStateThreshold(checkpoint.TaskStateThreshold)), dir, cj.Job); err != nil {
+				b.closeSinks(job)
+				return nil, err
+			}
+			break
+		}
+	}
 	return &Built{Job: job, Metrics: metrics}, nil
 }
 
@@ -165,7 +177,7 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 			p.EventTime = c
 		}
 	}
-	prog, err := sql.Compile(cp.SQL.Value, schema)
+	prog, err := sql.CompileTransform(cp.SQL.Value, schema)
 	if err != nil {
 		var se *sql.Error
 		if errors.As(err, &se) {
@@ -176,7 +188,20 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 		}
 		return nil
 	}
+	if _, ok := prog.(engine.Aggregator); ok && cp.Aggregation == "" {
+		b.fail(cp.Pos.Key("sql").Errorf("sql: a windowed GROUP BY needs aggregation: %s in its pipeline: each partition's task emits the rows of its own records, so a group whose records are spread over partitions gets one row per partition (a shuffle by group key is not available yet)", config.AggregationPerPartition))
+		return nil
+	}
+	if d := cp.Dedup; d != nil {
+		dd, err := sql.CompileDedup(d.Key, cp.EventTime, d.Within, prog, schema)
+		if err != nil {
+			b.fail(d.Pos.Key("key").Errorf("dedup: %v", err))
+			return nil
+		}
+		prog = dd
+	}
 	p.Transform = prog
+	p.AllowedLateness, p.IdleTimeout = cp.AllowedLateness, cp.IdleTimeout
 	switch {
 	case cp.Source.Kafka != nil:
 		p.Reads = topicMatcher(cp.Source.Kafka)

@@ -1,0 +1,55 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestValidateWindows: a windowed job validates; a GROUP BY without a
+// window, a windowed GROUP BY without aggregation: per_partition, and a
+// dedup on an unknown column are errors at their line and column.
+func TestValidateWindows(t *testing.T) {
+	const job = `job: w
+kafka: {brokers: ["localhost:9092"]}
+pipelines:
+  - name: p
+    source: {kafka: {topics: [t]}}
+    format: {avro: {schema_file: traffic.avsc}}
+    event_time: time_generated
+%s
+    sql: %s
+    sinks:
+      - file: {path: out/a.jsonl}
+`
+	const windowed = "SELECT window_start, src_ip, COUNT(*) AS n FROM input GROUP BY TUMBLE(time_generated, '1 minute'), src_ip"
+	tests := []struct {
+		name, keys, sql string
+		want            string // "" when valid
+	}{
+		{"valid", "    aggregation: per_partition\n    allowed_lateness: 30s\n    dedup: {key: session_id, within: 10m}", windowed, ""},
+		{"no window", "    aggregation: per_partition", "SELECT src_ip, COUNT(*) FROM input GROUP BY src_ip", "job.yaml:9:45: sql: GROUP BY needs a window over the event time"},
+		{"no aggregation mode", "    allowed_lateness: 30s", windowed, "job.yaml:9:10: sql: a windowed GROUP BY needs aggregation: per_partition"},
+		{"bad mode", "    aggregation: shuffle", windowed, "job.yaml:8:18: aggregation must be per_partition"},
+		{"bad dedup key", "    aggregation: per_partition\n    dedup: {key: nope, within: 10m}", windowed, "dedup: sql: dedup key nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := fmt.Sprintf(job, tt.keys, tt.sql)
+			path := writeJob(t, t.TempDir(), body)
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), []string{"validate", path}, &stdout, &stderr)
+			if tt.want == "" {
+				if code != 0 {
+					t.Fatalf("validate exit %d:\n%s", code, stderr.String())
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("validate exit %d, said:\n%s\nwant %q", code, stderr.String(), tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Aggregator is a Transform that keeps state across records: a windowed
+// GROUP BY. The runtime does not call Eval on it; each task feeds its rows
+// to an Aggregate of its own (NewAggregate) and writes the rows it emits.
+type Aggregator interface {
+	Transform
+	// NewAggregate returns an empty state for one task. A window is
+	// emitted once the task's watermark passes its end plus lateness.
+	NewAggregate(lateness time.Duration) Aggregate
+}
+
+// Aggregate is the state of one Aggregator in one task. It is used by the
+// task's goroutine only.
+//
+// Add, Fire and Advance are deterministic: the same rows in the same order
+// emit the same rows in the same order, whatever the bundles and however
+// often the state was saved and loaded in between. That is what makes a
+// replay after a crash produce the rows a deduplicating sink expects.
+type Aggregate interface {
+	// Add folds one row of the reader schema. late reports that the row
+	// belongs to a window already emitted: nothing was folded, and the
+	// runtime sends the record to the dead-letter destination (reason
+	// late). An error (wrapping *EvalError) is a dead letter too.
+	Add(in *Row) (late bool, err error)
+	// Fire emits the rows of the windows the watermark has closed (every
+	// open window when final is set: the end of a bounded input) and
+	// forgets them. emit must not keep the row.
+	Fire(final bool, emit func(out *Row) error) error
+	// Watermark is the highest event time folded or advanced to, in unix
+	// microseconds.
+	Watermark() int64
+	// Advance moves the watermark forward to wm (an idle task, see
+	// Pipeline.IdleTimeout).
+	Advance(wm int64)
+	// Save passes what changed since the last Save, to be written to the
+	// task's state store; Load gives back, one by one, the entries that
+	// the store holds, into an empty Aggregate.
+	Save(put func(key, value []byte), del func(key []byte))
+	Load(key, value []byte) error
+}
+
+// StateStore opens the keyed state of tasks: a database per task on local
+// disk (Pebble, in cmd/sluice), snapshot into the checkpoint store. Open
+// is called from the task's goroutine, once per task life.
+type StateStore interface {
+	// Open returns the state of task, restored from the snapshot ref
+	// (TaskState.State) when ref is not "", else empty.
+	Open(ctx context.Context, task TaskID, ref string) (TaskStore, error)
+}
+
+// TaskStore is one task's keyed state. It is used by the task's goroutine
+// only.
+type TaskStore interface {
+	// Apply writes, atomically, what fill puts and deletes; put and del
+	// copy their arguments.
+	Apply(fill func(put func(key, value []byte), del func(key []byte))) error
+	// Scan calls fn for every entry whose key starts with prefix, in key
+	// order. fn must not keep key or value.
+	Scan(prefix []byte, fn func(key, value []byte) error) error
+	// Snapshot makes the present state durable in the checkpoint store and
+	// returns its reference, for TaskState.State.
+	Snapshot(ctx context.Context) (string, error)
+	// Close releases the database; its files on local disk are removed.
+	Close() error
+}

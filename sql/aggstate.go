@@ -1,0 +1,722 @@
+package sql
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// aggregate is the state of an Aggregation in one task: the open windows of
+// every group, the task's watermark, and what changed since the last Save.
+// It is used by the task's goroutine only.
+type aggregate struct {
+	a        *Aggregation
+	lateness int64
+	wm       int64 // the highest event time folded (or advanced to), µs
+	wmSaved  int64
+
+	groups map[string]*group // by encoded group key
+	due    dueHeap           // windows by end, lazily invalidated
+	dirty  []*group          // groups changed since the last Save
+	gone   []string          // groups emptied since the last Save
+
+	pre, post, out *engine.Row
+	keyBuf         []byte
+	ready          []readyWin
+	hopStarts      []int64
+}
+
+// group is the open windows of one group key.
+type group struct {
+	key   string // encoded key: per key slot, a null flag, N, len(S), S
+	wins  []*win
+	dirty bool
+}
+
+// win is one window of a group: [start, end) for tumbling and hopping
+// windows; for a session, start is its first event time and end its last
+// plus the gap.
+type win struct {
+	start, end int64
+	accs       []acc
+	fired      bool // taken by Fire (a heap entry may repeat)
+}
+
+// acc is the accumulator of one aggregate in one window.
+type acc struct {
+	n   int64   // values folded (rows for COUNT(*))
+	i   int64   // SUM of integers or decimals (unscaled)
+	f   float64 // SUM of doubles; AVG's sum
+	v   engine.Slot
+	set map[string]struct{}
+	hll *hyperloglog.Sketch
+}
+
+type dueEntry struct {
+	end int64
+	key string
+}
+
+// dueHeap is a min-heap of window ends, written out rather than through
+// container/heap, whose Push and Pop box every entry.
+type dueHeap []dueEntry
+
+func (h *dueHeap) push(e dueEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if q[parent].end <= q[i].end {
+			break
+		}
+		q[parent], q[i] = q[i], q[parent]
+		i = parent
+	}
+}
+
+func (h *dueHeap) pop() dueEntry {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = dueEntry{}
+	q = q[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(q) && q[l].end < q[m].end {
+			m = l
+		}
+		if r < len(q) && q[r].end < q[m].end {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[m], q[i] = q[i], q[m]
+		i = m
+	}
+	*h = q
+	return top
+}
+
+type readyWin struct {
+	g *group
+	w *win
+}
+
+// NewAggregate returns an empty state of the aggregation for one task:
+// a window's row is emitted once the task's watermark (the highest event
+// time it has seen) passes the window's end plus lateness.
+func (a *Aggregation) NewAggregate(lateness time.Duration) engine.Aggregate {
+	return &aggregate{
+		a:        a,
+		lateness: int64(lateness / time.Microsecond),
+		wm:       math.MinInt64,
+		wmSaved:  math.MinInt64,
+		groups:   map[string]*group{},
+		pre:      engine.NewRow(a.pre.Output().Width()),
+		post:     engine.NewRow(a.postIn.Width()),
+		out:      engine.NewRow(a.post.Output().Width()),
+	}
+}
+
+// Watermark returns the highest event time folded or advanced to, in unix
+// microseconds (math.MinInt64 before any).
+func (s *aggregate) Watermark() int64 { return s.wm }
+
+// Advance moves the watermark to wm if it is later (an idle task's clock).
+func (s *aggregate) Advance(wm int64) {
+	s.wm = max(s.wm, wm)
+}
+
+// Add folds one row of the input schema. A row the WHERE clause rejects is
+// ignored. A row whose windows were emitted already (its window's end plus
+// the lateness is not after the watermark; for sessions, its event time
+// plus the lateness is before the watermark) is late: nothing is folded.
+func (s *aggregate) Add(in *engine.Row) (late bool, err error) {
+	keep, err := s.a.pre.Eval(in, s.pre)
+	if err != nil {
+		return false, err
+	}
+	if !keep {
+		// A row the WHERE rejects still moves the watermark: event time
+		// is the task's, whatever the query keeps.
+		if _, err := s.a.when.Eval(in, s.pre); err == nil && !s.pre.Slots[0].Null {
+			s.wm = max(s.wm, int64(s.pre.Slots[0].N))
+		}
+		return false, nil
+	}
+	ts := s.pre.Slots[0]
+	if ts.Null {
+		return false, &engine.EvalError{Expr: "window column", Err: errors.New("the event time is NULL")}
+	}
+	t := int64(ts.N)
+	spec := s.a.win
+	switch spec.kind {
+	case tumbling:
+		start := floorDiv(t, spec.size) * spec.size
+		if start+spec.size+s.lateness <= s.wm {
+			return true, nil
+		}
+		s.wm = max(s.wm, t)
+		g := s.group()
+		s.fold(s.window(g, start, start+spec.size), g)
+	case hopping:
+		last := floorDiv(t, spec.slide) * spec.slide
+		first := last - spec.size + spec.slide
+		if first+spec.size+s.lateness <= s.wm {
+			return true, nil
+		}
+		s.wm = max(s.wm, t)
+		g := s.group()
+		for start := first; start <= last; start += spec.slide {
+			s.fold(s.window(g, start, start+spec.size), g)
+		}
+	case session:
+		if t+s.lateness < s.wm {
+			return true, nil
+		}
+		s.wm = max(s.wm, t)
+		g := s.group()
+		s.fold(s.session(g, t), g)
+	}
+	return false, nil
+}
+
+// group returns the group of the key in s.pre, creating it.
+func (s *aggregate) group() *group {
+	b := s.keyBuf[:0]
+	for i := range s.a.keys {
+		b = appendSlot(b, &s.pre.Slots[1+i])
+	}
+	s.keyBuf = b
+	g := s.groups[string(b)]
+	if g == nil {
+		g = &group{key: string(b)}
+		s.groups[g.key] = g
+	}
+	return g
+}
+
+func appendSlot(b []byte, v *engine.Slot) []byte {
+	if v.Null {
+		return append(b, 1)
+	}
+	b = append(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, v.N)
+	b = binary.AppendUvarint(b, uint64(len(v.S)))
+	return append(b, v.S...)
+}
+
+func readKeySlot(b []byte) (engine.Slot, []byte, error) {
+	if len(b) == 0 {
+		return engine.Slot{}, nil, errors.New("truncated key")
+	}
+	if b[0] == 1 {
+		return engine.Slot{Null: true}, b[1:], nil
+	}
+	if len(b) < 9 {
+		return engine.Slot{}, nil, errors.New("truncated key")
+	}
+	v := engine.Slot{N: binary.LittleEndian.Uint64(b[1:9])}
+	n, k := binary.Uvarint(b[9:])
+	if k <= 0 || uint64(len(b)-9-k) < n {
+		return engine.Slot{}, nil, errors.New("truncated key")
+	}
+	v.S = string(b[9+k : 9+k+int(n)])
+	return v, b[9+k+int(n):], nil
+}
+
+func (s *aggregate) newWin(g *group, start, end int64) *win {
+	w := &win{start: start, end: end, accs: make([]acc, len(s.a.aggs))}
+	s.due.push(dueEntry{end: end, key: g.key})
+	return w
+}
+
+// window returns g's window [start, end), creating it.
+func (s *aggregate) window(g *group, start, end int64) *win {
+	for _, w := range g.wins {
+		if w.start == start {
+			return w
+		}
+	}
+	w := s.newWin(g, start, end)
+	g.wins = append(g.wins, w)
+	return w
+}
+
+// session returns g's session that t extends, merging the sessions t joins.
+func (s *aggregate) session(g *group, t int64) *win {
+	gap := s.a.win.gap
+	var into *win
+	kept := g.wins[:0]
+	for _, w := range g.wins {
+		last := w.end - gap
+		if t-last >= gap || w.start-t >= gap {
+			kept = append(kept, w)
+			continue
+		}
+		if into == nil {
+			into = w
+			kept = append(kept, w)
+			continue
+		}
+		s.merge(into, w)
+	}
+	g.wins = kept
+	if into == nil {
+		into = s.newWin(g, t, t+gap)
+		g.wins = append(g.wins, into)
+		return into
+	}
+	into.start = min(into.start, t)
+	if end := max(into.end, t+gap); end != into.end {
+		into.end = end
+		s.due.push(dueEntry{end: end, key: g.key})
+	}
+	return into
+}
+
+// merge folds session w into into (both of one group).
+func (s *aggregate) merge(into, w *win) {
+	if w.start < into.start {
+		into.start = w.start
+	}
+	if w.end > into.end {
+		into.end = w.end
+		// w's entry in the heap names this end already.
+	}
+	for i, spec := range s.a.aggs {
+		x, y := &into.accs[i], &w.accs[i]
+		switch spec.kind {
+		case aggSum:
+			if spec.arg == tFloat {
+				x.f += y.f
+			} else {
+				x.i += y.i
+			}
+		case aggAvg:
+			x.f += y.f
+		case aggMin, aggMax:
+			if y.n > 0 && (x.n == 0 || less(spec, y.v, x.v) == (spec.kind == aggMin)) {
+				x.v = y.v
+			}
+		case aggAnyValue:
+			if x.n == 0 {
+				x.v = y.v
+			}
+		case aggCountDistinct:
+			if x.set == nil {
+				x.set = map[string]struct{}{}
+			}
+			for k := range y.set {
+				x.set[k] = struct{}{}
+			}
+		case aggApproxDistinct:
+			if y.hll != nil {
+				if x.hll == nil {
+					x.hll = hyperloglog.New14()
+				}
+				_ = x.hll.Merge(y.hll) // same precision: never fails
+			}
+		}
+		x.n += y.n
+	}
+}
+
+// fold adds the aggregate arguments in s.pre to window w of g.
+func (s *aggregate) fold(w *win, g *group) {
+	if !g.dirty {
+		g.dirty = true
+		s.dirty = append(s.dirty, g)
+	}
+	base := 1 + s.a.keys
+	for i, spec := range s.a.aggs {
+		x := &w.accs[i]
+		v := &s.pre.Slots[base+i]
+		if spec.kind == aggCountStar {
+			x.n++
+			continue
+		}
+		if v.Null {
+			continue
+		}
+		switch spec.kind {
+		case aggSum:
+			switch spec.arg {
+			case tFloat:
+				x.f += math.Float64frombits(v.N)
+			case tDecimal:
+				d, _ := decodeDecimalBytes(v.S)
+				x.i += d
+			default:
+				x.i += int64(v.N)
+			}
+		case aggAvg:
+			x.f += numeric(spec, v)
+		case aggMin, aggMax:
+			if x.n == 0 || less(spec, *v, x.v) == (spec.kind == aggMin) {
+				x.v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
+			}
+		case aggAnyValue:
+			if x.n == 0 {
+				x.v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
+			}
+		case aggCountDistinct:
+			if x.set == nil {
+				x.set = map[string]struct{}{}
+			}
+			k := distinctKey(s.keyBuf[len(s.keyBuf):], spec, v)
+			if _, ok := x.set[string(k)]; !ok {
+				x.set[string(k)] = struct{}{}
+			}
+		case aggApproxDistinct:
+			if x.hll == nil {
+				x.hll = hyperloglog.New14()
+			}
+			x.hll.Insert(distinctKey(s.keyBuf[len(s.keyBuf):], spec, v))
+		}
+		x.n++
+	}
+}
+
+// distinctKey is the bytes that identify a value for COUNT(DISTINCT) and
+// APPROX_COUNT_DISTINCT: a string's bytes, a number's 8 bytes.
+func distinctKey(b []byte, spec aggSpec, v *engine.Slot) []byte {
+	if spec.arg == tString || spec.arg == tDecimal {
+		return append(b, v.S...)
+	}
+	return binary.LittleEndian.AppendUint64(b, v.N)
+}
+
+func numeric(spec aggSpec, v *engine.Slot) float64 {
+	switch spec.arg {
+	case tFloat:
+		return math.Float64frombits(v.N)
+	case tDecimal:
+		d, _ := decodeDecimalBytes(v.S)
+		return float64(d) / math.Pow10(spec.scale)
+	}
+	return float64(int64(v.N))
+}
+
+// less orders two values of an aggregate's argument type.
+func less(spec aggSpec, a, b engine.Slot) bool {
+	switch spec.arg {
+	case tFloat:
+		return math.Float64frombits(a.N) < math.Float64frombits(b.N)
+	case tString:
+		return a.S < b.S
+	case tDecimal:
+		x, _ := decodeDecimalBytes(a.S)
+		y, _ := decodeDecimalBytes(b.S)
+		return x < y
+	}
+	return int64(a.N) < int64(b.N)
+}
+
+// Fire emits the row of every window whose end plus the lateness the
+// watermark has reached — every open window when final is set (the end of
+// a bounded input) — in the order of their ends, then starts, then keys,
+// so that a replay emits the same rows in the same order. Emitted windows
+// are forgotten. emit must not keep the row.
+func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
+	if len(s.due) == 0 || (!final && s.due[0].end+s.lateness > s.wm) {
+		return nil
+	}
+	ready := s.ready[:0]
+	for len(s.due) > 0 && (final || s.due[0].end+s.lateness <= s.wm) {
+		e := s.due.pop()
+		g := s.groups[e.key]
+		if g == nil {
+			continue
+		}
+		for _, w := range g.wins {
+			if w.end == e.end && !w.fired && (final || w.end+s.lateness <= s.wm) {
+				w.fired = true
+				ready = append(ready, readyWin{g: g, w: w})
+			}
+		}
+	}
+	slices.SortFunc(ready, func(x, y readyWin) int {
+		if c := cmp.Compare(x.w.end, y.w.end); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.w.start, y.w.start); c != 0 {
+			return c
+		}
+		return strings.Compare(x.g.key, y.g.key)
+	})
+	var err error
+	for _, r := range ready {
+		if err == nil {
+			err = s.emit(r.g, r.w, emit)
+		}
+		r.g.wins = slices.DeleteFunc(r.g.wins, func(w *win) bool { return w == r.w })
+		if !r.g.dirty {
+			r.g.dirty = true
+			s.dirty = append(s.dirty, r.g)
+		}
+	}
+	clear(ready)
+	s.ready = ready[:0]
+	return err
+}
+
+func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) error {
+	p := s.post
+	p.Reset(s.a.postIn.Width())
+	p.SetInt(0, w.start)
+	p.SetInt(1, w.end)
+	rest := []byte(g.key)
+	for i := range s.a.keys {
+		v, r, err := readKeySlot(rest)
+		if err != nil {
+			return fmt.Errorf("sql: window key: %w", err)
+		}
+		p.Slots[2+i], rest = v, r
+	}
+	base := 2 + s.a.keys
+	for i, spec := range s.a.aggs {
+		x := &w.accs[i]
+		slot := &p.Slots[base+i]
+		switch spec.kind {
+		case aggCountStar, aggCount:
+			slot.N = uint64(x.n)
+		case aggCountDistinct:
+			slot.N = uint64(len(x.set))
+		case aggApproxDistinct:
+			if x.hll != nil {
+				slot.N = x.hll.Estimate()
+			}
+		case aggSum:
+			switch {
+			case x.n == 0:
+				slot.Null = true
+			case spec.arg == tFloat:
+				slot.N = math.Float64bits(x.f)
+			case spec.arg == tDecimal:
+				start := len(p.Arena)
+				p.Arena = appendDecimalBytes(p.Arena, x.i)
+				slot.S = engine.UnsafeString(p.Arena[start:])
+			default:
+				slot.N = uint64(x.i)
+			}
+		case aggAvg:
+			if x.n == 0 {
+				slot.Null = true
+			} else {
+				slot.N = math.Float64bits(x.f / float64(x.n))
+			}
+		default: // MIN, MAX, ANY_VALUE
+			if x.n == 0 {
+				slot.Null = true
+			} else {
+				*slot = x.v
+			}
+		}
+	}
+	keep, err := s.a.post.Eval(p, s.out)
+	if err != nil || !keep {
+		return err
+	}
+	return emit(s.out)
+}
+
+// Keys in the task's state store: the watermark, and one entry per group.
+const (
+	stateMeta  = 'm'
+	stateGroup = 'g'
+)
+
+// Save passes what changed since the last Save: the encoded state of every
+// group that changed (del for a group with no open window left) and the
+// watermark.
+func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
+	var kb, vb []byte
+	for _, g := range s.dirty {
+		g.dirty = false
+		kb = append(append(kb[:0], stateGroup), g.key...)
+		if len(g.wins) == 0 {
+			if s.groups[g.key] == g {
+				delete(s.groups, g.key)
+			}
+			del(kb)
+			continue
+		}
+		vb = s.encodeGroup(vb[:0], g)
+		put(kb, vb)
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	if s.wm != s.wmSaved {
+		s.wmSaved = s.wm
+		put([]byte{stateMeta}, binary.AppendVarint(nil, s.wm))
+	}
+}
+
+// Load restores one entry that Save wrote.
+func (s *aggregate) Load(key, value []byte) error {
+	if len(key) == 0 {
+		return errors.New("sql: window state: empty key")
+	}
+	switch key[0] {
+	case stateMeta:
+		wm, n := binary.Varint(value)
+		if n <= 0 {
+			return errors.New("sql: window state: bad watermark")
+		}
+		s.wm, s.wmSaved = wm, wm
+		return nil
+	case stateGroup:
+		g := &group{key: string(key[1:])}
+		if err := s.decodeGroup(g, value); err != nil {
+			return fmt.Errorf("sql: window state: %w", err)
+		}
+		s.groups[g.key] = g
+		for _, w := range g.wins {
+			s.due.push(dueEntry{end: w.end, key: g.key})
+		}
+		return nil
+	}
+	return fmt.Errorf("sql: window state: unknown key kind %q", key[0])
+}
+
+// The value of a group: the number of windows, then each window's start,
+// end and accumulators (n, i, f bits, the value slot, the distinct set in
+// order, the HyperLogLog sketch).
+func (s *aggregate) encodeGroup(b []byte, g *group) []byte {
+	b = binary.AppendUvarint(b, uint64(len(g.wins)))
+	var keys []string
+	for _, w := range g.wins {
+		b = binary.AppendVarint(b, w.start)
+		b = binary.AppendVarint(b, w.end)
+		for i := range w.accs {
+			x := &w.accs[i]
+			b = binary.AppendVarint(b, x.n)
+			b = binary.AppendVarint(b, x.i)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.f))
+			b = appendSlot(b, &x.v)
+			keys = keys[:0]
+			for k := range x.set {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			b = binary.AppendUvarint(b, uint64(len(keys)))
+			for _, k := range keys {
+				b = binary.AppendUvarint(b, uint64(len(k)))
+				b = append(b, k...)
+			}
+			if x.hll == nil {
+				b = binary.AppendUvarint(b, 0)
+			} else {
+				h, _ := x.hll.MarshalBinary()
+				b = binary.AppendUvarint(b, uint64(len(h)))
+				b = append(b, h...)
+			}
+		}
+	}
+	return b
+}
+
+func (s *aggregate) decodeGroup(g *group, b []byte) error {
+	d := stateDecoder{b: b}
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		w := &win{start: d.varint(), end: d.varint(), accs: make([]acc, len(s.a.aggs))}
+		for j := range w.accs {
+			x := &w.accs[j]
+			x.n, x.i = d.varint(), d.varint()
+			x.f = math.Float64frombits(d.u64())
+			x.v = d.slot()
+			if k := d.uvarint(); k > 0 {
+				x.set = make(map[string]struct{}, k)
+				for range k {
+					x.set[string(d.bytes())] = struct{}{}
+				}
+			}
+			if h := d.bytes(); len(h) > 0 && d.err == nil {
+				x.hll = hyperloglog.New14()
+				if err := x.hll.UnmarshalBinary(bytes.Clone(h)); err != nil {
+					return err
+				}
+			}
+		}
+		g.wins = append(g.wins, w)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("trailing bytes")
+	}
+	return d.err
+}
+
+type stateDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *stateDecoder) fail() { d.err, d.b = errors.New("truncated group"), nil }
+
+func (d *stateDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *stateDecoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *stateDecoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *stateDecoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *stateDecoder) slot() engine.Slot {
+	if d.err != nil {
+		return engine.Slot{}
+	}
+	v, rest, err := readKeySlot(d.b)
+	if err != nil {
+		d.fail()
+		return engine.Slot{}
+	}
+	d.b = rest
+	return v
+}
