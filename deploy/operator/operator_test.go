@@ -135,17 +135,21 @@ func TestOperatorLifecycle(t *testing.T) {
 	e.waitJob("life", "suspended", 2*time.Minute, phaseIs(v1alpha1.PhaseSuspended))
 	e.waitPods("life", 0, 30*time.Second)
 
+	// A burst while suspended, so that the resumed worker starts behind
+	// whatever its speed (a burst produced while it runs may be consumed
+	// as fast as it is produced, leaving no backlog to scale on).
+	stop()
+	e.produce(200000)
+	stop = e.produceEvery(10, 100*time.Millisecond)
+
 	// Resume.
 	if err := e.jobs.Resume(ctx, e.ns, "life"); err != nil {
 		t.Fatal(err)
 	}
 	e.waitJob("life", "resumed", 2*time.Minute, phaseIs(v1alpha1.PhaseRunning))
 
-	// A burst the one worker cannot clear within the backlog time: the
-	// autoscaler scales out to the partition count, then back in.
-	stop()
-	e.produce(60000)
-	stop = e.produceEvery(10, 100*time.Millisecond)
+	// The backlog the one worker cannot clear within the backlog time:
+	// the autoscaler scales out to the partition count, then back in.
 	e.waitJob("life", "scaled out to 3", 3*time.Minute, func(j *v1alpha1.SluiceJob) bool { return j.Status.DesiredWorkers == 3 })
 	e.waitJob("life", "running 3 workers", 2*time.Minute, func(j *v1alpha1.SluiceJob) bool {
 		return j.Status.Phase == v1alpha1.PhaseRunning && j.Status.ReadyWorkers == 3
