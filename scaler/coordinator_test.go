@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/deploy"
+	"github.com/sluicehq/sluice/deploy/kubetest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -91,7 +92,7 @@ func TestCoordinatorKubeAPIServer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := apply(ctx, restFor(cp.URL, cp.AdminToken), manifests.Bytes()); err != nil {
+	if err := kubetest.Apply(ctx, restFor(cp.URL, cp.AdminToken), manifests.Bytes()); err != nil {
 		t.Fatalf("apply rendered manifests: %v", err)
 	}
 

@@ -5,7 +5,7 @@
 // No kubelet runs here; Kubelet plays one for the pods of a namespace,
 // running each Pod's container as a local process.
 //
-// It is a library for tests only: nothing outside _test.go files imports
+// It is a library for tests only: nothing but the tests imports
 // it. A test package starts one ControlPlane in TestMain and gives each
 // test its own namespace.
 //
