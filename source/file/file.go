@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
@@ -45,8 +44,9 @@ type Source struct {
 	batch  int
 	mtime  time.Time
 
-	mu        sync.Mutex // guards committed
-	committed []engine.Position
+	// CommitLog keeps what the runtime commits: a file has nowhere to
+	// write it.
+	engine.CommitLog
 }
 
 // Option configures a Source.
@@ -181,20 +181,4 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 	}
 	h.End(s.task)
 	return nil
-}
-
-// Commit records positions; a file has nowhere to write them.
-func (s *Source) Commit(ctx context.Context, positions []engine.Position, meta string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.committed = append(s.committed[:0], positions...)
-	s.meta = meta
-	return nil
-}
-
-// Committed returns the positions of the last Commit.
-func (s *Source) Committed() []engine.Position {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]engine.Position(nil), s.committed...)
 }

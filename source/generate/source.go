@@ -63,10 +63,13 @@ type Source struct {
 	start  int64
 	meta   string
 
-	mu        sync.Mutex // guards paused, wake and committed
-	paused    bool
-	wake      chan struct{} // closed by Resume
-	committed []engine.Position
+	mu     sync.Mutex // guards paused and wake
+	paused bool
+	wake   chan struct{} // closed by Resume
+
+	// CommitLog keeps what the runtime commits: generated records have
+	// nowhere to commit to.
+	engine.CommitLog
 }
 
 // Option configures a Source.
@@ -215,20 +218,4 @@ func (s *Source) Resume(tasks ...engine.TaskID) {
 			s.wake = make(chan struct{})
 		}
 	}
-}
-
-// Commit records positions; generated records have nowhere to commit to.
-func (s *Source) Commit(ctx context.Context, positions []engine.Position, meta string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.committed = append(s.committed[:0], positions...)
-	s.meta = meta
-	return nil
-}
-
-// Committed returns the positions of the last Commit.
-func (s *Source) Committed() []engine.Position {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]engine.Position(nil), s.committed...)
 }
