@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -719,7 +718,6 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.Fatal(err)
 			}
 			runtime.GC()
-			debug.FreeOSMemory() // what earlier cases left is not this one's RSS
 
 			b.ReportAllocs()
 			b.SetBytes(size / int64(b.N))

@@ -302,7 +302,7 @@ func report(w io.Writer, rs []result, in reportInfo) {
 		}
 	}
 	fmt.Fprintf(w, "\n%s", goalLine)
-	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited. B/record and allocs/record include the consumer's fetch buffers. Peak RSS is the anonymous resident memory of the benchmark process (heap, stacks, runtime; not the binary's pages), sampled every 50 ms; with the broker in a child process it is the job's alone, plus the harness.\n")
+	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited. B/record and allocs/record include the consumer's fetch buffers. Peak RSS is the anonymous resident memory of the benchmark process (heap, stacks, runtime; not the binary's pages), sampled every 50 ms: the job's, plus the harness and what earlier cases left (the broker runs in a child process). Returning that memory to the OS before each case (debug.FreeOSMemory) would isolate the job but made it 60%% slower as its heap grew back, so the column is an upper bound.\n")
 
 	fmt.Fprintf(w, "\n## Stages of filter_to_jsonl at GOMAXPROCS=1 (BenchmarkStage)\n\n")
 	fmt.Fprintf(w, "Each stage alone on the same seeded records, per input record. Shares are of the end-to-end CPU time per record; \"engine\" is what remains (task routing, bundles, checkpoints, commits, metrics).\n\n")
