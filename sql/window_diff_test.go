@@ -208,20 +208,13 @@ func windowRecords(t *testing.T) int {
 	return n
 }
 
-// TestWindowDifferentialSQLite runs tumbling, hopping and session
-// aggregations over generated records (5 % of them out of order by up to
-// 30 s, keys spread over 6 partitions independently of the group keys)
-// through the runtime, with the state in Pebble, and compares every
-// emitted row with what SQLite computes over the same records: the same
-// aggregation per partition (each task emits the rows of its own records),
-// without the records the test itself finds late, which must be exactly
-// the dead letters with stage late.
-func TestWindowDifferentialSQLite(t *testing.T) {
-	n := windowRecords(t)
-	const (
-		parts    = 6
-		lateness = 10 * time.Second
-	)
+// diffLateness is the allowed lateness of the differential tests.
+const diffLateness = 10 * time.Second
+
+// windowInput generates the differential tests' records: n records over 10
+// minutes, 5 % of them out of order by up to 30 s, spread over parts
+// partitions at random, independently of every group key.
+func windowInput(n, parts int) (all []genRec, byPart [][]genRec) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixMicro()
 	srcs := make([]string, 2000)
@@ -229,8 +222,7 @@ func TestWindowDifferentialSQLite(t *testing.T) {
 		srcs[i] = fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256)
 	}
 	actions := []string{"ALLOW", "DENY", "DROP"}
-	var all []genRec
-	byPart := make([][]genRec, parts)
+	byPart = make([][]genRec, parts)
 	for i := range n {
 		r := genRec{
 			part:   rng.IntN(parts),
@@ -246,48 +238,170 @@ func TestWindowDifferentialSQLite(t *testing.T) {
 		byPart[r.part] = append(byPart[r.part], r)
 		all = append(all, r)
 	}
+	return all, byPart
+}
 
-	queries := []struct {
-		name, sql string
-		late      func(wm, ts int64) bool // the window rule, µs
-		drop      string                  // the action the WHERE clause rejects
-		sqlite    string                  // over table recs, late ones removed
-	}{
-		{
-			name: "tumble",
-			sql: `SELECT window_start, window_end, src_ip, action, COUNT(*) AS c, SUM(bytes) AS s, MIN(bytes) AS lo, MAX(bytes) AS hi, AVG(bytes) AS av
-			      FROM input WHERE action <> 'DROP' GROUP BY TUMBLE(ts, '1 minute'), src_ip, action HAVING COUNT(*) > 1`,
-			drop: "DROP",
-			late: func(wm, ts int64) bool {
-				start := ts / 60e6 * 60e6
-				return start+60e6+int64(lateness/time.Microsecond) <= wm
-			},
-			sqlite: `SELECT part, ts/60000000*60000000 AS ws, ts/60000000*60000000+60000000 AS we, src_ip, action, COUNT(*), SUM(bytes), MIN(bytes), MAX(bytes), AVG(bytes)
-			         FROM recs WHERE action <> 'DROP' GROUP BY part, ws, src_ip, action HAVING COUNT(*) > 1`,
+// windowQuery is a windowed query of the differential tests and the same
+// aggregation in SQLite, per partition (perPart, over table recs, whose
+// first column is the partition) and over all records (global, whose first
+// column is 0).
+type windowQuery struct {
+	name, sql string
+	late      func(wm, ts int64) bool // the window rule, µs
+	drop      string                  // the action the WHERE clause rejects
+	perPart   string
+	global    string
+}
+
+var windowQueries = []windowQuery{
+	{
+		name: "tumble",
+		sql: `SELECT window_start, window_end, src_ip, action, COUNT(*) AS c, SUM(bytes) AS s, MIN(bytes) AS lo, MAX(bytes) AS hi, AVG(bytes) AS av
+		      FROM input WHERE action <> 'DROP' GROUP BY TUMBLE(ts, '1 minute'), src_ip, action HAVING COUNT(*) > 1`,
+		drop: "DROP",
+		late: func(wm, ts int64) bool {
+			start := ts / 60e6 * 60e6
+			return start+60e6+int64(diffLateness/time.Microsecond) <= wm
 		},
-		{
-			name: "hop",
-			sql: `SELECT window_start, window_end, action, COUNT(*) AS c, COUNT(DISTINCT src_ip) AS d, SUM(bytes) AS s
-			      FROM input GROUP BY HOP(ts, '20 seconds', '1 minute'), action`,
-			late: func(wm, ts int64) bool {
-				last := ts / 20e6 * 20e6
-				return last-40e6+60e6+int64(lateness/time.Microsecond) <= wm
-			},
-			sqlite: `SELECT part, ws, ws+60000000, action, COUNT(*), COUNT(DISTINCT src_ip), SUM(bytes)
-			         FROM (SELECT r.*, (r.ts/20000000 - k.k)*20000000 AS ws FROM recs r, (SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2) k)
-			         GROUP BY part, ws, action`,
+		perPart: `SELECT part, ts/60000000*60000000 AS ws, ts/60000000*60000000+60000000 AS we, src_ip, action, COUNT(*), SUM(bytes), MIN(bytes), MAX(bytes), AVG(bytes)
+		          FROM recs WHERE action <> 'DROP' GROUP BY part, ws, src_ip, action HAVING COUNT(*) > 1`,
+		global: `SELECT 0, ts/60000000*60000000 AS ws, ts/60000000*60000000+60000000 AS we, src_ip, action, COUNT(*), SUM(bytes), MIN(bytes), MAX(bytes), AVG(bytes)
+		         FROM recs WHERE action <> 'DROP' GROUP BY ws, src_ip, action HAVING COUNT(*) > 1`,
+	},
+	{
+		name: "hop",
+		sql: `SELECT window_start, window_end, action, COUNT(*) AS c, COUNT(DISTINCT src_ip) AS d, SUM(bytes) AS s
+		      FROM input GROUP BY HOP(ts, '20 seconds', '1 minute'), action`,
+		late: func(wm, ts int64) bool {
+			last := ts / 20e6 * 20e6
+			return last-40e6+60e6+int64(diffLateness/time.Microsecond) <= wm
 		},
-		{
-			name: "session",
-			sql: `SELECT window_start, window_end, src_ip, COUNT(*) AS c, MAX(bytes) AS hi
-			      FROM input GROUP BY SESSION(ts, '5s'), src_ip`,
-			late: func(wm, ts int64) bool { return ts+int64(lateness/time.Microsecond) < wm },
-			sqlite: `WITH o AS (SELECT part, src_ip, ts, bytes, CASE WHEN ts - LAG(ts) OVER w >= 5000000 OR LAG(ts) OVER w IS NULL THEN 1 ELSE 0 END AS brk
-			                FROM recs WINDOW w AS (PARTITION BY part, src_ip ORDER BY ts)),
-			              s AS (SELECT part, src_ip, ts, bytes, SUM(brk) OVER (PARTITION BY part, src_ip ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid FROM o)
-			         SELECT part, MIN(ts), MAX(ts)+5000000, src_ip, COUNT(*), MAX(bytes) FROM s GROUP BY part, src_ip, sid`,
-		},
+		perPart: `SELECT part, ws, ws+60000000, action, COUNT(*), COUNT(DISTINCT src_ip), SUM(bytes)
+		          FROM (SELECT r.*, (r.ts/20000000 - k.k)*20000000 AS ws FROM recs r, (SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2) k)
+		          GROUP BY part, ws, action`,
+		global: `SELECT 0, ws, ws+60000000, action, COUNT(*), COUNT(DISTINCT src_ip), SUM(bytes)
+		         FROM (SELECT r.*, (r.ts/20000000 - k.k)*20000000 AS ws FROM recs r, (SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2) k)
+		         GROUP BY ws, action`,
+	},
+	{
+		name: "session",
+		sql: `SELECT window_start, window_end, src_ip, COUNT(*) AS c, MAX(bytes) AS hi
+		      FROM input GROUP BY SESSION(ts, '5s'), src_ip`,
+		late: func(wm, ts int64) bool { return ts+int64(diffLateness/time.Microsecond) < wm },
+		perPart: `WITH o AS (SELECT part, src_ip, ts, bytes, CASE WHEN ts - LAG(ts) OVER w >= 5000000 OR LAG(ts) OVER w IS NULL THEN 1 ELSE 0 END AS brk
+		                 FROM recs WINDOW w AS (PARTITION BY part, src_ip ORDER BY ts)),
+		               s AS (SELECT part, src_ip, ts, bytes, SUM(brk) OVER (PARTITION BY part, src_ip ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid FROM o)
+		          SELECT part, MIN(ts), MAX(ts)+5000000, src_ip, COUNT(*), MAX(bytes) FROM s GROUP BY part, src_ip, sid`,
+		global: `WITH o AS (SELECT src_ip, ts, bytes, CASE WHEN ts - LAG(ts) OVER w >= 5000000 OR LAG(ts) OVER w IS NULL THEN 1 ELSE 0 END AS brk
+		                FROM recs WINDOW w AS (PARTITION BY src_ip ORDER BY ts)),
+		              s AS (SELECT src_ip, ts, bytes, SUM(brk) OVER (PARTITION BY src_ip ORDER BY ts ROWS UNBOUNDED PRECEDING) AS sid FROM o)
+		         SELECT 0, MIN(ts), MAX(ts)+5000000, src_ip, COUNT(*), MAX(bytes) FROM s GROUP BY src_ip, sid`,
+	},
+}
+
+// lateRecords finds the records of q that are late: each partition's
+// watermark is the highest event time before the record, among records not
+// late. It returns them as dead letters ("late <partition>/<offset>") and
+// as a set.
+func lateRecords(q windowQuery, byPart [][]genRec) ([]string, map[[2]int64]bool) {
+	var late []string
+	lateSet := map[[2]int64]bool{}
+	for p, recs := range byPart {
+		wm := int64(math.MinInt64)
+		for _, r := range recs {
+			if r.action != q.drop && q.late(wm, r.ts) {
+				late = append(late, fmt.Sprintf("late %d/%d", p, r.offset))
+				lateSet[[2]int64{int64(p), r.offset}] = true
+				continue
+			}
+			wm = max(wm, r.ts)
+		}
 	}
+	slices.Sort(late)
+	return late, lateSet
+}
+
+// sqliteRows loads the records not in late into table recs (part, ts,
+// bytes, src_ip, action) and returns the rows of query, formatted as
+// formatRow does (its first column is the partition).
+func sqliteRows(t *testing.T, db *dbsql.DB, all []genRec, late map[[2]int64]bool, query string, cols []engine.Field) []string {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"DROP TABLE IF EXISTS recs", "CREATE TABLE recs (part INTEGER, ts INTEGER, bytes INTEGER, src_ip TEXT, action TEXT)"} {
+		if _, err := tx.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins, err := tx.Prepare("INSERT INTO recs VALUES (?, ?, ?, ?, ?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if !late[[2]int64{int64(r.part), r.offset}] {
+			if _, err := ins.Exec(r.part, r.ts, r.bytes, r.src, r.action); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ins.Close()
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("sqlite: %v", err)
+	}
+	defer rows.Close()
+	var want []string
+	for rows.Next() {
+		vals := make([]any, len(cols)+1)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "p=%d", vals[0])
+		for i, f := range cols {
+			switch v := vals[i+1].(type) {
+			case nil:
+				fmt.Fprintf(&b, " %s=NULL", f.Name)
+			case float64:
+				fmt.Fprintf(&b, " %s=%.6g", f.Name, v)
+			case string:
+				fmt.Fprintf(&b, " %s=%s", f.Name, v)
+			default:
+				fmt.Fprintf(&b, " %s=%d", f.Name, v)
+			}
+		}
+		want = append(want, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	return want
+}
+
+// TestWindowDifferentialSQLite runs tumbling, hopping and session
+// aggregations over generated records (5 % of them out of order by up to
+// 30 s, keys spread over 6 partitions independently of the group keys)
+// through the runtime, with the state in Pebble, and compares every
+// emitted row with what SQLite computes over the same records: the same
+// aggregation per partition (each task emits the rows of its own records),
+// without the records the test itself finds late, which must be exactly
+// the dead letters with stage late. TestWindowShuffleDifferentialSQLite
+// compares the shuffled aggregation with SQLite's over all records.
+func TestWindowDifferentialSQLite(t *testing.T) {
+	n := windowRecords(t)
+	const parts = 6
+	all, byPart := windowInput(n, parts)
+	queries := windowQueries
 
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -312,7 +426,7 @@ func TestWindowDifferentialSQLite(t *testing.T) {
 		job.Pipelines = append(job.Pipelines, &engine.Pipeline{
 			Name: q.name, Reads: func(string) bool { return true }, Decoder: genDecoder{}, Transform: tr,
 			Sinks: []engine.NamedSink{{Name: "out", Sink: sinks[i]}}, DeadLetter: dls[i],
-			AllowedLateness: lateness, MaxRecords: 5000,
+			AllowedLateness: diffLateness, MaxRecords: 5000,
 		})
 	}
 	rt, err := engine.New(job)
@@ -331,93 +445,18 @@ func TestWindowDifferentialSQLite(t *testing.T) {
 	}
 	defer db.Close()
 	for qi, q := range queries {
-		// Which records are late: each partition's watermark is the
-		// highest event time before the record, among records not late.
-		var late []string
-		lateSet := map[[2]int64]bool{}
-		for p, recs := range byPart {
-			wm := int64(math.MinInt64)
-			for _, r := range recs {
-				if r.action != q.drop && q.late(wm, r.ts) {
-					late = append(late, fmt.Sprintf("late %d/%d", p, r.offset))
-					lateSet[[2]int64{int64(p), r.offset}] = true
-					continue
-				}
-				wm = max(wm, r.ts)
-			}
-		}
+		late, lateSet := lateRecords(q, byPart)
 		gotLate := slices.Clone(dls[qi].rows)
 		slices.Sort(gotLate)
-		slices.Sort(late)
 		if diff := cmp.Diff(late, gotLate); diff != "" {
 			t.Errorf("%s: dead letters (-want +got):\n%s", q.name, diff)
 		}
 		if len(late) == 0 {
 			t.Errorf("%s: no record was late: the test does not exercise lateness", q.name)
 		}
-
-		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, stmt := range []string{"DROP TABLE IF EXISTS recs", "CREATE TABLE recs (part INTEGER, ts INTEGER, bytes INTEGER, src_ip TEXT, action TEXT)"} {
-			if _, err := tx.Exec(stmt); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ins, err := tx.Prepare("INSERT INTO recs VALUES (?, ?, ?, ?, ?)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range all {
-			if !lateSet[[2]int64{int64(r.part), r.offset}] {
-				if _, err := ins.Exec(r.part, r.ts, r.bytes, r.src, r.action); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		ins.Close()
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		rows, err := db.Query(q.sqlite)
-		if err != nil {
-			t.Fatalf("%s: sqlite: %v", q.name, err)
-		}
-		cols := sinks[qi].schema.Fields()
-		var want []string
-		for rows.Next() {
-			vals := make([]any, len(cols)+1)
-			ptrs := make([]any, len(vals))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			var b strings.Builder
-			fmt.Fprintf(&b, "p=%d", vals[0])
-			for i, f := range cols {
-				switch v := vals[i+1].(type) {
-				case nil:
-					fmt.Fprintf(&b, " %s=NULL", f.Name)
-				case float64:
-					fmt.Fprintf(&b, " %s=%.6g", f.Name, v)
-				case string:
-					fmt.Fprintf(&b, " %s=%s", f.Name, v)
-				default:
-					fmt.Fprintf(&b, " %s=%d", f.Name, v)
-				}
-			}
-			want = append(want, b.String())
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
+		want := sqliteRows(t, db, all, lateSet, q.perPart, sinks[qi].schema.Fields())
 		got := slices.Clone(sinks[qi].rows)
 		slices.Sort(got)
-		slices.Sort(want)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: %d rows emitted, SQLite has %d (-sqlite +sluice):\n%s", q.name, len(got), len(want), truncate(diff, 4000))
 		}

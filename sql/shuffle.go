@@ -1,0 +1,503 @@
+package sql
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// The two halves of a shuffled aggregation (see the package doc, Shuffle):
+// a Partial pre-aggregates one source task's records per window and group
+// within a bundle and hands them out as partials keyed by the group key; a
+// Merge folds the partials of every producer into the open windows of the
+// groups its task owns and emits them as an aggregate does. A partial's
+// value is the encoding of a group's windows that the task state uses
+// (encodeGroup), so both halves share one format with the state.
+
+// Partial is the pre-aggregation of a shuffled windowed GROUP BY in one
+// source task. It is used by the task's goroutine only.
+type Partial struct {
+	s    *aggregate
+	keys []string
+	val  []byte
+}
+
+// NewPartial returns an empty pre-aggregation for one source task. A record
+// is late, as in NewAggregate, when its window's end plus lateness is not
+// after the task's watermark (for a session: its event time plus lateness
+// is before it); the task's watermark is what the merging tasks learn from
+// it, so a record the Partial accepts is never behind a window they have
+// emitted.
+func (a *Aggregation) NewPartial(lateness time.Duration) *Partial {
+	return &Partial{s: a.NewAggregate(lateness).(*aggregate)}
+}
+
+// Add folds one row of the reader schema into the bundle's partials; late
+// and err are as for engine.Aggregate.Add.
+func (p *Partial) Add(in *engine.Row) (late bool, err error) { return p.s.Add(in) }
+
+// Watermark is the highest event time folded or advanced to, in unix
+// microseconds (math.MinInt64 before any).
+func (p *Partial) Watermark() int64 { return p.s.wm }
+
+// Advance moves the watermark to wm if it is later (an idle task).
+func (p *Partial) Advance(wm int64) { p.s.Advance(wm) }
+
+// Flush hands out the partial of every group folded since the last Flush,
+// in the order of the encoded keys, and forgets them: key is the group key
+// (what the repartition topic is keyed and partitioned by), value its
+// windows. emit must not keep key or value. The partials of a Flush are
+// the bundle's; the caller sends them, then the watermark, before the
+// bundle completes.
+func (p *Partial) Flush(emit func(key, value []byte) error) error {
+	s := p.s
+	keys := p.keys[:0]
+	for k := range s.groups {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var err error
+	for _, k := range keys {
+		if err == nil {
+			p.val = s.encodeGroup(p.val[:0], s.groups[k])
+			err = emit([]byte(k), p.val)
+		}
+	}
+	clear(keys)
+	p.keys = keys[:0]
+	clear(s.groups)
+	clear(s.due)
+	s.due = s.due[:0]
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return err
+}
+
+// Save passes the watermark when it changed: a source task's only state
+// across bundles (its partials leave with each bundle).
+func (p *Partial) Save(put func(key, value []byte), del func(key []byte)) {
+	s := p.s
+	if s.wm != s.wmSaved {
+		s.wmSaved = s.wm
+		put([]byte{stateMeta}, binary.AppendVarint(nil, s.wm))
+	}
+}
+
+// Load restores the watermark Save wrote.
+func (p *Partial) Load(key, value []byte) error {
+	if len(key) != 1 || key[0] != stateMeta {
+		return fmt.Errorf("sql: partial state: unexpected key %q", key)
+	}
+	return p.s.Load(key, value)
+}
+
+// Merge is the merging half of a shuffled windowed GROUP BY in one task of
+// the repartition topic: an engine.Aggregate whose input is partials
+// (MergePartial) instead of rows, and whose watermark is set by the caller
+// (Advance: the lowest of its producers' watermarks). It is used by the
+// task's goroutine only.
+type Merge struct {
+	*aggregate
+	part group
+}
+
+var _ engine.Aggregate = (*Merge)(nil)
+
+// NewMerge returns an empty merging state for one task of the repartition
+// topic: a window is emitted once the watermark passes its end plus
+// lateness, as in NewAggregate.
+func (a *Aggregation) NewMerge(lateness time.Duration) *Merge {
+	return &Merge{aggregate: a.NewAggregate(lateness).(*aggregate)}
+}
+
+// Add is not how a Merge is fed: it reports an error.
+func (m *Merge) Add(*engine.Row) (bool, error) {
+	return false, errors.New("sql: a merging aggregate takes partials (MergePartial), not rows")
+}
+
+// MergePartial folds one partial (a key and value of Partial.Flush) into
+// the group's open windows: a tumbling or hopping window into the window of
+// the same start, a session into every session of the group it comes
+// within the gap of (which then become one). late counts the partial's
+// windows that were already emitted (their end plus the lateness is not
+// after the watermark); they are dropped. With producers' watermarks
+// carried in-band behind their partials, that happens only to the partials
+// of a producer that was presumed idle.
+func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
+	s := m.aggregate
+	m.part = group{}
+	if err := s.decodeGroup(&m.part, value); err != nil {
+		return 0, fmt.Errorf("sql: partial: %w", err)
+	}
+	if _, err := checkKey(key, s.a.keys); err != nil {
+		return 0, fmt.Errorf("sql: partial key: %w", err)
+	}
+	var g *group
+	for _, w := range m.part.wins {
+		if w.end+s.lateness <= s.wm {
+			late++
+			continue
+		}
+		if g == nil {
+			g = s.groups[string(key)]
+			if g == nil {
+				g = &group{key: string(key)}
+				s.groups[g.key] = g
+			}
+			if !g.dirty {
+				g.dirty = true
+				s.dirty = append(s.dirty, g)
+			}
+		}
+		if s.a.win.kind == session {
+			s.mergeSession(g, w)
+			continue
+		}
+		if into := findStart(g, w.start); into != nil {
+			s.merge(into, w)
+			continue
+		}
+		g.wins = append(g.wins, w)
+		s.due.push(dueEntry{end: w.end, key: g.key})
+	}
+	return late, nil
+}
+
+func findStart(g *group, start int64) *win {
+	for _, w := range g.wins {
+		if w.start == start {
+			return w
+		}
+	}
+	return nil
+}
+
+// mergeSession folds session w into g's sessions: the sessions whose
+// records come within the gap of w's (their spans [start, end-gap] closer
+// than the gap) become one with it.
+func (s *aggregate) mergeSession(g *group, w *win) {
+	gap := s.a.win.gap
+	var into *win
+	kept := g.wins[:0]
+	for _, x := range g.wins {
+		if w.start-(x.end-gap) >= gap || x.start-(w.end-gap) >= gap {
+			kept = append(kept, x)
+			continue
+		}
+		if into == nil {
+			into = x
+			kept = append(kept, x)
+			continue
+		}
+		s.merge(into, x) // x's heap entry names its end already
+	}
+	clear(g.wins[len(kept):])
+	g.wins = kept
+	if into == nil {
+		g.wins = append(g.wins, w)
+		s.due.push(dueEntry{end: w.end, key: g.key})
+		return
+	}
+	end := into.end
+	s.merge(into, w)
+	if into.end != end {
+		s.due.push(dueEntry{end: into.end, key: g.key})
+	}
+}
+
+// checkKey checks that b is the encoding of n key slots.
+func checkKey(b []byte, n int) ([]byte, error) {
+	for range n {
+		var err error
+		if _, b, err = readKeySlot(b); err != nil {
+			return nil, err
+		}
+	}
+	if len(b) != 0 {
+		return nil, errors.New("trailing bytes")
+	}
+	return b, nil
+}
+
+// ShuffleMerge is a merging task's side of the shuffle protocol (see the
+// package doc, Shuffle): it keeps each producer's partials pending until
+// the producer says that the source offsets they cover are committed, so
+// that a producer that crashed and replays its input, in bundles of other
+// bounds, never counts a record twice; its watermark is the lowest of its
+// producers' committed watermarks. It is an engine.Aggregate whose input
+// is the calls below instead of rows. It is used by the task's goroutine
+// only.
+//
+// A producer is named by its source task (topic/partition); epoch is the
+// consumer-group generation its task was assigned in, which grows with
+// every assignment, so a zombie's messages are told from its successor's.
+type ShuffleMerge struct {
+	m         *Merge
+	expect    int
+	producers map[string]*producer
+	names     []string // sorted, for a deterministic Save
+	late      int
+}
+
+var _ engine.Aggregate = (*ShuffleMerge)(nil)
+
+// producer is what a merging task knows of one producer.
+type producer struct {
+	epoch    int64
+	applied  int64 // source offset up to which its partials are merged
+	wm       int64 // its watermark at applied
+	progress []progressMark
+	pending  []pendingPartial
+	seq      uint64 // the next pending partial's number
+	dirty    bool
+	dropped  []uint64 // pending partials removed since the last Save
+	saved    uint64   // pending partials below this number are saved
+}
+
+type progressMark struct{ to, wm int64 }
+
+type pendingPartial struct {
+	seq        uint64
+	from, to   int64
+	key, value []byte
+}
+
+// NewShuffleMerge returns an empty merging state for one task of the
+// repartition topic, which expects producers distinct producers (the
+// source's partitions): until each has committed some input, the
+// watermark stays at math.MinInt64.
+func (a *Aggregation) NewShuffleMerge(lateness time.Duration, producers int) *ShuffleMerge {
+	return &ShuffleMerge{m: a.NewMerge(lateness), expect: producers, producers: map[string]*producer{}}
+}
+
+func (s *ShuffleMerge) producer(name string) *producer {
+	p := s.producers[name]
+	if p == nil {
+		p = &producer{epoch: math.MinInt64, wm: math.MinInt64}
+		s.producers[name] = p
+		s.names = append(s.names, name)
+		slices.Sort(s.names)
+	}
+	return p
+}
+
+// Start records that producer's task starts, in epoch, from source offset
+// offset, its committed position: the pending partials below offset were
+// committed and are merged; those from offset on are dropped, for the
+// producer replays them. A Start of an epoch not above the producer's is
+// a zombie's and is ignored.
+func (s *ShuffleMerge) Start(name string, epoch, offset int64) error {
+	p := s.producer(name)
+	if epoch <= p.epoch {
+		return nil
+	}
+	if err := s.apply(p, offset); err != nil {
+		return err
+	}
+	for _, q := range p.pending {
+		p.dropped = append(p.dropped, q.seq)
+	}
+	clear(p.pending)
+	p.pending = p.pending[:0]
+	p.progress = p.progress[:0]
+	p.epoch, p.dirty = epoch, true
+	return nil
+}
+
+// Partial records a partial of the producer's bundle [from, to) of source
+// offsets. It stays pending until Commit (or a Start) covers to. A
+// partial of another epoch than the producer's present one is ignored.
+func (s *ShuffleMerge) Partial(name string, epoch, from, to int64, key, value []byte) {
+	p := s.producer(name)
+	if epoch != p.epoch || to <= p.applied {
+		return
+	}
+	p.pending = append(p.pending, pendingPartial{seq: p.seq, from: from, to: to, key: bytes.Clone(key), value: bytes.Clone(value)})
+	p.seq++
+	p.dirty = true
+}
+
+// Progress records the producer's watermark once its bundles up to source
+// offset to are sent (math.MaxInt64: the end of its input).
+func (s *ShuffleMerge) Progress(name string, epoch, to, wm int64) {
+	p := s.producer(name)
+	if epoch != p.epoch || to <= p.applied {
+		return
+	}
+	p.progress = append(p.progress, progressMark{to: to, wm: wm})
+	p.dirty = true
+}
+
+// Commit records that the producer's source offsets below offset are
+// committed: its pending partials up to there are merged, its watermark
+// moves to the one it had there, and the task's watermark to the lowest
+// of its producers'.
+func (s *ShuffleMerge) Commit(name string, epoch, offset int64) error {
+	p := s.producer(name)
+	if epoch != p.epoch {
+		return nil
+	}
+	return s.apply(p, offset)
+}
+
+// apply merges the producer's pending partials below offset.
+func (s *ShuffleMerge) apply(p *producer, offset int64) error {
+	if offset <= p.applied {
+		return nil
+	}
+	n := 0
+	for _, q := range p.pending {
+		if q.to > offset {
+			if q.from < offset {
+				return fmt.Errorf("sql: shuffle: a partial of offsets [%d, %d) straddles the committed offset %d", q.from, q.to, offset)
+			}
+			break
+		}
+		late, err := s.m.MergePartial(q.key, q.value)
+		if err != nil {
+			return err
+		}
+		s.late += late
+		p.dropped = append(p.dropped, q.seq)
+		n++
+	}
+	clear(p.pending[:n])
+	p.pending = slices.Delete(p.pending, 0, n)
+	n = 0
+	for _, m := range p.progress {
+		if m.to > offset {
+			break
+		}
+		p.wm = max(p.wm, m.wm)
+		n++
+	}
+	p.progress = slices.Delete(p.progress, 0, n)
+	p.applied, p.dirty = offset, true
+	if len(s.producers) >= s.expect {
+		low := int64(math.MaxInt64)
+		for _, p := range s.producers {
+			low = min(low, p.wm)
+		}
+		s.m.Advance(low)
+	}
+	return nil
+}
+
+// Late is the number of partial windows dropped because their window had
+// been emitted: none unless a producer's watermark went ahead of its data.
+func (s *ShuffleMerge) Late() int { return s.late }
+
+// Add is not how a ShuffleMerge is fed: it reports an error.
+func (s *ShuffleMerge) Add(*engine.Row) (bool, error) { return s.m.Add(nil) }
+
+// Fire emits the windows the watermark closed, as engine.Aggregate.Fire
+// does; once every producer has reached the end of its input
+// (math.MaxInt64), every open window.
+func (s *ShuffleMerge) Fire(final bool, emit func(out *engine.Row) error) error {
+	return s.m.Fire(final || s.m.wm == math.MaxInt64, emit)
+}
+
+// Watermark is the lowest of the producers' committed watermarks.
+func (s *ShuffleMerge) Watermark() int64 { return s.m.wm }
+
+// Advance moves the watermark forward (an idle task).
+func (s *ShuffleMerge) Advance(wm int64) { s.m.Advance(wm) }
+
+// Keys in the task's state store besides the aggregate's: a producer's
+// position ('p' + name) and each of its pending partials ('q' + name +
+// 0x00 + the partial's 8-byte big-endian number, so that a Scan returns
+// them in order).
+const (
+	stateProducer = 'p'
+	statePending  = 'q'
+)
+
+// Save passes what changed since the last Save.
+func (s *ShuffleMerge) Save(put func(key, value []byte), del func(key []byte)) {
+	s.m.Save(put, del)
+	var kb, vb []byte
+	for _, name := range s.names {
+		p := s.producers[name]
+		pk := func(seq uint64) []byte {
+			kb = append(append(append(kb[:0], statePending), name...), 0)
+			return binary.BigEndian.AppendUint64(kb, seq)
+		}
+		for _, seq := range p.dropped {
+			if seq < p.saved {
+				del(pk(seq))
+			}
+		}
+		p.dropped = p.dropped[:0]
+		for _, q := range p.pending {
+			if q.seq < p.saved {
+				continue
+			}
+			vb = binary.AppendVarint(vb[:0], q.from)
+			vb = binary.AppendVarint(vb, q.to)
+			vb = binary.AppendUvarint(vb, uint64(len(q.key)))
+			vb = append(vb, q.key...)
+			put(pk(q.seq), append(vb, q.value...))
+		}
+		p.saved = p.seq
+		if !p.dirty {
+			continue
+		}
+		p.dirty = false
+		vb = binary.AppendVarint(vb[:0], p.epoch)
+		vb = binary.AppendVarint(vb, p.applied)
+		vb = binary.AppendVarint(vb, p.wm)
+		vb = binary.AppendUvarint(vb, p.seq)
+		vb = binary.AppendUvarint(vb, uint64(len(p.progress)))
+		for _, m := range p.progress {
+			vb = binary.AppendVarint(vb, m.to)
+			vb = binary.AppendVarint(vb, m.wm)
+		}
+		kb = append(append(kb[:0], stateProducer), name...)
+		put(kb, vb)
+	}
+}
+
+// Load restores one entry that Save wrote.
+func (s *ShuffleMerge) Load(key, value []byte) error {
+	if len(key) == 0 {
+		return errors.New("sql: shuffle state: empty key")
+	}
+	d := stateDecoder{b: value}
+	switch key[0] {
+	case stateProducer:
+		p := s.producer(string(key[1:]))
+		p.epoch, p.applied, p.wm = d.varint(), d.varint(), d.varint()
+		p.seq = d.uvarint()
+		p.saved = p.seq
+		n := d.uvarint()
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			p.progress = append(p.progress, progressMark{to: d.varint(), wm: d.varint()})
+		}
+	case statePending:
+		rest := key[1:]
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 || len(rest)-i-1 != 8 {
+			return fmt.Errorf("sql: shuffle state: bad key %q", key)
+		}
+		p := s.producer(string(rest[:i]))
+		q := pendingPartial{seq: binary.BigEndian.Uint64(rest[i+1:]), from: d.varint(), to: d.varint()}
+		q.key = bytes.Clone(d.bytes())
+		q.value = bytes.Clone(d.b)
+		p.pending = append(p.pending, q)
+	default:
+		if err := s.m.Load(key, value); err != nil {
+			return err
+		}
+		return nil
+	}
+	if d.err != nil {
+		return fmt.Errorf("sql: shuffle state %q: %w", key, d.err)
+	}
+	return nil
+}
