@@ -93,6 +93,87 @@
 // key/value entries per group (engine.Aggregate.Save) and deleted when the
 // group's last window closes.
 //
+// # Shuffle
+//
+// A task's windows are exact only for the records of its own partition:
+// when a group's records are spread over partitions, the result per group
+// and window needs a shuffle by group key. The package holds its two
+// halves and the protocol between them; the runtime does not run them yet
+// (aggregation: per_partition is the only mode a job may ask for), and
+// this section is the design the runtime is to follow, as Kafka Streams
+// does: an internal repartition topic, <job>.<pipeline>.repartition, with
+// as many partitions as the input (or as configured), created by sluice
+// when absent and read by the job's own consumer group, so that its tasks
+// are assigned, checkpointed and moved on a rescale like any other.
+//
+// A source task (a producer) folds its records into a Partial. Lateness
+// is judged at the source, against the task's own watermark, exactly as
+// in per-partition mode; late records are dead letters there, with their
+// bytes. When the bundle completes, Partial.Flush hands out one partial per
+// group folded (key: the encoded group key; value: its windows in the
+// state's group encoding), which the task sends to partition
+// hash(key) mod N, then a progress record (the source offset after the
+// bundle and the task's watermark) to every partition; the bundle is
+// complete only once Kafka acknowledged all of them (acks=all, idempotent
+// producer). A producer sends a start record (its epoch, the consumer-group
+// generation it was assigned in, and the offset it starts from) to every
+// partition before its first partial, and a commit record (the offset
+// committed) to every partition after each commit of its offsets. A
+// producer whose input is idle for idle_timeout advances its watermark
+// with the wall clock and sends progress as its windows do today.
+//
+// A task of the repartition topic (a merger) feeds those records to a
+// ShuffleMerge: partials stay pending per producer until a commit record
+// covers their offsets, or a start record of a newer epoch says where the
+// producer restarts (pending partials below that offset are merged, the
+// others dropped: they will be replayed); records of an older epoch than
+// the producer's latest are a zombie's and are ignored. Merged partials go
+// through Merge.MergePartial: a tumbling or hopping window into the window
+// of the same start, a session into every session of its group it comes
+// within the gap of. The merger's watermark is the lowest of its
+// producers' watermarks at their committed offsets, once every producer
+// (the source's partition count) has committed some input; windows are
+// emitted by Fire as in a per-partition aggregate, and the merger's state
+// (open windows, producers, pending partials) is saved and snapshotted
+// like any task's.
+//
+// Why this delivers each record to exactly one emitted row:
+//
+//   - Nothing is lost: a producer's offset advances only past a bundle
+//     whose partials and progress Kafka acknowledged, and they are merged
+//     once that offset is committed (commit record) or the task's next
+//     owner starts from it (start record).
+//   - Nothing counts twice: a record is merged only through a partial
+//     [from, to) with to at or below a committed offset. After a crash the
+//     producer replays from its committed offset, which is a bundle bound
+//     of the run that committed it (a checkpoint holds complete bundles
+//     only), so every replayed partial starts at or above every merged
+//     one; the partials of the crashed run past that offset were dropped
+//     at the start record, which precedes the replay in every partition.
+//     Deduplicating by (producer, offset) alone would not do: a replay's
+//     bundles have other bounds, so a replayed partial can straddle a
+//     merged one, and a partial cannot be split.
+//   - Nothing is late at the merger: its watermark is at most a
+//     producer's watermark at the producer's committed offset, at most the
+//     watermark the producer had when it read any later record, and each
+//     record's partial precedes, in its partition, the commit record that
+//     may advance the watermark past it. So a record the source accepted
+//     is never behind a window the merger emitted (ShuffleMerge.Late
+//     counts such partials, to show a broken producer).
+//   - A merger that crashes resumes from its snapshot and offset and
+//     replays its partition; ShuffleMerge is deterministic in its input
+//     order, so it emits the same rows in the same order, and a sink that
+//     deduplicates replays gives exactly-once rows, as for any stateful
+//     task.
+//
+// The cost: the partials of a bundle (one per group and window touched)
+// plus N progress and N commit records per producer, instead of every
+// record; the windows are emitted up to one checkpoint interval later than
+// per partition, since a merger waits for commits.
+// TestWindowShuffleDifferentialSQLite drives the protocol with producer
+// crashes, replays in bundles of other bounds, zombies and merger restarts,
+// and compares the rows with SQLite's aggregation over all the records.
+//
 // CompileDedup wraps a transform in a Deduplication: a record whose key
 // (an expression) was seen, in the same task, within a span of event time
 // is dropped before the transform runs; keys expire with the watermark.
