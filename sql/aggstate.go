@@ -639,9 +639,13 @@ func (s *aggregate) decodeGroup(g *group, b []byte) error {
 			x.n, x.i = d.varint(), d.varint()
 			x.f = math.Float64frombits(d.u64())
 			x.v = d.slot()
-			if k := d.uvarint(); k > 0 {
+			// Each value takes at least its length byte: a count past the
+			// bytes left is corrupt, not a map to allocate.
+			if k := d.uvarint(); k > uint64(len(d.b)) {
+				d.fail()
+			} else if k > 0 {
 				x.set = make(map[string]struct{}, k)
-				for range k {
+				for i := uint64(0); i < k && d.err == nil; i++ {
 					x.set[string(d.bytes())] = struct{}{}
 				}
 			}
