@@ -291,11 +291,18 @@ func (s *ShuffleMerge) producer(name string) *producer {
 // offset, its committed position: the pending partials below offset were
 // committed and are merged; those from offset on are dropped, for the
 // producer replays them. A Start of an epoch not above the producer's is
-// a zombie's and is ignored.
+// a zombie's and is ignored. A start below the offsets already merged is
+// an error: its replay would count them again.
 func (s *ShuffleMerge) Start(name string, epoch, offset int64) error {
 	p := s.producer(name)
 	if epoch <= p.epoch {
 		return nil
+	}
+	if offset < p.applied {
+		// The protocol never does this (a commit record follows the
+		// commit, and a new owner starts from the committed offset): the
+		// replay would count merged records again.
+		return fmt.Errorf("sql: shuffle: producer %s starts at offset %d, below the %d already merged", name, offset, p.applied)
 	}
 	if err := s.apply(p, offset); err != nil {
 		return err

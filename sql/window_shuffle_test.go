@@ -309,3 +309,29 @@ func FuzzShuffleMerge(f *testing.F) {
 		}
 	})
 }
+
+// TestShuffleMergeStartBelowMerged: a producer that starts below the
+// offsets a merging task already merged would count them again; the task
+// says so instead.
+func TestShuffleMergeStartBelowMerged(t *testing.T) {
+	tr, err := sql.CompileTransform(windowQueries[0].sql, trafficSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tr.(*sql.Aggregation).NewShuffleMerge(diffLateness, 1)
+	if err := m.Start("traffic/0", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Commit("traffic/0", 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("traffic/0", 1, 50); err != nil {
+		t.Errorf("a zombie's start (same epoch): %v, want it ignored", err)
+	}
+	if err := m.Start("traffic/0", 2, 50); err == nil {
+		t.Error("a start at 50 after offsets up to 100 were merged: no error")
+	}
+	if err := m.Start("traffic/0", 3, 100); err != nil {
+		t.Errorf("a start at the merged offset: %v", err)
+	}
+}
