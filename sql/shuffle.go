@@ -127,8 +127,8 @@ func (m *Merge) Add(*engine.Row) (bool, error) {
 // within the gap of (which then become one). late counts the partial's
 // windows that were already emitted (their end plus the lateness is not
 // after the watermark); they are dropped. With producers' watermarks
-// carried in-band behind their partials, that happens only to the partials
-// of a producer that was presumed idle.
+// carried in-band behind their partials (ShuffleMerge), that happens only
+// when a producer's watermark went ahead of its data.
 func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
 	s := m.aggregate
 	m.part = group{}
