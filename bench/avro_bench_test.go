@@ -115,7 +115,7 @@ func BenchmarkAvroDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 		// The columns filter_to_jsonl's SQL and event time read.
-		p, err := avro.Compile(typ, typ, avro.Project(filterColumns...))
+		p, err := avro.Compile(typ, typ, avro.WithProjection(filterColumns...))
 		if err != nil {
 			b.Fatal(err)
 		}

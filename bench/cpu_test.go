@@ -1,9 +1,10 @@
 package bench
 
 import (
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
 
 // cpuClock measures the CPU time (user + system, every thread) this process
@@ -11,13 +12,7 @@ import (
 // process or on fsync can also say what it cost the cores.
 type cpuClock struct{ start time.Duration }
 
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func processCPU() time.Duration { return enginetest.ProcessCPU() }
 
 func startCPU() cpuClock { return cpuClock{start: processCPU()} }
 

@@ -19,8 +19,8 @@ func New(seed int64, opts ...Option) *Gen { return generate.NewTraffic(seed, opt
 
 // Options and helpers, as source/generate defines them.
 var (
-	Start   = generate.Start
-	Tenants = generate.Tenants
+	Start   = generate.WithStart
+	Tenants = generate.WithTenants
 	Micros  = generate.Micros
 )
 

@@ -170,7 +170,7 @@ func readN(r io.Reader, n int64) ([]byte, error) {
 }
 
 // DefaultMaxBlockBytes bounds a block of an object container file, compressed
-// and decompressed, unless MaxBlockBytes says otherwise.
+// and decompressed, unless WithMaxBlockBytes says otherwise.
 const DefaultMaxBlockBytes = 64 << 20
 
 // BlockReader reads an object container file block by block. It does not
@@ -183,21 +183,26 @@ type BlockReader struct {
 	zstd     *zstd.Decoder
 }
 
-// BlockOption tunes a BlockReader.
-type BlockOption func(*BlockReader)
+// BlockOption configures NewBlockReader.
+type BlockOption func(*blockOptions)
 
-// MaxBlockBytes bounds a block, compressed and decompressed (default
+type blockOptions struct {
+	maxBlock int
+}
+
+// WithMaxBlockBytes bounds a block, compressed and decompressed (default
 // DefaultMaxBlockBytes).
-func MaxBlockBytes(n int) BlockOption { return func(r *BlockReader) { r.maxBlock = n } }
+func WithMaxBlockBytes(n int) BlockOption { return func(o *blockOptions) { o.maxBlock = n } }
 
 // NewBlockReader reads the header of the object container file r and
 // prepares the decompressor of its codec. A codec other than null, deflate,
 // snappy and zstandard is an error.
 func NewBlockReader(r io.Reader, opts ...BlockOption) (*BlockReader, error) {
-	b := &BlockReader{r: bufio.NewReaderSize(r, 64<<10), maxBlock: DefaultMaxBlockBytes}
+	o := blockOptions{maxBlock: DefaultMaxBlockBytes}
 	for _, opt := range opts {
-		opt(b)
+		opt(&o)
 	}
+	b := &BlockReader{r: bufio.NewReaderSize(r, 64<<10), maxBlock: o.maxBlock}
 	var err error
 	if b.h, err = readHeader(b.r); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 // Package enginetest holds the plumbing that sluice's tests share: golden
-// files that only -update rewrites, and free loopback ports for the real
-// parts (kfake, rsyslog, kube-apiserver) a test starts on its own.
+// files that only -update rewrites, free loopback ports for the real parts
+// (kfake, rsyslog, kube-apiserver) a test starts on its own, and the
+// process's CPU time for benchmarks that report cpu-ns/record.
 //
 // It is imported only by _test.go files. Importing it defines the -update
 // flag of the test binary, so a package that imports it must not define its

@@ -56,11 +56,16 @@ func (c *Config) Validate() error {
 // objects would share names.
 func (c *Config) Destination() string { return c.Container + "/" + c.Prefix }
 
-// Option changes a Sink built by New.
-type Option func(*Sink)
+// Option configures New beyond its Config.
+type Option func(*options)
 
-// WithClient uses c instead of a client built by azconf from the Config.
-func WithClient(c *azblob.Client) Option { return func(s *Sink) { s.client = c } }
+type options struct {
+	client *azblob.Client
+}
+
+// WithClient uses c (default: a client azconf builds from the Config's
+// account and endpoint).
+func WithClient(c *azblob.Client) Option { return func(o *options) { o.client = c } }
 
 // Sink writes rows to block blobs of a container. It implements
 // engine.ResumableSink.
@@ -74,10 +79,11 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{}
-	for _, o := range opts {
-		o(s)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	s := &Sink{client: o.client}
 	if s.client == nil {
 		c, err := azconf.Client(azconf.Options{Account: cfg.Account, Endpoint: cfg.Endpoint})
 		if err != nil {

@@ -399,7 +399,7 @@ func goavroName(b *engine.Type) string {
 	return b.Kind.String()
 }
 
-func normGoavro(t *testing.T, typ *engine.Type, v any) any {
+func normGoavro(t testing.TB, typ *engine.Type, v any) any {
 	t.Helper()
 	if v == nil {
 		return nil

@@ -51,12 +51,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Option changes a Sink built by New.
-type Option func(*Sink)
+// Option configures New beyond its Config.
+type Option func(*options)
 
-// WithClient uses c instead of a client made by storage.NewClient (which
-// honours STORAGE_EMULATOR_HOST).
-func WithClient(c *storage.Client) Option { return func(s *Sink) { s.client, s.ownClient = c, false } }
+type options struct {
+	client *storage.Client
+}
+
+// WithClient uses c, which the caller closes (default: a client New makes
+// with storage.NewClient, which honours STORAGE_EMULATOR_HOST, and Close
+// closes).
+func WithClient(c *storage.Client) Option { return func(o *options) { o.client = c } }
 
 // Sink writes rows to objects of a bucket. It implements
 // engine.ResumableSink.
@@ -74,10 +79,11 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if cfg.PartsPrefix == "" {
 		cfg.PartsPrefix = DefaultPartsPrefix
 	}
-	s := &Sink{}
-	for _, o := range opts {
-		o(s)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	s := &Sink{client: o.client}
 	if s.client == nil {
 		// JSON reads: the XML API's reads do not reach an emulator named by
 		// STORAGE_EMULATOR_HOST.

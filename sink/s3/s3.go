@@ -67,11 +67,16 @@ func (c *Config) Validate() error {
 // names.
 func (c *Config) Destination() string { return c.Bucket + "/" + c.Prefix }
 
-// Option changes a Sink built by New.
-type Option func(*Sink)
+// Option configures New beyond its Config.
+type Option func(*options)
 
-// WithClient uses c instead of a client built by s3conf from the Config.
-func WithClient(c *s3.Client) Option { return func(s *Sink) { s.client = c } }
+type options struct {
+	client *s3.Client
+}
+
+// WithClient uses c (default: a client s3conf builds from the Config's
+// region, endpoint and path_style).
+func WithClient(c *s3.Client) Option { return func(o *options) { o.client = c } }
 
 // Sink writes rows to objects of a bucket. It implements
 // engine.ResumableSink.
@@ -88,10 +93,11 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	if cfg.PartsPrefix == "" {
 		cfg.PartsPrefix = DefaultPartsPrefix
 	}
-	s := &Sink{}
-	for _, o := range opts {
-		o(s)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	s := &Sink{client: o.client}
 	if s.client == nil {
 		c, err := s3conf.Client(ctx, s3conf.Options{Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle})
 		if err != nil {

@@ -100,59 +100,70 @@ func (e *entry) stale() bool { return e.err != nil && time.Since(e.at) >= e.ttl 
 // retries, instead of each waiting out its own fetch.
 const unavailableTTL = time.Second
 
-// Option configures a Decoder.
-type Option func(*Decoder) error
+// Option configures NewDecoder.
+type Option func(*options)
 
-// WithRegistry sets the Schema Registry client for ModeRegistry.
-func WithRegistry(r Registry) Option {
-	return func(d *Decoder) error { d.reg = r; return nil }
+type options struct {
+	reg     Registry
+	regURL  string // a client for it is built by NewDecoder
+	regHTTP *http.Client
+	timeout time.Duration
+	retry   time.Duration
+	writer  *engine.Type
+	log     *slog.Logger
+	compile []CompileOption
 }
 
-// WithRegistryURL builds a Schema Registry client (franz-go pkg/sr) for url.
+// Defaults of the registry options.
+const (
+	DefaultFetchTimeout = 10 * time.Second
+	DefaultRetryAfter   = 10 * time.Second
+)
+
+// WithRegistry sets the Schema Registry client for ModeRegistry (default
+// none: ModeRegistry needs this or WithRegistryURL). The last of the two
+// wins.
+func WithRegistry(r Registry) Option {
+	return func(o *options) { o.reg, o.regURL, o.regHTTP = r, "", nil }
+}
+
+// WithRegistryURL has NewDecoder build a Schema Registry client (franz-go
+// pkg/sr) for url, through hc (default nil: sr's own HTTP client). The last
+// of it and WithRegistry wins.
 func WithRegistryURL(url string, hc *http.Client) Option {
-	return func(d *Decoder) error {
-		opts := []sr.ClientOpt{sr.URLs(url)}
-		if hc != nil {
-			opts = append(opts, sr.HTTPClient(hc))
-		}
-		cl, err := sr.NewClient(opts...)
-		if err != nil {
-			return fmt.Errorf("schema registry client: %w", err)
-		}
-		d.reg = cl
-		return nil
-	}
+	return func(o *options) { o.reg, o.regURL, o.regHTTP = nil, url, hc }
 }
 
 // WithFetchTimeout bounds one fetch of a schema from the registry, retries
-// included (default 10s).
+// included (default DefaultFetchTimeout).
 func WithFetchTimeout(t time.Duration) Option {
-	return func(d *Decoder) error { d.timeout = t; return nil }
+	return func(o *options) { o.timeout = t }
 }
 
 // WithRetryAfter sets how long an id the registry answered it did not know
 // (HTTP 404) is answered from the cache as unknown before it is asked again
-// (default 10s).
+// (default DefaultRetryAfter).
 func WithRetryAfter(t time.Duration) Option {
-	return func(d *Decoder) error { d.retry = t; return nil }
+	return func(o *options) { o.retry = t }
 }
 
 // WithWriterSchema says that in ModeReader the records are written with w
-// rather than with the reader schema: the case of an object container file,
-// which carries its own schema (file.Source.WriterSchema). An incompatible w
-// fails NewDecoder.
+// rather than with the reader schema (default: the reader schema): the case
+// of an object container file, which carries its own schema
+// (file.Source.WriterSchema). An incompatible w fails NewDecoder.
 func WithWriterSchema(w *engine.Type) Option {
-	return func(d *Decoder) error { d.writer = w; return nil }
+	return func(o *options) { o.writer = w }
 }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
-	return func(d *Decoder) error { d.log = l; return nil }
+	return func(o *options) { o.log = l }
 }
 
-// WithCompileOptions passes options to every Program the Decoder compiles.
+// WithCompileOptions passes opts to every Program the Decoder compiles
+// (default none: Compile's defaults); several calls add up.
 func WithCompileOptions(opts ...CompileOption) Option {
-	return func(d *Decoder) error { d.opts = append(d.opts, opts...); return nil }
+	return func(o *options) { o.compile = append(o.compile, opts...) }
 }
 
 // NewDecoder returns a Decoder of records into rows of reader.
@@ -161,12 +172,21 @@ func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error
 	if err != nil {
 		return nil, fmt.Errorf("avro decoder: %w", err)
 	}
-	d := &Decoder{reader: reader, schema: schema, mode: mode, timeout: 10 * time.Second, retry: 10 * time.Second, log: slog.Default()}
-	for _, o := range opts {
-		if err := o(d); err != nil {
-			return nil, fmt.Errorf("avro decoder: %w", err)
+	o := options{timeout: DefaultFetchTimeout, retry: DefaultRetryAfter, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.regURL != "" {
+		copts := []sr.ClientOpt{sr.URLs(o.regURL)}
+		if o.regHTTP != nil {
+			copts = append(copts, sr.HTTPClient(o.regHTTP))
+		}
+		if o.reg, err = sr.NewClient(copts...); err != nil {
+			return nil, fmt.Errorf("avro decoder: schema registry client: %w", err)
 		}
 	}
+	d := &Decoder{reader: reader, schema: schema, mode: mode, reg: o.reg, timeout: o.timeout, retry: o.retry,
+		log: o.log, opts: o.compile, writer: o.writer}
 	switch mode {
 	case ModeReader, ModeHeader:
 	case ModeRegistry:
@@ -198,14 +218,14 @@ func NewDecoder(reader *engine.Type, mode Mode, opts ...Option) (*Decoder, error
 // Schema is the reader schema.
 func (d *Decoder) Schema() *engine.Schema { return d.schema }
 
-// Project restricts decoding to the reader columns at paths (see the
-// Project compile option) and recompiles the programs compiled so far. It
+// Project restricts decoding to the reader columns at paths (see
+// WithProjection) and recompiles the programs compiled so far. It
 // implements engine.Projector: the runtime calls it once, before the first
 // Decode.
 func (d *Decoder) Project(paths []string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.opts = append(d.opts, Project(paths...))
+	d.opts = append(d.opts, WithProjection(paths...))
 	w := d.writer
 	if w == nil {
 		w = d.reader

@@ -47,7 +47,7 @@
 //
 // # Projection
 //
-// A Program compiled with Project decodes only the reader columns it names
+// A Program compiled WithProjection decodes only the reader columns it names
 // (the columns a pipeline's SQL and event time read: the runtime asks
 // Decoder.Project for them through engine.Projector). Every other writer
 // field is skipped at the wire level without touching its slots: a run of
@@ -68,7 +68,7 @@
 // Every length, count and index is checked against the bytes left before it
 // is used, so no input panics or allocates without bound: a block count is
 // bounded by the bytes left divided by the element's minimum size, and the
-// elements of one record by MaxElements (DefaultMaxElements). Errors are
+// elements of one record by WithMaxElements (DefaultMaxElements). Errors are
 // *engine.DecodeError with the field path, wrapping ErrTruncated,
 // ErrVarintOverflow, ErrIntOverflow, ErrNegativeLength, ErrUnionIndex,
 // ErrEnumIndex, ErrTooManyElems, ErrBlockCount or ErrTrailing.
@@ -77,7 +77,7 @@
 //
 // With ModeRegistry the Decoder fetches each schema id once (franz-go's sr
 // client), compiles it and caches the program. Decode has no context, so a
-// fetch runs under its own timeout (WithFetchTimeout, 10 s), within which
+// fetch runs under its own timeout (WithFetchTimeout, DefaultFetchTimeout: 10 s), within which
 // registry faults are retried with engine/backoff's default policy; the task
 // whose record needs the schema waits meanwhile. What the registry answers
 // decides what happens to the record:
@@ -85,7 +85,7 @@
 //   - HTTP 404 (error code 40403, "schema not found"), a schema that is not
 //     Avro, or one with references: a *engine.DecodeError wrapping
 //     ErrUnknownSchema, which dead-letters the record. The answer is cached
-//     for WithRetryAfter (10 s) before the id is asked again.
+//     for WithRetryAfter (DefaultRetryAfter: 10 s) before the id is asked again.
 //   - Any other status (5xx, 429, 401/403), a refused or reset connection,
 //     a timeout: an error wrapping engine.ErrUnavailable that names the
 //     HTTP status (never the registry's URL, which may hold credentials). It

@@ -39,7 +39,7 @@ func FuzzAvroDecode(f *testing.F) {
 	var projPaths [][]string
 	for _, p := range progs {
 		paths := pickPaths(r, engine.MustSchema(p.Reader()))
-		q, err := Compile(p.Writer(), p.Reader(), Project(paths...))
+		q, err := Compile(p.Writer(), p.Reader(), WithProjection(paths...))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 var ErrCorruptOCF = wire.ErrCorruptOCF
 
 // DefaultMaxBlockBytes bounds a block of an object container file, compressed
-// and decompressed, unless OCFMaxBlockBytes says otherwise.
+// and decompressed, unless WithOCFMaxBlockBytes says otherwise.
 const DefaultMaxBlockBytes = wire.DefaultMaxBlockBytes
 
 // OCFReader reads an Avro object container file block by block (through
@@ -31,14 +31,16 @@ type OCFReader struct {
 	err   error
 }
 
-// OCFOption tunes an OCFReader.
-type OCFOption func(*[]wire.BlockOption)
+// OCFOption configures NewOCFReader.
+type OCFOption func(*ocfOptions)
 
-// OCFMaxBlockBytes bounds a block, compressed and decompressed (default
-// DefaultMaxBlockBytes).
-func OCFMaxBlockBytes(n int) OCFOption {
-	return func(o *[]wire.BlockOption) { *o = append(*o, wire.MaxBlockBytes(n)) }
+type ocfOptions struct {
+	maxBlock int
 }
+
+// WithOCFMaxBlockBytes bounds a block, compressed and decompressed (default
+// DefaultMaxBlockBytes).
+func WithOCFMaxBlockBytes(n int) OCFOption { return func(o *ocfOptions) { o.maxBlock = n } }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorruptOCF, fmt.Sprintf(format, args...))
@@ -47,11 +49,11 @@ func corrupt(format string, args ...any) error {
 // NewOCFReader reads the header of an object container file and parses its
 // writer schema.
 func NewOCFReader(r io.Reader, opts ...OCFOption) (*OCFReader, error) {
-	var bopts []wire.BlockOption
+	oo := ocfOptions{maxBlock: DefaultMaxBlockBytes}
 	for _, opt := range opts {
-		opt(&bopts)
+		opt(&oo)
 	}
-	br, err := wire.NewBlockReader(r, bopts...)
+	br, err := wire.NewBlockReader(r, wire.WithMaxBlockBytes(oo.maxBlock))
 	if err != nil {
 		return nil, err
 	}

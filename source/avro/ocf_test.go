@@ -134,7 +134,7 @@ func FuzzOCF(f *testing.F) {
 	small, _ := ocftest.Write([]byte(`{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":"long"}}]}`), "null", [][]byte{{2, 4, 0}, {0}}, 1)
 	f.Add(small)
 	f.Fuzz(func(t *testing.T, file []byte) {
-		recs, r, err := readAll(t, file, OCFMaxBlockBytes(1<<20))
+		recs, r, err := readAll(t, file, WithOCFMaxBlockBytes(1<<20))
 		if r == nil {
 			return
 		}

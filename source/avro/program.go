@@ -106,16 +106,22 @@ type Program struct {
 	stop int
 }
 
-// CompileOption tunes a Program.
-type CompileOption func(*Program)
+// CompileOption configures Compile.
+type CompileOption func(*compileOptions)
 
-// MaxElements bounds the array and map element slots (Row.Ext) that one record
-// may fill; a record over it is a DecodeError. Default DefaultMaxElements.
-func MaxElements(n int) CompileOption {
-	return func(p *Program) { p.maxExt = n }
+type compileOptions struct {
+	maxExt int
+	proj   *projection
 }
 
-// Project restricts decoding to the reader columns at paths ("src_ip",
+// WithMaxElements bounds the array and map element slots (Row.Ext) that one
+// record may fill; a record over it is a DecodeError (default
+// DefaultMaxElements).
+func WithMaxElements(n int) CompileOption {
+	return func(o *compileOptions) { o.maxExt = n }
+}
+
+// WithProjection restricts decoding to the reader columns at paths ("src_ip",
 // "src_location.country"; a record's path selects all of it) and those under
 // them: every other writer field is skipped at the wire level (strings by
 // their length, numbers by their varint, fixed-size values by their size,
@@ -127,12 +133,10 @@ func MaxElements(n int) CompileOption {
 // Decode stops reading after the last projected field: the bytes after it are
 // not validated, so a record damaged only there decodes (as with any
 // columnar reader that prunes columns). DecodePrefix still walks the whole
-// record, since its caller needs the record's length. Without Project every
-// column is decoded.
-func Project(paths ...string) CompileOption {
-	return func(p *Program) {
-		p.proj = newProjection(paths)
-	}
+// record, since its caller needs the record's length. Default: every column
+// is decoded.
+func WithProjection(paths ...string) CompileOption {
+	return func(o *compileOptions) { o.proj = newProjection(paths) }
 }
 
 // projection is the set of reader paths a Program decodes.
@@ -182,10 +186,11 @@ func Compile(writer, reader *engine.Type, opts ...CompileOption) (*Program, erro
 	if writer == nil || reader == nil || writer.Kind != engine.KindRecord || reader.Kind != engine.KindRecord {
 		return nil, &CompatError{Rule: "writer and reader schemas must be records"}
 	}
-	p := &Program{writer: writer, reader: reader, width: reader.FieldsWidth(), maxExt: DefaultMaxElements}
-	for _, o := range opts {
-		o(p)
+	o := compileOptions{maxExt: DefaultMaxElements}
+	for _, opt := range opts {
+		opt(&o)
 	}
+	p := &Program{writer: writer, reader: reader, width: reader.FieldsWidth(), maxExt: o.maxExt, proj: o.proj}
 	c := &compiler{proj: p.proj}
 	p.fields = c.record(writer, reader, "")
 	if len(c.errs) > 0 {

@@ -57,7 +57,7 @@ func TestProjectedDecoding(t *testing.T) {
 			if k == 0 {
 				paths = nil // nothing decoded, the record still walked
 			}
-			proj, err := Compile(w, rd, Project(paths...))
+			proj, err := Compile(w, rd, WithProjection(paths...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestProjectedTruncation(t *testing.T) {
 	s := engine.MustSchema(typ)
 	data := gen.New(4).AppendAvro(nil)
 	for _, paths := range [][]string{{"src_ip"}, {"src_location.country", "action"}, {"labels"}, {"payload_hash"}} {
-		p, err := Compile(typ, typ, Project(paths...))
+		p, err := Compile(typ, typ, WithProjection(paths...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestProjectedTruncation(t *testing.T) {
 func TestProjectedAllocs(t *testing.T) {
 	_, typ := readSchema(t, "traffic.avsc")
 	data := gen.New(5).AppendAvro(nil)
-	p, err := Compile(typ, typ, Project("time_generated", "src_ip", "dst_ip", "dst_port", "app", "action", "src_location.country", "bytes_sent", "bytes_received"))
+	p, err := Compile(typ, typ, WithProjection("time_generated", "src_ip", "dst_ip", "dst_port", "app", "action", "src_location.country", "bytes_sent", "bytes_received"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,11 @@
 //
 // The file is one task, TaskID{Topic: <path>, Partition: 0}. Run assigns it,
 // delivers its records in order in batches with Offset = the record's index
-// (0-based), calls End, and returns. A source opened with StartAt resumes
+// (0-based), calls End, and returns. A source opened with WithStartAt resumes
 // from that offset: the records before it are read and dropped, since a file
 // has no index. Commit keeps the positions it is given (Committed) and
 // writes nothing: a file source is replayed from the checkpoint, whose
-// offset the wiring passes back with StartAt.
+// offset the wiring passes back with WithStartAt.
 //
 // Records of an OCF file are the binary encodings of single records (slices
 // of the decompressed blocks, never reused); the file's own schema is their

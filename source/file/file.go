@@ -49,24 +49,32 @@ type Source struct {
 	engine.CommitLog
 }
 
-// Option configures a Source.
-type Option func(*Source)
+// Option configures Open.
+type Option func(*options)
 
-// StartAt resumes at offset (the next record to read) with the checkpoint
-// key meta, as committed before. Default: from the first record.
-func StartAt(offset int64, meta string) Option {
-	return func(s *Source) { s.start, s.meta = offset, meta }
+type options struct {
+	start int64 // -1: from the first record
+	meta  string
+	batch int
 }
 
-// Batch sets how many records one Deliver call carries (default DefaultBatch).
-func Batch(n int) Option { return func(s *Source) { s.batch = max(1, n) } }
+// WithStartAt resumes at offset (the next record to read) with the
+// checkpoint key meta, as committed before (default: from the first record).
+func WithStartAt(offset int64, meta string) Option {
+	return func(o *options) { o.start, o.meta = offset, meta }
+}
+
+// WithBatch sets how many records one Deliver call carries (default
+// DefaultBatch); n below 1 means 1.
+func WithBatch(n int) Option { return func(o *options) { o.batch = n } }
 
 // Open opens path; its extension chooses the format (.avro, or .jsonl/.json).
 func Open(path string, opts ...Option) (*Source, error) {
-	s := &Source{path: path, task: engine.TaskID{Topic: path}, start: -1, batch: DefaultBatch}
-	for _, o := range opts {
-		o(s)
+	o := options{start: -1, batch: DefaultBatch}
+	for _, opt := range opts {
+		opt(&o)
 	}
+	s := &Source{path: path, task: engine.TaskID{Topic: path}, start: o.start, meta: o.meta, batch: max(1, o.batch)}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".avro":
 		s.format = FormatAvro

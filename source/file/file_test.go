@@ -72,7 +72,7 @@ func TestFileSource(t *testing.T) {
 		{"jsonl-resume", jsonPath, 2, [][]byte{[]byte(`{"a":3}`)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Open(tc.path, StartAt(tc.start, "ck"), Batch(100))
+			s, err := Open(tc.path, WithStartAt(tc.start, "ck"), WithBatch(100))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,7 @@
 // source/destination IPs dominate (Zipf), ~90% of records are ALLOW and ~10%
 // DENY/DROP/RESET_*, destination ports are mostly 443/80/53, byte counts are
 // log-normal, timestamps advance by an exponential gap (~5000 records per
-// simulated second) from Start, optional fields are null at plausible rates.
+// simulated second) from WithStart (default Epoch), optional fields are null at plausible rates.
 // Records come as a Record struct (usable by hamba/avro: its avro tags
 // follow the schema), as Avro binary (AppendAvro, AppendAvroV2) and as
 // goavro's native form (Native), so that every decoder can be fed the same
@@ -25,12 +25,13 @@
 //
 // # Source
 //
-// A Source has one task (topic DefaultTopic, or the Task option) whose records are
-// generated datums with Offset = the record's index and Timestamp = the time
-// they were generated. Rate paces it (records per second, 0 = as fast as the
-// runtime takes them); Count bounds it (it ends its task after that many,
-// and Run returns nil, so a job of bounded sources exits once drained);
-// Seed makes it deterministic (timestamps included, from Epoch); StartAt
+// A Source has one task (topic DefaultTopic, or WithTask's) whose records
+// are generated datums with Offset = the record's index and Timestamp = the
+// time they were generated. New takes functional options, each naming its
+// default: WithRate paces it (records per second, 0 = as fast as the runtime
+// takes them); WithCount bounds it (it ends its task after that many, and
+// Run returns nil, so a job of bounded sources exits once drained); WithSeed
+// makes it deterministic (timestamps included, from Epoch); WithStartAt
 // resumes from a checkpointed offset by generating and dropping the records
 // before it. The wiring builds the pipeline's decoder with the source's
 // schema as the writer schema.

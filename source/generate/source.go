@@ -21,7 +21,7 @@ const (
 // DefaultBatch is the most records handed to Deliver at once.
 const DefaultBatch = 1000
 
-// DefaultTopic names the task of a source built without the Task option.
+// DefaultTopic names the task of a source built without WithTask.
 const DefaultTopic = "generate"
 
 // Epoch is where the timestamps of a seeded source (and of a Traffic
@@ -40,9 +40,9 @@ type Datums interface {
 func NewDatums(schema *engine.Type, seed int64, start time.Time) Datums {
 	switch avro.Fingerprint(schema) {
 	case TrafficFingerprint:
-		return NewTraffic(seed, Start(start))
+		return NewTraffic(seed, WithStart(start))
 	case TrafficV2Fingerprint:
-		return v2{NewTraffic(seed, Start(start))}
+		return v2{NewTraffic(seed, WithStart(start))}
 	}
 	return NewRandom(schema, seed, start.UnixMicro())
 }
@@ -72,35 +72,47 @@ type Source struct {
 	engine.CommitLog
 }
 
-// Option configures a Source.
-type Option func(*Source)
+// Option configures New.
+type Option func(*options)
 
-// Rate sets the records generated per second (default 0: as fast as the
-// runtime takes them, which with a slow sink means backpressure pauses).
-func Rate(n int) Option { return func(s *Source) { s.rate = max(n, 0) } }
+type options struct {
+	rate  int
+	seed  int64
+	count int64
+	batch int
+	task  engine.TaskID
+	start int64 // -1: from the first record
+	meta  string
+}
 
-// Seed seeds the generator (default 0: a seed from the clock, and timestamps
-// from now). With a seed other than 0 the records are the same on every run,
-// timestamps included: they start at Epoch.
-func Seed(n int64) Option { return func(s *Source) { s.seed = n } }
+// WithRate sets the records generated per second (default 0: as fast as the
+// runtime takes them, which with a slow sink means backpressure pauses); a
+// negative n means 0.
+func WithRate(n int) Option { return func(o *options) { o.rate = n } }
 
-// Count bounds the source to n records, after which it ends its task
-// (default 0: unbounded).
-func Count(n int64) Option { return func(s *Source) { s.count = max(n, 0) } }
+// WithSeed seeds the generator (default 0: a seed from the clock, and
+// timestamps from now). With a seed other than 0 the records are the same on
+// every run, timestamps included: they start at Epoch.
+func WithSeed(n int64) Option { return func(o *options) { o.seed = n } }
 
-// Batch sets the most records one Deliver call carries (default
-// DefaultBatch).
-func Batch(n int) Option { return func(s *Source) { s.batch = max(1, n) } }
+// WithCount bounds the source to n records, after which it ends its task
+// (default 0: unbounded); a negative n means 0.
+func WithCount(n int64) Option { return func(o *options) { o.count = n } }
 
-// Task names the source's task (default topic DefaultTopic, partition 0): a job with several
-// generate sources gives each its own.
-func Task(id engine.TaskID) Option { return func(s *Source) { s.task = id } }
+// WithBatch sets the most records one Deliver call carries (default
+// DefaultBatch); n below 1 means 1.
+func WithBatch(n int) Option { return func(o *options) { o.batch = n } }
 
-// StartAt resumes at offset (the next record to deliver) with the checkpoint
-// key meta, as committed before. The records before it are generated and
-// dropped, so that a seeded source resumes where it stood.
-func StartAt(offset int64, meta string) Option {
-	return func(s *Source) { s.start, s.meta = offset, meta }
+// WithTask names the source's task (default topic DefaultTopic, partition
+// 0): a job with several generate sources gives each its own.
+func WithTask(id engine.TaskID) Option { return func(o *options) { o.task = id } }
+
+// WithStartAt resumes at offset (the next record to deliver) with the
+// checkpoint key meta, as committed before (default: from the first record).
+// The records before it are generated and dropped, so that a seeded source
+// resumes where it stood.
+func WithStartAt(offset int64, meta string) Option {
+	return func(o *options) { o.start, o.meta = offset, meta }
 }
 
 // New returns a source of datums of schema, which must be a record.
@@ -108,11 +120,21 @@ func New(schema *engine.Type, opts ...Option) (*Source, error) {
 	if schema == nil || schema.Kind != engine.KindRecord {
 		return nil, fmt.Errorf("generate source: the schema must be a record")
 	}
-	s := &Source{schema: schema, batch: DefaultBatch, task: engine.TaskID{Topic: DefaultTopic}, start: -1, wake: make(chan struct{})}
-	for _, o := range opts {
-		o(s)
+	o := options{batch: DefaultBatch, task: engine.TaskID{Topic: DefaultTopic}, start: -1}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	return s, nil
+	return &Source{
+		schema: schema,
+		rate:   max(o.rate, 0),
+		seed:   o.seed,
+		count:  max(o.count, 0),
+		batch:  max(1, o.batch),
+		task:   o.task,
+		start:  o.start,
+		meta:   o.meta,
+		wake:   make(chan struct{}),
+	}, nil
 }
 
 // Task is the source's one task.

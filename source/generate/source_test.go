@@ -115,12 +115,12 @@ func TestRandomDecodes(t *testing.T) {
 
 // TestSourceBounded: a source with a count delivers exactly count records,
 // offsets 0..count-1, ends its task and returns; one seed gives the same
-// records twice; StartAt resumes with the records a full run has there.
+// records twice; WithStartAt resumes with the records a full run has there.
 func TestSourceBounded(t *testing.T) {
 	schema := readSchema(t, "traffic.avsc")
 	run := func(opts ...Option) *handler {
 		t.Helper()
-		s, err := New(schema, append([]Option{Seed(9), Count(2500), Batch(300)}, opts...)...)
+		s, err := New(schema, append([]Option{WithSeed(9), WithCount(2500), WithBatch(300)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestSourceBounded(t *testing.T) {
 			t.Fatalf("record %d: offset %d, same value in both runs %v", i, a.recs[i].Offset, bytes.Equal(a.recs[i].Value, b.recs[i].Value))
 		}
 	}
-	c := run(StartAt(1000, "ckpt"))
+	c := run(WithStartAt(1000, "ckpt"))
 	if len(c.recs) != 1500 || c.assigned[0].Offset != 1000 || c.assigned[0].Meta != "ckpt" {
 		t.Fatalf("resumed: %d records, assignment %+v", len(c.recs), c.assigned)
 	}
@@ -157,7 +157,7 @@ func TestSourceBounded(t *testing.T) {
 // ends and returns nil; Pause stops it until Resume; Rate paces it.
 func TestSourceUnbounded(t *testing.T) {
 	schema := readSchema(t, "traffic.avsc")
-	s, err := New(schema, Rate(2000), Task(engine.TaskID{Topic: "t"}))
+	s, err := New(schema, WithRate(2000), WithTask(engine.TaskID{Topic: "t"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,26 +122,36 @@ type Traffic struct {
 	v2      bool
 }
 
-// TrafficOption configures a Traffic generator.
-type TrafficOption func(*Traffic)
+// TrafficOption configures NewTraffic.
+type TrafficOption func(*trafficOptions)
 
-// Start sets the time of the first record (default Epoch, 2026-01-01T00:00:00Z).
-func Start(t time.Time) TrafficOption { return func(g *Traffic) { g.now = t.UnixMicro() } }
-
-// Tenants sets the number of distinct tenant ids (default 3).
-func Tenants(n int) TrafficOption {
-	return func(g *Traffic) {
-		g.tenants = g.tenants[:0]
-		for i := 0; i < n; i++ {
-			g.tenants = append(g.tenants, fmt.Sprintf("tenant-%03d", i))
-		}
-	}
+type trafficOptions struct {
+	start   int64 // Unix microseconds
+	tenants int
 }
+
+// DefaultTenants is the number of distinct tenant ids of a Traffic
+// generator.
+const DefaultTenants = 3
+
+// WithStart sets the time of the first record (default Epoch,
+// 2026-01-01T00:00:00Z).
+func WithStart(t time.Time) TrafficOption {
+	return func(o *trafficOptions) { o.start = t.UnixMicro() }
+}
+
+// WithTenants sets the number of distinct tenant ids, tenant-000 on
+// (default DefaultTenants).
+func WithTenants(n int) TrafficOption { return func(o *trafficOptions) { o.tenants = n } }
 
 // NewTraffic returns a traffic generator seeded with seed.
 func NewTraffic(seed int64, opts ...TrafficOption) *Traffic {
+	o := trafficOptions{start: Epoch, tenants: DefaultTenants}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := rand.New(rand.NewSource(seed))
-	g := &Traffic{rnd: r, now: Epoch, labels: map[string]string{}}
+	g := &Traffic{rnd: r, now: o.start, labels: map[string]string{}}
 	g.apps = []string{"ssl", "web-browsing", "dns", "google-base", "ms-office365", "slack", "zoom", "ssh", "ntp", "smtp",
 		"facebook-base", "youtube-streaming", "github", "aws-s3", "salesforce", "bittorrent", "tor", "rdp", "ldap", "kerberos"}
 	for i := 0; i < 200; i++ {
@@ -161,9 +171,8 @@ func NewTraffic(seed int64, opts ...TrafficOption) *Traffic {
 	g.urlCats = []string{"business-and-economy", "computer-and-internet-info", "search-engines", "social-networking", "streaming-media", "malware"}
 	g.devices = []string{"fw-edge-01", "fw-edge-02", "fw-dc-01", "fw-branch-07"}
 	g.tagSet = []string{"pci", "prod", "egress", "vip", "scanner", "guest"}
-	Tenants(3)(g)
-	for _, o := range opts {
-		o(g)
+	for i := 0; i < o.tenants; i++ {
+		g.tenants = append(g.tenants, fmt.Sprintf("tenant-%03d", i))
 	}
 	g.appZ = rand.NewZipf(r, 1.3, 1, uint64(len(g.apps)-1))
 	g.ipZ = rand.NewZipf(r, 1.1, 2, uint64(len(g.srcIPs)-1))

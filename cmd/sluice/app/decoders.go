@@ -70,7 +70,7 @@ func (b *builder) fileDecoder(cp *config.Pipeline, fs *config.FileSource) engine
 	path := b.input(fs.Path)
 	var opts []file.Option
 	if st, ok := b.resume[engine.TaskID{Topic: path}]; ok {
-		opts = append(opts, file.StartAt(st.Offset, ""))
+		opts = append(opts, file.WithStartAt(st.Offset, ""))
 	}
 	src, err := file.Open(path, opts...)
 	if err != nil {
@@ -121,9 +121,9 @@ func (b *builder) generateDecoder(cp *config.Pipeline, g *config.GenerateSource)
 		return nil
 	}
 	task := engine.TaskID{Topic: generateTopic(cp)}
-	opts := []generate.Option{generate.Task(task), generate.Rate(g.Rate), generate.Seed(g.Seed), generate.Count(g.Count)}
+	opts := []generate.Option{generate.WithTask(task), generate.WithRate(g.Rate), generate.WithSeed(g.Seed), generate.WithCount(g.Count)}
 	if st, ok := b.resume[task]; ok {
-		opts = append(opts, generate.StartAt(st.Offset, ""))
+		opts = append(opts, generate.WithStartAt(st.Offset, ""))
 	}
 	src, err := generate.New(writer, opts...)
 	if err != nil {

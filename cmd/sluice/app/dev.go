@@ -153,7 +153,7 @@ func produceTraffic(ctx context.Context, brokers, topics []string, rate int, pro
 		return err
 	}
 	defer cl.Close()
-	g := generate.NewTraffic(time.Now().UnixNano(), generate.Start(time.Now()))
+	g := generate.NewTraffic(time.Now().UnixNano(), generate.WithStart(time.Now()))
 	const tick = 50 * time.Millisecond
 	perTick := max(rate*int(tick)/int(time.Second), 1)
 	t := time.NewTicker(tick)
