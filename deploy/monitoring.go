@@ -35,12 +35,15 @@ type MonitoringSpec struct {
 const BehindSeconds = 120
 
 // Alert is one alert rule. Its expression is Measure compared with Cond,
-// and, when AndMeasure is set, only where AndMeasure meets AndCond too;
-// the measures alone are what a dashboard would plot.
+// and, when AndMeasure is set, only where AndMeasure meets AndCond too; or,
+// when Or is set, wherever that expression has a result as well. The
+// measures alone are what a dashboard would plot; Or is a condition whose
+// result is empty while all is well.
 type Alert struct {
 	Name                string
 	Measure, Cond       string
 	AndMeasure, AndCond string
+	Or                  string
 	For                 time.Duration
 	Summary             string
 }
@@ -50,6 +53,9 @@ func (a Alert) Expr() string {
 	e := "(" + a.Measure + ") " + a.Cond
 	if a.AndMeasure != "" {
 		e = "(" + e + ") and on (job) ((" + a.AndMeasure + ") " + a.AndCond + ")"
+	}
+	if a.Or != "" {
+		e = "(" + e + ") or (" + a.Or + ")"
 	}
 	return e
 }
@@ -72,10 +78,17 @@ func Alerts(s MonitoringSpec) []Alert {
 			Measure: `sum by (job) (rate(sluice_pipeline_dead_letters_total{` + j + `}[10m]))`, Cond: "> " + strconv.FormatFloat(s.DeadLetters, 'f', -1, 64),
 			For:     5 * time.Minute,
 			Summary: "Job {{ $labels.job }} sends {{ $value | humanize }} records/s to its dead-letter destination."},
+		// A worker that never committed has no commit timestamp at all: the
+		// second arm catches it once it has been up (its CPU counter
+		// scraped, under the same instance) for three intervals with none,
+		// its value those three intervals. A restarted worker's timestamp
+		// starts absent again, so a crash loop that never commits fires too.
 		{Name: "SluiceNoCheckpoint",
 			Measure: `time() - sluice_checkpoint_last_commit_timestamp_seconds{` + j + `}`, Cond: "> " + secs(3*s.CheckpointInterval),
+			Or: `0 * (process_cpu_seconds_total{` + j + `} offset ` + promDuration(3*s.CheckpointInterval) + `) + ` + secs(3*s.CheckpointInterval) +
+				` unless on (job, instance) sluice_checkpoint_last_commit_timestamp_seconds{` + j + `}`,
 			For:     time.Minute,
-			Summary: "A worker of job {{ $labels.job }} ({{ $labels.instance }}) has committed no checkpoint for {{ $value | humanizeDuration }} (3 intervals: " + (3 * s.CheckpointInterval).String() + ")."},
+			Summary: "A worker of job {{ $labels.job }} ({{ $labels.instance }}) has committed no checkpoint for at least {{ $value | humanizeDuration }} (3 intervals: " + (3 * s.CheckpointInterval).String() + ")."},
 		{Name: "SluiceSinkFailingPermanently",
 			Measure: `sum by (job) (increase(sluice_bundle_flush_failures_total{` + j + `,kind="permanent"}[5m]))`, Cond: "> 0",
 			For:     5 * time.Minute,
