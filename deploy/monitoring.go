@@ -107,15 +107,18 @@ type ruleGroup struct {
 }
 
 type rule struct {
-	Alert       string            `json:"alert"`
+	Record      string            `json:"record,omitempty"`
+	Alert       string            `json:"alert,omitempty"`
 	Expr        string            `json:"expr"`
 	For         string            `json:"for,omitempty"`
 	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 func groups(s MonitoringSpec) []ruleGroup {
 	g := ruleGroup{Name: "sluice-" + s.Job}
+	// The job's SLA as a series, for the fleet view's jobs over their SLA.
+	g.Rules = append(g.Rules, rule{Record: SLAMetric, Expr: "vector(" + secs(s.SLALatency) + ")", Labels: map[string]string{"job": s.Job}})
 	for _, a := range Alerts(s) {
 		g.Rules = append(g.Rules, rule{
 			Alert: a.Name, Expr: a.Expr(), For: promDuration(a.For),
@@ -196,30 +199,83 @@ func JobPanels(job string) []Panel {
 	}
 }
 
-// FleetPanels are the panels of the fleet dashboard: every job a
-// Prometheus scrapes.
-func FleetPanels() []Panel {
-	return []Panel{
-		{Title: "Jobs with the highest latency", Unit: "s",
-			Queries: []Query{{`topk(20, max by (job) (sluice_pipeline_latency_seconds))`, "{{job}}"}}},
-		{Title: "Jobs with the largest backlog", Unit: "s", Description: "Backlog in seconds of throughput.",
-			Queries: []Query{{`topk(20, max by (job) (sluice_pipeline_backlog_seconds))`, "{{job}}"}}},
-		{Title: "Throughput per vCPU by job", Unit: "reqps",
-			Queries: []Query{{`sum by (job) (rate(sluice_pipeline_records_in_total[5m])) / sum by (job) (rate(process_cpu_seconds_total[5m]))`, "{{job}}"}}},
-		{Title: "Workers ready vs desired by job", Unit: "short",
-			Queries: []Query{{`max by (job) (sluice_scaler_workers{state="ready"})`, "{{job}} ready"}, {`max by (job) (sluice_scaler_workers{state="desired"})`, "{{job}} desired"}}},
-		{Title: "Autoscaler decisions", Unit: "short",
-			Queries: []Query{{`sum by (job, direction) (increase(sluice_scaler_decisions_total[15m]))`, "{{job}} {{direction}}"}}},
-		{Title: "Jobs failing a sink permanently", Unit: "short",
-			Queries: []Query{{`sum by (job) (increase(sluice_bundle_flush_failures_total{kind="permanent"}[15m]))`, "{{job}}"}}},
+// JobInfo is the info metric that carries each job's tenant and
+// application: sluice_job_info{job, tenant, application} 1, one series per
+// job, exported by whoever knows the fleet (the operator from each
+// SluiceJob's labels, the coordinator from its configuration), never by the
+// workers, so that a label costs no series per worker or pipeline. Queries
+// join it in: X * on (job) group_left (tenant, application) JobInfo.
+const JobInfo = "sluice_job_info"
+
+// SLAMetric is the recorded series holding a job's latency SLA in seconds,
+// written by the job's rules file (a recording rule), so that the fleet
+// view can count the jobs over their own SLA.
+const SLAMetric = "sluice_job_sla_latency_seconds"
+
+// Variable is a dashboard variable over a label's values, with All (any
+// value, and none) as its default.
+type Variable struct{ Name, Label, Query string }
+
+// FleetVariables are the fleet dashboard's variables: $tenant and
+// $application, from the info metric.
+func FleetVariables() []Variable {
+	return []Variable{
+		{Name: "tenant", Label: "tenant", Query: `label_values(` + JobInfo + `, tenant)`},
+		{Name: "application", Label: "application", Query: `label_values(` + JobInfo + `{tenant=~"$tenant"}, application)`},
 	}
 }
 
-// Dashboard builds a Grafana dashboard of panels with the foundation SDK
-// and returns its JSON.
-func Dashboard(uid, title string, panels []Panel) ([]byte, error) {
+// fleetInfo is the info metric of the jobs the variables select, one series
+// per job (max by: the operator and a coordinator may both export it).
+const fleetInfo = `max by (job, tenant, application) (` + JobInfo + `{tenant=~"$tenant",application=~"$application"})`
+
+// byTenant joins the tenant and application of each job into a per-job
+// expression and keeps the jobs the variables select.
+func byTenant(perJob string) string {
+	return "(" + perJob + ") * on (job) group_left (tenant, application) " + fleetInfo
+}
+
+// FleetPanels are the panels of the fleet dashboard: every job a
+// Prometheus scrapes, with its tenant and application. Their queries hold
+// the variables $tenant and $application (".*" selects all).
+func FleetPanels() []Panel {
+	latency := `max by (job) (sluice_pipeline_latency_seconds)`
+	return []Panel{
+		{Title: "Jobs over their SLA by tenant and application", Unit: "short", Description: "Jobs whose worst pipeline latency is above the SLA of their job file (" + SLAMetric + ", recorded by each job's rules).",
+			Queries: []Query{{`sum by (tenant, application) (` + byTenant(latency+` > bool on (job) max by (job) (`+SLAMetric+`)`) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Worst latency by tenant and application", Unit: "s",
+			Queries: []Query{{`max by (tenant, application) (` + byTenant(latency) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Backlog by tenant and application", Unit: "short", Description: "Records not yet written, summed over the jobs of each tenant and application.",
+			Queries: []Query{{`sum by (tenant, application) (` + byTenant(`sum by (job) (sluice_pipeline_backlog_records)`) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Worst backlog seconds by tenant and application", Unit: "s",
+			Queries: []Query{{`max by (tenant, application) (` + byTenant(`max by (job) (sluice_pipeline_backlog_seconds)`) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Jobs with the highest latency", Unit: "s",
+			Queries: []Query{{`topk(20, ` + byTenant(latency) + `)`, "{{tenant}} / {{application}} / {{job}}"}}},
+		{Title: "Jobs with the largest backlog", Unit: "s", Description: "Backlog in seconds of throughput.",
+			Queries: []Query{{`topk(20, ` + byTenant(`max by (job) (sluice_pipeline_backlog_seconds)`) + `)`, "{{tenant}} / {{application}} / {{job}}"}}},
+		{Title: "Throughput per vCPU by job", Unit: "reqps",
+			Queries: []Query{{byTenant(`sum by (job) (rate(sluice_pipeline_records_in_total[5m])) / sum by (job) (rate(process_cpu_seconds_total[5m]))`), "{{tenant}} / {{application}} / {{job}}"}}},
+		{Title: "Workers ready vs desired by job", Unit: "short",
+			Queries: []Query{{byTenant(`max by (job) (sluice_scaler_workers{state="ready"})`), "{{job}} ready"}, {byTenant(`max by (job) (sluice_scaler_workers{state="desired"})`), "{{job}} desired"}}},
+		{Title: "Autoscaler decisions", Unit: "short",
+			Queries: []Query{{byTenant(`sum by (job, direction) (increase(sluice_scaler_decisions_total[15m]))`), "{{job}} {{direction}}"}}},
+		{Title: "Jobs failing a sink permanently", Unit: "short",
+			Queries: []Query{{byTenant(`sum by (job) (increase(sluice_bundle_flush_failures_total{kind="permanent"}[15m]))`), "{{tenant}} / {{application}} / {{job}}"}}},
+	}
+}
+
+// Dashboard builds a Grafana dashboard of variables and panels with the
+// foundation SDK and returns its JSON.
+func Dashboard(uid, title string, vars []Variable, panels []Panel) ([]byte, error) {
 	b := dashboard.NewDashboardBuilder(title).Uid(uid).Tags([]string{"sluice"}).
 		Refresh("30s").Time("now-3h", "now").Timezone(common.TimeZoneBrowser)
+	for _, v := range vars {
+		q := v.Query
+		b = b.WithVariable(dashboard.NewQueryVariableBuilder(v.Name).Label(v.Label).
+			Query(dashboard.StringOrMap{String: &q}).Definition(q).
+			Multi(true).IncludeAll(true).AllValue(".*").
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc))
+	}
 	for _, p := range panels {
 		var targets []cog.Builder[variants.Dataquery]
 		for i, q := range p.Queries {
@@ -240,10 +296,10 @@ func Dashboard(uid, title string, panels []Panel) ([]byte, error) {
 
 // JobDashboard is the Grafana JSON of a job's dashboard.
 func JobDashboard(job string) ([]byte, error) {
-	return Dashboard("sluice-job-"+job, "sluice job "+job, JobPanels(job))
+	return Dashboard("sluice-job-"+job, "sluice job "+job, nil, JobPanels(job))
 }
 
 // FleetDashboard is the Grafana JSON of the fleet dashboard.
 func FleetDashboard() ([]byte, error) {
-	return Dashboard("sluice-fleet", "sluice fleet", FleetPanels())
+	return Dashboard("sluice-fleet", "sluice fleet", FleetVariables(), FleetPanels())
 }
