@@ -31,9 +31,11 @@
 // does not start, and says which. With `metrics.listen: off` the pods expose
 // no port and have no probes.
 // Monitoring (monitoring.go): Alerts, RulesFile and PrometheusRule are a
-// job's alert rules, with thresholds from its sla block (MonitoringSpec);
+// job's alert rules, with thresholds from its sla block (MonitoringSpec),
+// and a recording rule holding its SLA (sluice_job_sla_latency_seconds);
 // JobDashboard and FleetDashboard are Grafana JSON built with the Grafana
-// foundation SDK. sluice render --monitoring writes them; every metric,
+// foundation SDK, the fleet's grouped by tenant and application through
+// the info metric sluice_job_info joined on job. sluice render --monitoring writes them; every metric,
 // alert and panel is listed in docs/observability.md.
 //
 // The Dockerfile beside this file builds the static, non-root image.

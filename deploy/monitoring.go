@@ -35,12 +35,15 @@ type MonitoringSpec struct {
 const BehindSeconds = 120
 
 // Alert is one alert rule. Its expression is Measure compared with Cond,
-// and, when AndMeasure is set, only where AndMeasure meets AndCond too;
-// the measures alone are what a dashboard would plot.
+// and, when AndMeasure is set, only where AndMeasure meets AndCond too; or,
+// when Or is set, wherever that expression has a result as well. The
+// measures alone are what a dashboard would plot; Or is a condition whose
+// result is empty while all is well.
 type Alert struct {
 	Name                string
 	Measure, Cond       string
 	AndMeasure, AndCond string
+	Or                  string
 	For                 time.Duration
 	Summary             string
 }
@@ -50,6 +53,9 @@ func (a Alert) Expr() string {
 	e := "(" + a.Measure + ") " + a.Cond
 	if a.AndMeasure != "" {
 		e = "(" + e + ") and on (job) ((" + a.AndMeasure + ") " + a.AndCond + ")"
+	}
+	if a.Or != "" {
+		e = "(" + e + ") or (" + a.Or + ")"
 	}
 	return e
 }
@@ -72,10 +78,17 @@ func Alerts(s MonitoringSpec) []Alert {
 			Measure: `sum by (job) (rate(sluice_pipeline_dead_letters_total{` + j + `}[10m]))`, Cond: "> " + strconv.FormatFloat(s.DeadLetters, 'f', -1, 64),
 			For:     5 * time.Minute,
 			Summary: "Job {{ $labels.job }} sends {{ $value | humanize }} records/s to its dead-letter destination."},
+		// A worker that never committed has no commit timestamp at all: the
+		// second arm catches it once it has been up (its CPU counter
+		// scraped, under the same instance) for three intervals with none,
+		// its value those three intervals. A restarted worker's timestamp
+		// starts absent again, so a crash loop that never commits fires too.
 		{Name: "SluiceNoCheckpoint",
 			Measure: `time() - sluice_checkpoint_last_commit_timestamp_seconds{` + j + `}`, Cond: "> " + secs(3*s.CheckpointInterval),
+			Or: `0 * (process_cpu_seconds_total{` + j + `} offset ` + promDuration(3*s.CheckpointInterval) + `) + ` + secs(3*s.CheckpointInterval) +
+				` unless on (job, instance) sluice_checkpoint_last_commit_timestamp_seconds{` + j + `}`,
 			For:     time.Minute,
-			Summary: "A worker of job {{ $labels.job }} ({{ $labels.instance }}) has committed no checkpoint for {{ $value | humanizeDuration }} (3 intervals: " + (3 * s.CheckpointInterval).String() + ")."},
+			Summary: "A worker of job {{ $labels.job }} ({{ $labels.instance }}) has committed no checkpoint for at least {{ $value | humanizeDuration }} (3 intervals: " + (3 * s.CheckpointInterval).String() + ")."},
 		{Name: "SluiceSinkFailingPermanently",
 			Measure: `sum by (job) (increase(sluice_bundle_flush_failures_total{` + j + `,kind="permanent"}[5m]))`, Cond: "> 0",
 			For:     5 * time.Minute,
@@ -94,15 +107,18 @@ type ruleGroup struct {
 }
 
 type rule struct {
-	Alert       string            `json:"alert"`
+	Record      string            `json:"record,omitempty"`
+	Alert       string            `json:"alert,omitempty"`
 	Expr        string            `json:"expr"`
 	For         string            `json:"for,omitempty"`
 	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 func groups(s MonitoringSpec) []ruleGroup {
 	g := ruleGroup{Name: "sluice-" + s.Job}
+	// The job's SLA as a series, for the fleet view's jobs over their SLA.
+	g.Rules = append(g.Rules, rule{Record: SLAMetric, Expr: "vector(" + secs(s.SLALatency) + ")", Labels: map[string]string{"job": s.Job}})
 	for _, a := range Alerts(s) {
 		g.Rules = append(g.Rules, rule{
 			Alert: a.Name, Expr: a.Expr(), For: promDuration(a.For),
@@ -183,30 +199,83 @@ func JobPanels(job string) []Panel {
 	}
 }
 
-// FleetPanels are the panels of the fleet dashboard: every job a
-// Prometheus scrapes.
-func FleetPanels() []Panel {
-	return []Panel{
-		{Title: "Jobs with the highest latency", Unit: "s",
-			Queries: []Query{{`topk(20, max by (job) (sluice_pipeline_latency_seconds))`, "{{job}}"}}},
-		{Title: "Jobs with the largest backlog", Unit: "s", Description: "Backlog in seconds of throughput.",
-			Queries: []Query{{`topk(20, max by (job) (sluice_pipeline_backlog_seconds))`, "{{job}}"}}},
-		{Title: "Throughput per vCPU by job", Unit: "reqps",
-			Queries: []Query{{`sum by (job) (rate(sluice_pipeline_records_in_total[5m])) / sum by (job) (rate(process_cpu_seconds_total[5m]))`, "{{job}}"}}},
-		{Title: "Workers ready vs desired by job", Unit: "short",
-			Queries: []Query{{`max by (job) (sluice_scaler_workers{state="ready"})`, "{{job}} ready"}, {`max by (job) (sluice_scaler_workers{state="desired"})`, "{{job}} desired"}}},
-		{Title: "Autoscaler decisions", Unit: "short",
-			Queries: []Query{{`sum by (job, direction) (increase(sluice_scaler_decisions_total[15m]))`, "{{job}} {{direction}}"}}},
-		{Title: "Jobs failing a sink permanently", Unit: "short",
-			Queries: []Query{{`sum by (job) (increase(sluice_bundle_flush_failures_total{kind="permanent"}[15m]))`, "{{job}}"}}},
+// JobInfo is the info metric that carries each job's tenant and
+// application: sluice_job_info{job, tenant, application} 1, one series per
+// job, exported by whoever knows the fleet (the operator from each
+// SluiceJob's labels, the coordinator from its configuration), never by the
+// workers, so that a label costs no series per worker or pipeline. Queries
+// join it in: X * on (job) group_left (tenant, application) JobInfo.
+const JobInfo = "sluice_job_info"
+
+// SLAMetric is the recorded series holding a job's latency SLA in seconds,
+// written by the job's rules file (a recording rule), so that the fleet
+// view can count the jobs over their own SLA.
+const SLAMetric = "sluice_job_sla_latency_seconds"
+
+// Variable is a dashboard variable over a label's values, with All (any
+// value, and none) as its default.
+type Variable struct{ Name, Label, Query string }
+
+// FleetVariables are the fleet dashboard's variables: $tenant and
+// $application, from the info metric.
+func FleetVariables() []Variable {
+	return []Variable{
+		{Name: "tenant", Label: "tenant", Query: `label_values(` + JobInfo + `, tenant)`},
+		{Name: "application", Label: "application", Query: `label_values(` + JobInfo + `{tenant=~"$tenant"}, application)`},
 	}
 }
 
-// Dashboard builds a Grafana dashboard of panels with the foundation SDK
-// and returns its JSON.
-func Dashboard(uid, title string, panels []Panel) ([]byte, error) {
+// fleetInfo is the info metric of the jobs the variables select, one series
+// per job (max by: the operator and a coordinator may both export it).
+const fleetInfo = `max by (job, tenant, application) (` + JobInfo + `{tenant=~"$tenant",application=~"$application"})`
+
+// byTenant joins the tenant and application of each job into a per-job
+// expression and keeps the jobs the variables select.
+func byTenant(perJob string) string {
+	return "(" + perJob + ") * on (job) group_left (tenant, application) " + fleetInfo
+}
+
+// FleetPanels are the panels of the fleet dashboard: every job a
+// Prometheus scrapes, with its tenant and application. Their queries hold
+// the variables $tenant and $application (".*" selects all).
+func FleetPanels() []Panel {
+	latency := `max by (job) (sluice_pipeline_latency_seconds)`
+	return []Panel{
+		{Title: "Jobs over their SLA by tenant and application", Unit: "short", Description: "Jobs whose worst pipeline latency is above the SLA of their job file (" + SLAMetric + ", recorded by each job's rules).",
+			Queries: []Query{{`sum by (tenant, application) (` + byTenant(latency+` > bool on (job) max by (job) (`+SLAMetric+`)`) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Worst latency by tenant and application", Unit: "s",
+			Queries: []Query{{`max by (tenant, application) (` + byTenant(latency) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Backlog by tenant and application", Unit: "short", Description: "Records not yet written, summed over the jobs of each tenant and application.",
+			Queries: []Query{{`sum by (tenant, application) (` + byTenant(`sum by (job) (sluice_pipeline_backlog_records)`) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Worst backlog seconds by tenant and application", Unit: "s",
+			Queries: []Query{{`max by (tenant, application) (` + byTenant(`max by (job) (sluice_pipeline_backlog_seconds)`) + `)`, "{{tenant}} / {{application}}"}}},
+		{Title: "Jobs with the highest latency", Unit: "s",
+			Queries: []Query{{`topk(20, ` + byTenant(latency) + `)`, "{{tenant}} / {{application}} / {{job}}"}}},
+		{Title: "Jobs with the largest backlog", Unit: "s", Description: "Backlog in seconds of throughput.",
+			Queries: []Query{{`topk(20, ` + byTenant(`max by (job) (sluice_pipeline_backlog_seconds)`) + `)`, "{{tenant}} / {{application}} / {{job}}"}}},
+		{Title: "Throughput per vCPU by job", Unit: "reqps",
+			Queries: []Query{{byTenant(`sum by (job) (rate(sluice_pipeline_records_in_total[5m])) / sum by (job) (rate(process_cpu_seconds_total[5m]))`), "{{tenant}} / {{application}} / {{job}}"}}},
+		{Title: "Workers ready vs desired by job", Unit: "short",
+			Queries: []Query{{byTenant(`max by (job) (sluice_scaler_workers{state="ready"})`), "{{job}} ready"}, {byTenant(`max by (job) (sluice_scaler_workers{state="desired"})`), "{{job}} desired"}}},
+		{Title: "Autoscaler decisions", Unit: "short",
+			Queries: []Query{{byTenant(`sum by (job, direction) (increase(sluice_scaler_decisions_total[15m]))`), "{{job}} {{direction}}"}}},
+		{Title: "Jobs failing a sink permanently", Unit: "short",
+			Queries: []Query{{byTenant(`sum by (job) (increase(sluice_bundle_flush_failures_total{kind="permanent"}[15m]))`), "{{tenant}} / {{application}} / {{job}}"}}},
+	}
+}
+
+// Dashboard builds a Grafana dashboard of variables and panels with the
+// foundation SDK and returns its JSON.
+func Dashboard(uid, title string, vars []Variable, panels []Panel) ([]byte, error) {
 	b := dashboard.NewDashboardBuilder(title).Uid(uid).Tags([]string{"sluice"}).
 		Refresh("30s").Time("now-3h", "now").Timezone(common.TimeZoneBrowser)
+	for _, v := range vars {
+		q := v.Query
+		b = b.WithVariable(dashboard.NewQueryVariableBuilder(v.Name).Label(v.Label).
+			Query(dashboard.StringOrMap{String: &q}).Definition(q).
+			Multi(true).IncludeAll(true).AllValue(".*").
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc))
+	}
 	for _, p := range panels {
 		var targets []cog.Builder[variants.Dataquery]
 		for i, q := range p.Queries {
@@ -227,10 +296,10 @@ func Dashboard(uid, title string, panels []Panel) ([]byte, error) {
 
 // JobDashboard is the Grafana JSON of a job's dashboard.
 func JobDashboard(job string) ([]byte, error) {
-	return Dashboard("sluice-job-"+job, "sluice job "+job, JobPanels(job))
+	return Dashboard("sluice-job-"+job, "sluice job "+job, nil, JobPanels(job))
 }
 
 // FleetDashboard is the Grafana JSON of the fleet dashboard.
 func FleetDashboard() ([]byte, error) {
-	return Dashboard("sluice-fleet", "sluice fleet", FleetPanels())
+	return Dashboard("sluice-fleet", "sluice fleet", FleetVariables(), FleetPanels())
 }

@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordv1 "k8s.io/api/coordination/v1"
@@ -31,6 +32,10 @@ type OperatorSpec struct {
 // OperatorName names the operator's Deployment, ServiceAccount,
 // ClusterRole, bindings and Lease.
 const OperatorName = "sluice-operator"
+
+// OperatorPort is where the rendered operator serves its jobs page,
+// /metrics (sluice_job_info), /healthz and /readyz (--listen).
+const OperatorPort = 9091
 
 // OperatorRules are exactly the API calls the operator makes, cluster-wide:
 // reading and updating SluiceJobs and their status, creating the objects
@@ -96,8 +101,9 @@ func OperatorObjects(s OperatorSpec) []any {
 						SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(runAsUser))},
 						Containers: []corev1.Container{{
 							Name: "operator", Image: s.Image,
-							Args: []string{"operator", "--image=" + s.Image},
-							Env:  []corev1.EnvVar{podName, podNS},
+							Args:  []string{"operator", "--image=" + s.Image, "--listen=:" + strconv.Itoa(OperatorPort)},
+							Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: OperatorPort}},
+							Env:   []corev1.EnvVar{podName, podNS},
 							Resources: corev1.ResourceRequirements{
 								Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
 								Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},

@@ -29,6 +29,10 @@ import (
 // name and the Kafka consumer group.
 type JobConfig struct {
 	Name string
+	// Tenant and Application group the job in the fleet view: the
+	// coordinator exports them as sluice_job_info and shows them on its
+	// jobs page. Optional.
+	Tenant, Application string
 	// Topics or TopicRegex name the job's input; with neither, the topics
 	// the group has committed offsets for.
 	Topics     []string
@@ -129,6 +133,7 @@ type Metrics struct {
 	Decisions *prometheus.CounterVec // sluice_scaler_decisions_total{job,direction}
 	Leader    prometheus.Gauge       // sluice_scaler_leader
 	Workers   *prometheus.GaugeVec   // sluice_scaler_workers{job,state}: observe.go
+	JobInfo   *prometheus.GaugeVec   // sluice_job_info{job,tenant,application}: export.go
 }
 
 // NewMetrics registers the coordinator's metrics with reg.
@@ -144,8 +149,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_scaler_leader", Help: "1 while this coordinator holds the lease.",
 		}),
 		Workers: newWorkersGauge(),
+		JobInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: jobInfoName, Help: jobInfoHelp}, jobInfoLabels),
 	}
-	reg.MustRegister(m.Desired, m.Decisions, m.Leader, m.Workers)
+	reg.MustRegister(m.Desired, m.Decisions, m.Leader, m.Workers, m.JobInfo)
 	return m
 }
 
@@ -194,6 +200,7 @@ func NewCoordinator(cfg Config, kube kubernetes.Interface, adm *kadm.Client, log
 	}
 	for _, j := range cfg.Jobs {
 		c.jobs = append(c.jobs, &jobState{cfg: j, window: NewWindow(cfg.Window)})
+		metrics.JobInfo.WithLabelValues(j.Name, j.Tenant, j.Application).Set(1)
 		c.hist.add(j.Name, JobEvent{At: time.Now(), Kind: "watched", Detail: "by coordinator " + cfg.Identity})
 	}
 	return c, nil

@@ -44,11 +44,15 @@
 //     observe.go). A Lease (client-go leader election) makes sure only one
 //     coordinator acts; the others wait.
 //   - Jobs page (status.go): StatusHandler, served at / by Main, lists the
-//     jobs by latency with their workers' pipelines and checkpoints (read
-//     from the workers' status JSON when the page is loaded) and the
-//     history of what this coordinator did; HTML refreshing itself, or
-//     JSON. Its history is guarded by its own mutex and safe to read while
-//     Run evaluates.
+//     jobs by latency and grouped by tenant and application with their
+//     workers' pipelines and checkpoints (read from the workers' status
+//     JSON when the page is loaded) and the history of what this
+//     coordinator did; HTML refreshing itself, or JSON. Its history is
+//     guarded by its own mutex and safe to read while Run evaluates.
+//     ServeJobs, ReadWorkers, SortJobs and Group render the same page for
+//     the operator. Each job's JobConfig.Tenant and Application are
+//     exported as sluice_job_info{job, tenant, application} 1 (export.go;
+//     JobInfoDesc for the operator's own collector).
 //   - Library (export.go): SampleKafka, ScrapeCPU and RequestedCPUs let the
 //     operator (deploy/operator), which discovers its jobs by watch, feed
 //     the same Window and Decide without a Coordinator.

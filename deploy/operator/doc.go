@@ -51,6 +51,15 @@
 // its caches warm and takes over at once. mu guards the inspections cache
 // and the autoscaler's per-job state.
 //
+// # Jobs page and info metric
+//
+// status.go serves the jobs page (scaler.ServeJobs) of every SluiceJob in
+// the cache, its history as events (Events) and its workers' status read
+// from the pods, and exports sluice_job_info from the jobs' labels
+// sluice.dev/tenant and sluice.dev/application (InfoCollector); `sluice
+// operator --listen` serves both. A rescale of a running job is noted in
+// the history with reason Scaled, its phase unchanged.
+//
 // # Not done
 //
 // Latency (now minus the oldest watermark) and the last checkpoint are not

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -143,6 +144,8 @@ type Operator struct {
 	mu          sync.Mutex // guards inspections, scale
 	inspections map[string]inspected
 	scale       map[string]*scaleState
+
+	leading atomic.Bool // holds the lease: the jobs page says so
 }
 
 // inspected caches the inspection of one spec, by its hash.
@@ -255,6 +258,8 @@ func (o *Operator) Run(ctx context.Context) error {
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				o.log.Info("leading")
+				o.leading.Store(true)
+				defer o.leading.Store(false)
 				o.lead(ctx)
 			},
 			OnStoppedLeading: func() { o.log.Info("stopped leading") },

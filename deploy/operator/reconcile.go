@@ -192,6 +192,9 @@ func (r *run) reconcile() (time.Duration, error) {
 	}
 
 	r.st.SpecHash = hash
+	if current != desired && current > 0 && desired > 0 {
+		r.note(ReasonScaled, fmt.Sprintf("%d → %d workers", current, desired))
+	}
 	if current != desired {
 		if err := r.scaleTo(set, desired, want); err != nil {
 			return 0, err
@@ -416,13 +419,34 @@ func (r *run) transition(to v1alpha1.Phase, reason, msg string) {
 	if r.st.Phase == to {
 		return
 	}
+	r.record(to, reason, msg)
+	r.st.Phase = to
+}
+
+// ReasonScaled is the history's reason for a rescale of a running job
+// (the autoscaler's decision or new bounds), which changes no phase.
+const ReasonScaled = "Scaled"
+
+// note records an event that changes no phase in the history, once: a
+// reconcile that runs again over a cache not yet showing its own write
+// would note it twice.
+func (r *run) note(reason, msg string) {
+	if h := r.st.History; len(h) > 0 {
+		if last := h[len(h)-1]; last.Reason == reason && last.Message == msg && last.Generation == r.job.Generation {
+			return
+		}
+	}
+	r.record(r.st.Phase, reason, msg)
+}
+
+// record appends a move from the present phase to the history.
+func (r *run) record(to v1alpha1.Phase, reason, msg string) {
 	r.st.History = append(r.st.History, v1alpha1.Transition{
 		Time: r.now, From: r.st.Phase, To: to, Reason: reason, Message: msg, Generation: r.job.Generation,
 	})
 	if n := len(r.st.History); n > v1alpha1.MaxHistory {
 		r.st.History = slices.Clone(r.st.History[n-v1alpha1.MaxHistory:])
 	}
-	r.st.Phase = to
 }
 
 func (r *run) setCondition(typ string, status metav1.ConditionStatus, reason, msg string) {

@@ -51,10 +51,12 @@ func artifactDir(t *testing.T) string {
 // headless Chromium and checks what a person reads there: a row per task,
 // a committed checkpoint, and a sink's last error after the sink's receiver
 // refused a request (HTTP 401, permanent); then the coordinator's jobs page
-// over the same worker (the job's row, its history, its checkpoints). It
-// saves a screenshot of each. The coordinator is built without Kubernetes:
-// its page reads the workers named by MetricsURLs, and its history holds
-// only what it did (here, that it watches the job).
+// over the same worker (the job's row, its tenant and application group,
+// its history, its checkpoints). It saves a screenshot of each. The
+// coordinator is built without Kubernetes: its page reads the workers named
+// by MetricsURLs, and its history holds only what it did (here, that it
+// watches the job). The operator's jobs page, with a SluiceJob's lifecycle
+// events, is loaded by deploy/operator's TestOperatorJobsPage.
 func TestStatusPagesInBrowser(t *testing.T) {
 	prom := sharedPrometheus(t)
 	j := startObsJob(t, prom)
@@ -102,7 +104,7 @@ func TestStatusPagesInBrowser(t *testing.T) {
 
 	// The coordinator's jobs page, reading the same worker's status.
 	coord, err := scaler.NewCoordinator(scaler.Config{Namespace: "default", Identity: "coordinator-0",
-		Jobs: []scaler.JobConfig{{Name: "obs", Topics: []string{slowTopic, fastTopic}, MetricsURLs: map[string]string{"obs-0": base + "metrics"}}}},
+		Jobs: []scaler.JobConfig{{Name: "obs", Tenant: "acme", Application: "firewall", Topics: []string{slowTopic, fastTopic}, MetricsURLs: map[string]string{"obs-0": base + "metrics"}}}},
 		nil, nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +114,9 @@ func TestStatusPagesInBrowser(t *testing.T) {
 	dom = chromium(t, "--dump-dom", jobs.URL+"/")
 	for _, want := range []string{
 		"sluice jobs", "Jobs by latency", `href="#job-obs"`, // the job's row
+		"By tenant and application", "tenant acme · application firewall", // its group
 		"obs-0", "stalled", "healthy", // its worker's pipelines
-		"watched", "by coordinator coordinator-0", // its history
+		`<tr class="event"><td class="l">`, "watched", "by coordinator coordinator-0", // its history
 		"committed", // a checkpoint row
 		`http-equiv="refresh"`,
 	} {

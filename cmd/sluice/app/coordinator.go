@@ -215,6 +215,8 @@ type coordinatorFile struct {
 type coordinatorJob struct {
 	Pos         config.Pos
 	Name        string            `yaml:"name" required:"true"`
+	Tenant      string            `yaml:"tenant"`
+	Application string            `yaml:"application"`
 	Topics      []string          `yaml:"topics"`
 	TopicRegex  string            `yaml:"topic_regex"`
 	MetricsURLs map[string]string `yaml:"metrics_urls"`
@@ -231,7 +233,7 @@ func (j coordinatorJob) scaler(defaultPort int) scaler.JobConfig {
 		port = defaultPort
 	}
 	return scaler.JobConfig{
-		Name: j.Name, Topics: j.Topics, TopicRegex: j.TopicRegex, MetricsURLs: j.MetricsURLs,
+		Name: j.Name, Tenant: j.Tenant, Application: j.Application, Topics: j.Topics, TopicRegex: j.TopicRegex, MetricsURLs: j.MetricsURLs,
 		PodSelector: j.Selector, MetricsPort: port,
 		Policy: scaler.Policy{MinWorkers: j.MinWorkers, MaxWorkers: j.MaxWorkers, ScaleToZero: j.ScaleToZero},
 	}

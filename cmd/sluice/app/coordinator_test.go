@@ -86,10 +86,11 @@ func TestCoordinatorConfigErrors(t *testing.T) {
 }
 
 // TestCoordinatorConfigSeeds: --brokers replaces the kafka block's brokers,
-// so a block may leave them out when it is given.
+// so a block may leave them out when it is given; a job's tenant and
+// application reach its JobConfig.
 func TestCoordinatorConfigSeeds(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "coordinator.yaml")
-	os.WriteFile(path, []byte("namespace: ns\nkafka:\n  tls: {server_name: kafka}\njobs:\n  - name: a\n    metrics_port: 8080\n  - name: b\n"), 0o644)
+	os.WriteFile(path, []byte("namespace: ns\nkafka:\n  tls: {server_name: kafka}\njobs:\n  - name: a\n    metrics_port: 8080\n    tenant: acme\n    application: firewall\n  - name: b\n"), 0o644)
 	f := coordinatorFlags{cfgFile: path, brokers: "k1:9092, k2:9092", metricsPort: 9090}
 	cfg, k, err := f.config()
 	if err != nil {
@@ -98,7 +99,8 @@ func TestCoordinatorConfigSeeds(t *testing.T) {
 	if got := strings.Join(k.Brokers, ","); got != "k1:9092,k2:9092" || k.TLS == nil || k.TLS.ServerName != "kafka" {
 		t.Errorf("kafka = %+v, want the block's TLS with the seeds from --brokers", k)
 	}
-	if cfg.Namespace != "ns" || len(cfg.Jobs) != 2 || cfg.Jobs[0].MetricsPort != 8080 || cfg.Jobs[1].MetricsPort != 9090 {
+	if cfg.Namespace != "ns" || len(cfg.Jobs) != 2 || cfg.Jobs[0].MetricsPort != 8080 || cfg.Jobs[1].MetricsPort != 9090 ||
+		cfg.Jobs[0].Tenant != "acme" || cfg.Jobs[0].Application != "firewall" {
 		t.Errorf("config = %+v", cfg)
 	}
 }

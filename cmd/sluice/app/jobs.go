@@ -29,7 +29,7 @@ const jobsUsage = `usage: sluice jobs COMMAND [flags] ...
   suspend NAME                                          drain and scale to zero, keeping progress
   resume NAME                                           run again from where it stopped
   delete NAME                                           drain, then remove
-  history NAME                                          the job's phase transitions
+  history NAME                                          the job's phase transitions and rescales
 
 Every command takes -n NAMESPACE and --kubeconfig (or --server/--token).
 `

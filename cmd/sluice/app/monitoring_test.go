@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,10 +26,13 @@ import (
 // dashboards, and every measure of the rendered alert rules (an alert's
 // expression without its threshold: a silent alert's full expression is
 // empty by design), against the real Prometheus after it scraped a running
-// worker, and requires each to return something. The coordinator's series
-// (sluice_scaler_*) come from the scaler's own metric constructor served
-// beside the worker, with values set here: a coordinator needs a Kubernetes
-// API server to decide anything.
+// worker and loaded the job's rules file, and requires each to return
+// something; the fleet view's, joined with sluice_job_info, must carry the
+// job's tenant and application. The coordinator's series (sluice_scaler_*,
+// sluice_job_info) come from a coordinator's own metrics, served beside the
+// worker: it exports the job's info from its configuration; the rest of
+// its values are set here, as a coordinator needs a Kubernetes API server
+// to decide anything.
 func TestDashboardQueries(t *testing.T) {
 	prom := sharedPrometheus(t)
 	j := startObsJob(t, prom)
@@ -37,6 +41,11 @@ func TestDashboardQueries(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	sm := scaler.NewMetrics(reg)
+	if _, err := scaler.NewCoordinator(scaler.Config{Namespace: "default", Identity: "coordinator-0",
+		Jobs: []scaler.JobConfig{{Name: "obs", Tenant: "acme", Application: "firewall", Topics: []string{slowTopic, fastTopic}, MetricsURLs: map[string]string{"obs-0": "http://" + j.metrics + "/metrics"}}}},
+		nil, nil, slog.New(slog.DiscardHandler), sm); err != nil {
+		t.Fatal(err)
+	}
 	for state, n := range map[string]float64{"current": 2, "ready": 2, "desired": 2, "max": 4} {
 		sm.Workers.WithLabelValues("obs", state).Set(n)
 	}
@@ -47,16 +56,38 @@ func TestDashboardQueries(t *testing.T) {
 	prom.target(t, strings.TrimPrefix(coord.URL, "http://"))
 
 	spec := deploy.MonitoringSpec{Job: "obs", SLALatency: 30 * time.Second, SLAFor: time.Minute, DeadLetters: 1, CheckpointInterval: 2 * time.Second}
-	var queries []string
-	for _, p := range append(deploy.JobPanels("obs"), deploy.FleetPanels()...) {
+	rules, err := deploy.RulesFile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom.rules(t, "obs", rules)
+
+	// The dashboards' variables at All.
+	all := strings.NewReplacer("$tenant", ".*", "$application", ".*")
+	var queries, fleet, silent []string
+	for _, p := range deploy.JobPanels("obs") {
 		for _, q := range p.Queries {
 			queries = append(queries, q.Expr)
 		}
+	}
+	for _, p := range deploy.FleetPanels() {
+		for _, q := range p.Queries {
+			queries = append(queries, all.Replace(q.Expr))
+			fleet = append(fleet, all.Replace(q.Expr))
+		}
+	}
+	for _, v := range deploy.FleetVariables() {
+		// label_values(M, L) is Grafana's: M must answer with label L.
+		m := strings.TrimSuffix(strings.TrimPrefix(v.Query, "label_values("), ", "+v.Name+")")
+		queries = append(queries, all.Replace(m))
 	}
 	for _, a := range deploy.Alerts(spec) {
 		queries = append(queries, a.Measure)
 		if a.AndMeasure != "" {
 			queries = append(queries, a.AndMeasure)
+		}
+		if a.Or != "" {
+			silent = append(silent, a.Or) // empty while the job commits; it must parse
 		}
 	}
 	// Wait until every query answers (rates need two scrapes, checkpoint
@@ -77,6 +108,16 @@ func TestDashboardQueries(t *testing.T) {
 	}
 	for _, q := range empty {
 		t.Errorf("no result: %s", q)
+	}
+	for _, q := range fleet {
+		for _, s := range prom.query(t, q) {
+			if s.labels["tenant"] != "acme" || s.labels["application"] != "firewall" {
+				t.Errorf("fleet query %s: a result without the job's tenant and application: %v", q, s.labels)
+			}
+		}
+	}
+	for _, q := range silent {
+		prom.query(t, q)
 	}
 	t.Logf("%d queries answered", len(queries))
 }

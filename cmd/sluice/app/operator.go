@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"k8s.io/client-go/rest"
@@ -48,6 +49,7 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fl.DurationVar(&cfg.Policy.Settle, "settle", 0, "time after a rescale before throughput is trusted (default 2m)")
 	qps := fl.Float64("kube-qps", 200, "API requests per second the operator may make (client-go's limiter)")
 	burst := fl.Int("kube-burst", 400, "burst above --kube-qps")
+	listen := fl.String("listen", "", "address serving the jobs page at /, /metrics (sluice_job_info), /healthz and /readyz; empty for none")
 	crash := fl.Int("crash-loop-restarts", 3, "restarts after which a new spec's worker counts as crash-looping and the spec is rolled back")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -79,6 +81,15 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "sluice operator:", err)
 		return 1
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), op.InfoCollector())
+	svc := service{registry: reg, status: op.StatusHandler()}
+	stopHTTP, err := svc.serve(endpoints{public: *listen})
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice operator: listen %s: %v\n", *listen, errors.Unwrap(err))
+		return 1
+	}
+	defer stopHTTP()
 	if err := op.Run(ctx); err != nil {
 		log.Error("operator failed", "err", err)
 		return 1

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,12 +65,14 @@ func startPrometheus() (*promServer, error) {
 		return nil, err
 	}
 	os.MkdirAll(filepath.Join(dir, "targets"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "rules"), 0o755)
 	cfg := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["%s/rules/*.yml"]
 scrape_configs:
   - job_name: sluice
     honor_labels: true
     file_sd_configs: [{files: ["%s/targets/*.json"], refresh_interval: 1s}]
-`, dir)
+`, dir, dir)
 	os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644)
 	addr, err := loopbackAddr()
 	if err != nil {
@@ -111,6 +114,38 @@ func (p *promServer) target(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	os.Rename(name+".tmp", name)
+}
+
+// rules loads a rules file into Prometheus (written beside its config, then
+// SIGHUP) and waits until its groups are evaluated.
+func (p *promServer) rules(t *testing.T, name string, content []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(p.dir, "rules", name+".yml"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/api/v1/rules")
+		if err == nil {
+			var body struct {
+				Data struct {
+					Groups []struct{ File string }
+				}
+			}
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			for _, g := range body.Data.Groups {
+				if filepath.Base(g.File) == name+".yml" {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus did not load rules %s in 30 s", name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // promSample is one sample of one series.

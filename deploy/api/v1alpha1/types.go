@@ -145,7 +145,8 @@ type Status struct {
 	RolledBackGeneration int64 `json:"rolledBackGeneration,omitempty"`
 	// Conditions: Valid, Ready, RolledBack.
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// History holds the last MaxHistory phase transitions, oldest first.
+	// History holds the last MaxHistory phase transitions and rescales
+	// (reason Scaled, From = To), oldest first.
 	History []Transition `json:"history,omitempty"`
 }
 
