@@ -24,6 +24,18 @@ type Projector interface {
 	Project(columns []string) error
 }
 
+// RowPreparer is implemented by decoders that may prepare the row they decode
+// into themselves (source/avro once projected): when PreparesRows is true,
+// every Decode clears Row.Ext and each slot it may write before writing it,
+// and writes no other slot. The runtime then hands Decode the previous
+// record's row as it is, instead of clearing all of its slots with Row.Reset
+// before each record; the slots no Decode writes keep the zeros of NewRow. A
+// task asks once, when it starts (after New has projected the decoders), from
+// its own goroutine.
+type RowPreparer interface {
+	PreparesRows() bool
+}
+
 // project tells each projecting decoder which columns its pipelines read.
 func project(pipes []*Pipeline) error {
 	type want struct {
