@@ -211,12 +211,6 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 			}
 			dst[base+int(o.slot)].S = engine.UnsafeString(buf[pos : pos+int(n)])
 			pos += int(n)
-		case opSkipPlan:
-			p, err := skipPlan(buf, pos, o.x.plan)
-			if err != nil {
-				return err
-			}
-			pos = p
 		case opSetNull:
 			dst[base+int(o.slot)] = engine.Slot{Null: true, N: uint64(o.aux)}
 		case opBool:
@@ -260,6 +254,10 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 // other executes the ops that are rare on hot paths.
 func (m *machine) other(o *op, base int, ext bool) error {
 	switch o.code {
+	case opSkipPlan:
+		pos, err := skipPlan(m.buf, m.pos, o.x.plan)
+		m.pos = pos
+		return err
 	case opSkip:
 		if err := m.skip(o.x.wtype); err != nil {
 			return fieldErr(o.path(), err)
