@@ -19,7 +19,7 @@ type ColumnReader interface {
 // transforms of every pipeline sharing it and their event-time columns. A
 // decoder shared with a pipeline whose transform is not a ColumnReader is
 // not projected. The slots of columns outside the projection hold whatever
-// Row.Reset left there.
+// Row.Reset (or, for a RowPreparer, NewRow) left there.
 type Projector interface {
 	Project(columns []string) error
 }
