@@ -23,7 +23,9 @@
 // waits for another.
 //
 // New asks each decoder that can (Projector) to decode only the columns its
-// pipelines read (ColumnReader) and their event-time columns.
+// pipelines read (ColumnReader) and their event-time columns. A task clears
+// its decode row before each record (Row.Reset) unless the decoder clears
+// what it writes itself (RowPreparer).
 //
 // # Optional capabilities
 //
@@ -39,6 +41,7 @@
 //	LatestLoader         CheckpointStore  checkpoint.Checkpointer           once, by Run before the source starts
 //	ColumnReader         Transform        sql.Program                       once per pipeline, by New
 //	Projector            Decoder          source/avro.Decoder               once per decoder, by New, before any Decode
+//	RowPreparer          Decoder          source/avro.Decoder               once per task and decoder, by the task's goroutine when it starts
 //
 // Their comments (interfaces.go, projection.go) say who owns each buffer. A
 // wrapper that embeds a base interface hides the capabilities of what it

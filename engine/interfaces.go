@@ -8,7 +8,8 @@ import (
 //
 // Decode is called concurrently from the goroutines of many tasks; an
 // implementation that caches (writer schemas, compiled programs) must be safe
-// for that. row has been Reset to the schema's width by the caller; strings
+// for that. row has been Reset to the schema's width by the caller (unless
+// the decoder prepares rows itself: RowPreparer in projection.go); strings
 // written into it may alias rec's bytes. A record that cannot be decoded yields
 // an error wrapping *DecodeError and a row the caller ignores.
 type Decoder interface {
@@ -71,7 +72,7 @@ type Source interface {
 // component without one still works: Pauser (on a Source), StatefulWriter
 // (on a Writer), ResumableSink (on a Sink), CheckpointCollector and
 // LatestLoader (on a CheckpointStore), and in projection.go ColumnReader (on
-// a Transform) and Projector (on a Decoder). Each comment says who
+// a Transform), Projector and RowPreparer (on a Decoder). Each comment says who
 // implements it, when the runtime calls it, from which goroutines, under
 // which locks, and who owns the buffers; the package doc has the summary. A
 // wrapper that embeds one of the base interfaces hides the capabilities of

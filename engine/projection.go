@@ -19,9 +19,21 @@ type ColumnReader interface {
 // transforms of every pipeline sharing it and their event-time columns. A
 // decoder shared with a pipeline whose transform is not a ColumnReader is
 // not projected. The slots of columns outside the projection hold whatever
-// Row.Reset left there.
+// Row.Reset (or, for a RowPreparer, NewRow) left there.
 type Projector interface {
 	Project(columns []string) error
+}
+
+// RowPreparer is implemented by decoders that may prepare the row they decode
+// into themselves (source/avro once projected): when PreparesRows is true,
+// every Decode clears Row.Ext and each slot it may write before writing it,
+// and writes no other slot. The runtime then hands Decode the previous
+// record's row as it is, instead of clearing all of its slots with Row.Reset
+// before each record; the slots no Decode writes keep the zeros of NewRow. A
+// task asks once, when it starts (after New has projected the decoders), from
+// its own goroutine.
+type RowPreparer interface {
+	PreparesRows() bool
 }
 
 // project tells each projecting decoder which columns its pipelines read.

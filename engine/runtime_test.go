@@ -226,3 +226,58 @@ func TestNoCommitWithoutADurableCheckpoint(t *testing.T) {
 		t.Fatalf("committed %v without a durable checkpoint", src.commits)
 	}
 }
+
+// prepDecoder is lineDecoder that notes, before writing, what the row it is
+// handed holds from the record before; it says it prepares its rows when
+// prepares is set.
+type prepDecoder struct {
+	prepares bool
+	mu       sync.Mutex
+	seen     []string
+}
+
+func (d *prepDecoder) Schema() *engine.Schema { return lineSchema }
+func (d *prepDecoder) PreparesRows() bool     { return d.prepares }
+func (d *prepDecoder) Decode(rec *engine.Record, row *engine.Row) error {
+	d.mu.Lock()
+	d.seen = append(d.seen, string(row.Str(0)))
+	d.mu.Unlock()
+	row.SetStr(0, engine.UnsafeString(rec.Value))
+	return nil
+}
+
+// TestRowPreparerRowNotReset: a decoder that prepares its rows itself
+// (engine.RowPreparer) is handed the previous record's row as it is; any
+// other decoder gets a row Reset before each record.
+func TestRowPreparerRowNotReset(t *testing.T) {
+	for _, prepares := range []bool{false, true} {
+		t.Run(fmt.Sprint("prepares=", prepares), func(t *testing.T) {
+			dec := &prepDecoder{prepares: prepares}
+			src, sink := &sliceSource{values: values(5), batch: 5}, &memSink{}
+			p := &engine.Pipeline{
+				Name: "p", Reads: func(string) bool { return true },
+				Decoder: dec, Transform: passThrough{},
+				Sinks: []engine.NamedSink{{Name: "mem", Sink: sink}}, MaxRecords: 100, MaxWait: time.Second,
+			}
+			rt, err := engine.New(&engine.Job{Name: "j", Pod: "p0", Pipelines: []*engine.Pipeline{p}, Source: src, Store: &memStore{}, Interval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := rt.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"", "", "", "", ""}
+			if prepares {
+				want = append([]string{""}, values(4)...)
+			}
+			if !slices.Equal(dec.seen, want) {
+				t.Fatalf("rows handed to Decode held %q, want %q", dec.seen, want)
+			}
+			if got := sink.rows(); !slices.Equal(got, values(5)) {
+				t.Fatalf("sink holds %v", got)
+			}
+		})
+	}
+}

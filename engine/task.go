@@ -147,6 +147,9 @@ type group struct {
 	// timestamp.
 	eventTime Column
 	unit      int64
+	// prepared: the decoder clears what it writes (RowPreparer), so row is
+	// not Reset before each record.
+	prepared bool
 	// Per record: the group has nothing to do (every pipe is past the
 	// record or, in a replay, done), or decoding failed with err.
 	skip bool
@@ -227,6 +230,9 @@ func newTask(rt *Runtime, a Assignment, pipes []*Pipeline, restored *TaskState) 
 			w := p.Decoder.Schema().Width()
 			g = &group{dec: p.Decoder, row: NewRow(w), width: w, eventTime: p.EventTime}
 			g.unit = max(LogicalOf(p.EventTime.Type).MicrosPerUnit(), 1)
+			if rp, ok := p.Decoder.(RowPreparer); ok {
+				g.prepared = rp.PreparesRows()
+			}
 			byDec[p.Decoder] = g
 			t.groups = append(t.groups, g)
 		}
@@ -666,7 +672,9 @@ func (t *task) record(rec *Record) bool {
 		if g.skip {
 			continue
 		}
-		g.row.Reset(g.width)
+		if !g.prepared {
+			g.row.Reset(g.width)
+		}
 		if err := g.dec.Decode(rec, g.row); err != nil {
 			if errors.Is(err, ErrUnavailable) {
 				t.held, t.heldErr = true, err

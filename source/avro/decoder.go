@@ -265,6 +265,15 @@ func (d *Decoder) Project(paths []string) error {
 	return nil
 }
 
+// PreparesRows reports whether the Decoder has been projected: then each of
+// its programs clears the slots it writes and Row.Ext itself, and the caller
+// need not Reset the row between records. It implements engine.RowPreparer.
+func (d *Decoder) PreparesRows() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.own.proj != nil
+}
+
 // Register compiles writer for ModeHeader records that name it by
 // fingerprint. An incompatible writer is an error.
 func (d *Decoder) Register(writer *engine.Type) error {

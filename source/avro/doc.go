@@ -50,14 +50,24 @@
 // A Program compiled WithProjection decodes only the reader columns it names
 // (the columns a pipeline's SQL and event time read: the runtime asks
 // Decoder.Project for them through engine.Projector). Every other writer
-// field is skipped at the wire level without touching its slots: a run of
-// strings is one op that jumps each by its length, a run of varints one op,
-// fixed-size values one jump, a nested record field by field, a union by its
-// branch. Compatibility is checked for every field, so a projection never
-// changes which writer schemas compile. Decode stops after the last projected
+// field is skipped at the wire level without touching its slots, by a skip
+// plan: a flat list of small instructions run by one loop that writes
+// nothing. Nested records are flattened into their fields and runs of like
+// values merged: a run of strings is one instruction that jumps each by its
+// one-byte length, a run of varints one that finds their ends eight bytes
+// at a time, fixed-size values one jump, a union of null and one simple
+// value one instruction without a branch on which it is, other unions by
+// their branch's plan, arrays and maps block by block (a block with its byte
+// size, or of fixed-size elements, in one jump). Writer fields the reader
+// lacks are skipped the same way in every program. A projected program is
+// itself one such plan, its decoded values instructions among the skips.
+// Compatibility is checked for every field, so a projection never changes
+// which writer schemas compile. Decode stops after the last projected
 // field: bytes after it are not read, so a record damaged only there is not
 // a dead letter (DecodePrefix, which must find the record's end, walks it
-// all).
+// all). A projected program clears the slots of the top-level fields it
+// decodes and Row.Ext itself and writes no other slot, so the runtime does
+// not Reset its row between records (engine.RowPreparer).
 //
 // Strings and bytes alias the input (engine.UnsafeString): the caller keeps
 // the input alive as long as the row. In steady state a decode allocates

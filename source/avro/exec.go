@@ -88,17 +88,21 @@ func fieldErr(path string, err error) error {
 }
 
 // Decode decodes one record, which must fill data exactly (unless the program
-// is projected: see Project), into row. row must
-// have been Reset to the reader schema's width (Program.Width); its strings
-// alias data. An error is an *engine.DecodeError naming the field.
+// is projected: see Project), into row. row must have been Reset to the
+// reader schema's width (Program.Width), except by a projected program, which
+// clears what it writes itself; its strings alias data. An error is an
+// *engine.DecodeError naming the field.
 func (p *Program) Decode(data []byte, row *engine.Row) error {
-	if p.stop < len(p.fields) {
-		// Projected: nothing after the last projected field is read.
-		if len(row.Slots) < p.width {
-			row.Reset(p.width)
-		}
+	if p.proj != nil {
+		// Projected: one flat plan, and nothing after the last projected
+		// field is read.
+		p.prepare(row)
 		m := machine{buf: data, row: row, maxExt: p.maxExt}
-		return m.run(p.fields[:p.stop], -1, false)
+		n, err := runPlan(data, 0, p.plan, &m)
+		if err == nil && p.stop == len(p.fields) && n != len(data) {
+			return &engine.DecodeError{Err: fmt.Errorf("%w: %d of %d bytes", ErrTrailing, len(data)-n, len(data))}
+		}
+		return err
 	}
 	n, err := p.DecodePrefix(data, row)
 	if err == nil && n != len(data) {
@@ -110,7 +114,9 @@ func (p *Program) Decode(data []byte, row *engine.Row) error {
 // DecodePrefix decodes one record from the start of data into row and returns
 // the number of bytes it took.
 func (p *Program) DecodePrefix(data []byte, row *engine.Row) (int, error) {
-	if len(row.Slots) < p.width {
+	if p.proj != nil {
+		p.prepare(row)
+	} else if len(row.Slots) < p.width {
 		row.Reset(p.width)
 	}
 	m := machine{buf: data, row: row, maxExt: p.maxExt}
@@ -118,6 +124,20 @@ func (p *Program) DecodePrefix(data []byte, row *engine.Row) (int, error) {
 		return m.pos, err
 	}
 	return m.pos, nil
+}
+
+// prepare clears what a projected program may write in row: the slots of
+// its fields and Ext. The other slots are left as they are.
+func (p *Program) prepare(row *engine.Row) {
+	if len(row.Slots) < p.width {
+		row.Reset(p.width)
+		return
+	}
+	row.Ext = row.Ext[:0]
+	slots := row.Slots[:p.width]
+	for _, i := range p.clear {
+		slots[i] = engine.Slot{}
+	}
 }
 
 // Width is the number of slots of a row of the reader schema.
@@ -191,46 +211,6 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 			}
 			dst[base+int(o.slot)].S = engine.UnsafeString(buf[pos : pos+int(n)])
 			pos += int(n)
-		case opSkipVarint:
-			for k := int32(0); k < o.aux; k++ {
-				if pos < len(buf) && buf[pos] < 0x80 {
-					pos++
-					continue
-				}
-				_, p, err := wire.Uvarint(buf, pos)
-				if err != nil {
-					return fieldErr(o.path(), err)
-				}
-				pos = p
-			}
-		case opSkipBytes:
-			for k := int32(0); k < o.aux; k++ {
-				var n int64
-				if pos < len(buf) && buf[pos] < 0x80 {
-					b := buf[pos]
-					pos++
-					n = int64(b>>1) ^ -int64(b&1)
-				} else {
-					u, p, err := wire.Uvarint(buf, pos)
-					if err != nil {
-						return fieldErr(o.path(), err)
-					}
-					pos = p
-					n = wire.Unzag(u)
-				}
-				if n < 0 {
-					return fieldErr(o.path(), ErrNegativeLength)
-				}
-				if n > int64(len(buf)-pos) {
-					return fieldErr(o.path(), ErrTruncated)
-				}
-				pos += int(n)
-			}
-		case opSkipN:
-			if int(o.aux) > len(buf)-pos {
-				return fieldErr(o.path(), ErrTruncated)
-			}
-			pos += int(o.aux)
 		case opSetNull:
 			dst[base+int(o.slot)] = engine.Slot{Null: true, N: uint64(o.aux)}
 		case opBool:
@@ -274,6 +254,10 @@ func (m *machine) run(ops []op, base int, ext bool) error {
 // other executes the ops that are rare on hot paths.
 func (m *machine) other(o *op, base int, ext bool) error {
 	switch o.code {
+	case opSkipPlan:
+		pos, err := skipPlan(m.buf, m.pos, o.x.plan)
+		m.pos = pos
+		return err
 	case opSkip:
 		if err := m.skip(o.x.wtype); err != nil {
 			return fieldErr(o.path(), err)

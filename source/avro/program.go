@@ -49,15 +49,9 @@ const (
 	opMap   // aux = reader entry width (1 + value width)
 	opUnion // writer union: branches[index]
 	opBranch
-	opSkip    // a writer field the reader lacks
-	opDefault // a reader field the writer lacks: elem decodes def
-
-	// Skips of writer fields outside a projection, merged so that a run of
-	// like fields is one op: aux counts the values (varint, bytes) or the
-	// bytes (n).
-	opSkipVarint // aux int, long or enum values
-	opSkipBytes  // aux string or bytes values
-	opSkipN      // aux bytes of booleans, floats, doubles and fixeds
+	opSkip     // placeholder of a field that failed to compile
+	opDefault  // a reader field the writer lacks: elem decodes def
+	opSkipPlan // writer fields outside a projection or the reader: x.plan
 )
 
 // op reads one writer value and writes one reader value at base+slot, where
@@ -78,6 +72,7 @@ type opExtra struct {
 	enum  []enumTarget
 	wtype *engine.Type // skip: the writer's type
 	def   []byte
+	plan  []skipOp // opSkipPlan
 }
 
 func (o *op) path() string {
@@ -104,6 +99,12 @@ type Program struct {
 	// stop is how many of fields Decode runs: with a projection, the ops
 	// after the last one that writes a projected column are not run.
 	stop int
+	// clear lists the slots a projected program may write (every slot of
+	// each top-level field it decodes), which it clears itself before each
+	// record instead of having the whole row cleared.
+	clear []int32
+	// plan is a projected program's fields[:stop] as one flat plan.
+	plan []skipOp
 }
 
 // CompileOption configures Compile.
@@ -135,6 +136,11 @@ func WithMaxElements(n int) CompileOption {
 // columnar reader that prunes columns). DecodePrefix still walks the whole
 // record, since its caller needs the record's length. Default: every column
 // is decoded.
+//
+// A projected program prepares the row itself: Decode and DecodePrefix clear
+// the slots of the top-level fields they decode and Row.Ext, and touch no
+// other slot, so a row reused from record to record needs no Reset (which
+// clears every slot) between them.
 func WithProjection(paths ...string) CompileOption {
 	return func(o *compileOptions) { o.proj = newProjection(paths) }
 }
@@ -199,6 +205,14 @@ func Compile(writer, reader *engine.Type, opts ...CompileOption) (*Program, erro
 	p.stop = len(p.fields)
 	if p.proj != nil {
 		p.fields, p.stop = cutProjected(p.fields)
+		p.plan = flatPlan(nil, p.fields[:p.stop], -1)
+		for _, f := range reader.Fields {
+			if p.proj.wants(f.Name) {
+				for i := range f.Type.Width() {
+					p.clear = append(p.clear, int32(f.Slot-1+i)) // top-level base is -1
+				}
+			}
+		}
 	}
 	return p, nil
 }
@@ -259,7 +273,7 @@ func (c *compiler) record(w, r *engine.Type, path string) []op {
 			}
 		}
 		if ri < 0 {
-			ops = append(ops, op{code: opSkip, x: &opExtra{wtype: wf.Type, path: fpath}})
+			ops = appendSkip(ops, wf.Type, fpath)
 			continue
 		}
 		used[ri] = true
@@ -324,7 +338,7 @@ func cutProjected(ops []op) ([]op, int) {
 // skips reports whether o only reads past input, writing no slot.
 func (o *op) skips() bool {
 	switch o.code {
-	case opSkip, opSkipVarint, opSkipBytes, opSkipN:
+	case opSkip, opSkipPlan:
 		return true
 	case opUnion:
 		for i := range o.sub {
@@ -337,52 +351,19 @@ func (o *op) skips() bool {
 	return false
 }
 
-// appendSkip appends the ops that read past a value of writer type t,
-// merging them with a like op just before: a run of strings, of varints or
-// of fixed-size values outside a projection is one op.
+// appendSkip appends the op that reads past a value of writer type t: its
+// instructions join those of a skip op just before, so that the writer
+// fields between two decoded ones are one skip plan (see skipPlan).
 func appendSkip(ops []op, t *engine.Type, path string) []op {
-	merge := func(code opcode, n int32) []op {
-		if n == 0 {
-			return ops
-		}
-		if k := len(ops) - 1; k >= 0 && ops[k].code == code {
-			ops[k].aux += n
-			return ops
-		}
-		return append(ops, op{code: code, aux: n, x: &opExtra{path: path}})
-	}
-	switch t.Kind {
-	case engine.KindNull:
+	if k := len(ops) - 1; k >= 0 && ops[k].code == opSkipPlan {
+		ops[k].x.plan = appendSkipPlan(ops[k].x.plan, t, path)
 		return ops
-	case engine.KindBool, engine.KindFloat, engine.KindDouble, engine.KindFixed:
-		return merge(opSkipN, int32(fixedSize(t)))
-	case engine.KindInt, engine.KindLong, engine.KindEnum:
-		return merge(opSkipVarint, 1)
-	case engine.KindString, engine.KindBytes:
-		return merge(opSkipBytes, 1)
-	case engine.KindRecord:
-		for _, f := range t.Fields {
-			ops = appendSkip(ops, f.Type, join(path, f.Name))
-		}
-		return ops
-	case engine.KindUnion:
-		// A union whose branches each skip in one op dispatches like a
-		// decoded union: the branch index picks the op.
-		u := op{code: opUnion, x: &opExtra{path: path}}
-		for _, b := range t.Branches {
-			bs := appendSkip(nil, b, path)
-			switch len(bs) {
-			case 0:
-				u.sub = append(u.sub, op{code: opSkipN, x: &opExtra{path: path}})
-			case 1:
-				u.sub = append(u.sub, bs[0])
-			default:
-				return append(ops, op{code: opSkip, x: &opExtra{wtype: t, path: path}})
-			}
-		}
-		return append(ops, u)
 	}
-	return append(ops, op{code: opSkip, x: &opExtra{wtype: t, path: path}})
+	plan := appendSkipPlan(nil, t, path)
+	if len(plan) == 0 {
+		return ops
+	}
+	return append(ops, op{code: opSkipPlan, x: &opExtra{path: path, plan: plan}})
 }
 
 // branchFor picks the reader union branch a writer value of type w is read
