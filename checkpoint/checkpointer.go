@@ -31,19 +31,27 @@ import (
 type Checkpointer struct {
 	store  Store
 	retain int
-	log    *slog.Logger
-	m      *metrics
-	close  func() error // closes what Open created; nil after New
+	// stateGrace and now: see WithStateGrace and CollectState.
+	stateGrace time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	m          *metrics
+	close      func() error // closes what Open created; nil after New
 
 	closeOnce sync.Once
 	closeErr  error
 
-	mu sync.Mutex // guards known
+	mu sync.Mutex // guards known, unreferenced and stateCollected
 	// known holds, per job and pod, the checkpoints of that pod this
 	// Checkpointer has listed or written since (seq → key). A pod appears
 	// after its first listing, so that Collect lists the store once per pod
 	// and process instead of at every interval.
 	known map[podRef]map[uint64]string
+	// unreferenced holds, per job, the state objects the last
+	// CollectState found unreferenced, and since when (key → first seen).
+	unreferenced map[string]map[string]time.Time
+	// stateCollected holds, per job, when Collect last ran CollectState.
+	stateCollected map[string]time.Time
 }
 
 type podRef struct{ job, pod string }
@@ -152,7 +160,13 @@ func New(store Store, opts ...Option) *Checkpointer {
 }
 
 func newCheckpointer(s Store, cfg *config, m *metrics, closeFn func() error) *Checkpointer {
-	return &Checkpointer{store: s, retain: cfg.retain, log: cfg.log, m: m, close: closeFn, known: make(map[podRef]map[uint64]string)}
+	return &Checkpointer{
+		store: s, retain: cfg.retain, log: cfg.log, m: m, close: closeFn,
+		stateGrace: cfg.stateGrace, now: cfg.now,
+		known:          make(map[podRef]map[uint64]string),
+		unreferenced:   make(map[string]map[string]time.Time),
+		stateCollected: make(map[string]time.Time),
+	}
 }
 
 // Store returns the Store the Checkpointer writes to.
@@ -354,8 +368,28 @@ func (c *Checkpointer) list(ctx context.Context, job, pod string) (map[uint64]st
 // offsets still reference, across the whole group). The first Collect of a
 // pod lists the store, which catches what earlier lives of the pod left; later
 // ones work from what this Checkpointer wrote and deleted since. A failed
-// deletion is reported and retried at the next Collect.
+// deletion is reported and retried at the next Collect. Every quarter of the
+// state grace period (and at its first call), Collect also runs
+// CollectState for the job.
 func (c *Checkpointer) Collect(ctx context.Context, job, pod string, keep []string) error {
+	err := c.collect(ctx, job, pod, keep)
+	now := c.now()
+	c.mu.Lock()
+	last, ok := c.stateCollected[job]
+	due := !ok || now.Sub(last) >= c.stateGrace/4
+	if due {
+		c.stateCollected[job] = now
+	}
+	c.mu.Unlock()
+	if due {
+		if _, serr := c.CollectState(ctx, job); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	return err
+}
+
+func (c *Checkpointer) collect(ctx context.Context, job, pod string, keep []string) error {
 	c.mu.Lock()
 	listed := c.known[podRef{job, pod}] != nil
 	c.mu.Unlock()

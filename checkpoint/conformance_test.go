@@ -201,6 +201,9 @@ func runConformance(t *testing.T, f storeFixture) {
 	t.Run("state", func(t *testing.T) {
 		testStateOnStore(t, openFixture(t, f, "state").Store())
 	})
+	t.Run("state gc", func(t *testing.T) {
+		testStateGC(t, openFixture(t, f, "stategc"))
+	})
 	if f.down != nil {
 		t.Run("outage", func(t *testing.T) { testOutage(t, f) })
 	}

@@ -167,8 +167,8 @@
 // database under a local directory, with no WAL (a task's state always
 // comes back from its snapshot), flushes it before each snapshot so that a
 // snapshot's new data is an sstable shared by later snapshots, and restores
-// it through State. Objects of snapshots that no checkpoint names any more
-// are not collected yet.
+// it through State. State objects that no checkpoint names any more are
+// collected (below).
 //
 // State snapshots a task's Pebble database into the store. A snapshot is one
 // manifest object, whose key goes in TaskState.State, plus shared objects:
@@ -194,6 +194,37 @@
 //
 // Restore checks every file against its size and hash before the database is
 // opened, and removes what it wrote if any check fails.
+//
+// # Collecting state objects
+//
+// Collect deletes a pod's old checkpoints; CollectState deletes the state
+// objects they leave behind. It lists the store, reads every checkpoint of
+// the job that is there (the ones each pod's Collect retains, of every pod,
+// so a task's state that moved to another pod is still seen) and the
+// manifests they name, and deletes a manifest or shared file of the job that
+// none of them refers to once it has been seen unreferenced for the grace
+// period (WithStateGrace, default 1 hour). The clock is the collecting
+// process's: it remembers when it first found each object unreferenced, so
+// a store needs no modification times and pods need no common clock, and a
+// restarted process starts the count again (collection is late, never
+// early). An object found referenced again is forgotten. A checkpoint or
+// manifest that cannot be read for any reason but its absence stops the
+// collection: nothing is deleted while the references are not all known.
+// Collect runs CollectState at its first call and then every quarter of
+// the grace period.
+//
+// The grace period is what makes collection safe against writers it does
+// not see. A snapshot's shared files are written first, then its manifest,
+// then the checkpoint naming it: in between they are unreferenced, and a
+// collector listing the store then keeps them for the grace period, by
+// which time the checkpoint is there. A State also remembers which
+// sstables it has uploaded, and would name one again in a later snapshot
+// without writing it; it trusts that memory for half the grace period only
+// and then writes the file again (a Put that finds the object there is
+// enough), so that an object collected because every checkpoint naming it
+// failed for that long is back before a checkpoint names it again. The
+// grace period must therefore be much longer than a snapshot plus a
+// checkpoint Save; one hour is hundreds of checkpoint intervals.
 //
 // # Retries and errors
 //

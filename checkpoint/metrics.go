@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_last_success_timestamp_seconds", Help: "Unix time of the last checkpoint written."}, job),
 		retries:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_retries_total", Help: "Retried requests to the checkpoint store, by op."}, []string{"op"}),
 		corrupt:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_corrupt_total", Help: "Checkpoint objects found corrupt or truncated on load."}, job),
-		collected:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_collected_total", Help: "Checkpoint objects deleted by garbage collection."}, job),
+		collected:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_checkpoint_collected_total", Help: "Checkpoint and state objects deleted by garbage collection."}, job),
 	}
 	reg.MustRegister(m.bytes, m.written, m.duration, m.failures, m.lastSuccess, m.retries, m.corrupt, m.collected)
 	return m

@@ -22,13 +22,18 @@ type config struct {
 	backoff Backoff
 	// stateThreshold is the size from which a state file is shared.
 	stateThreshold int64
+	// stateGrace is how long an unreferenced state object is left alone.
+	stateGrace time.Duration
+	// now is the clock of the state collector and of State's memory of
+	// uploads; tests replace it.
+	now func() time.Time
 	// onRetry is set by New for the stores it builds, so that their
 	// retries count in the Checkpointer's metrics.
 	onRetry func(op string)
 }
 
 func newConfig(opts []Option) *config {
-	cfg := &config{log: slog.Default(), retain: engine.DefaultRetain, backoff: defaultBackoff(), stateThreshold: 1 << 20}
+	cfg := &config{log: slog.Default(), retain: engine.DefaultRetain, backoff: defaultBackoff(), stateThreshold: 1 << 20, stateGrace: DefaultStateGrace, now: time.Now}
 	for _, o := range opts {
 		o(cfg)
 	}

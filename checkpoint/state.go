@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -52,6 +53,10 @@ const (
 type State struct {
 	store     Store
 	threshold int64
+	// trust is how long State relies on its memory that a shared file is
+	// in the store: half the state grace period (see CollectState).
+	trust time.Duration
+	now   func() time.Time
 
 	mu       sync.Mutex // guards uploaded
 	uploaded map[*pebble.DB]map[string]stateFile
@@ -64,13 +69,14 @@ type stateFile struct {
 	sum  [sha256.Size]byte
 	key  string // the shared object, or "" when data is inline
 	data []byte
+	at   time.Time // when State last wrote the shared object, or found it there
 }
 
 // NewState returns a State writing to store. Of the options,
 // WithStateThreshold applies.
 func NewState(store Store, opts ...Option) *State {
 	cfg := newConfig(opts)
-	return &State{store: store, threshold: cfg.stateThreshold, uploaded: make(map[*pebble.DB]map[string]stateFile)}
+	return &State{store: store, threshold: cfg.stateThreshold, trust: cfg.stateGrace / 2, now: cfg.now, uploaded: make(map[*pebble.DB]map[string]stateFile)}
 }
 
 // WithStateThreshold sets the size from which a file of a state snapshot is
@@ -143,7 +149,7 @@ func (s *State) file(ctx context.Context, known map[string]stateFile, job, dir s
 		s.mu.Lock()
 		f, ok := known[e.Name()]
 		s.mu.Unlock()
-		if ok && f.size == uint64(info.Size()) {
+		if ok && f.size == uint64(info.Size()) && s.now().Sub(f.at) < s.trust {
 			return f, nil
 		}
 	}
@@ -157,6 +163,7 @@ func (s *State) file(ctx context.Context, known map[string]stateFile, job, dir s
 		return f, nil
 	}
 	f.key = contentKey(job, f.sum, sharedSuffix)
+	f.at = s.now()
 	if err := s.store.Put(ctx, f.key, data); err != nil && !errors.Is(err, ErrExists) {
 		return stateFile{}, err
 	}

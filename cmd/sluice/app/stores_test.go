@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/checkpoint/storetest"
@@ -56,8 +59,104 @@ func TestCrashRecoveryOnEveryStore(t *testing.T) {
 				testDrainExactlyOnce(t, c, 100000)
 				c.checkpointsIn(store, "drain-0")
 			})
+			t.Run("state", func(t *testing.T) {
+				store := st.start(t)
+				r := newWindowRun(t)
+				r.c.useStore(store)
+				testStateRestore(t, r, store)
+			})
 		})
 	}
+}
+
+// testStateRestore: a windowed job checkpointing to the store at url is
+// killed with SIGKILL while its windows are open, and restarted: its tasks'
+// open windows come back from their state snapshots in that store (the
+// checkpoint names them, and they are there), so every window is emitted
+// once with its exact count. Had the state not been restored, the windows
+// open at the kill would be emitted with the records after it only.
+func testStateRestore(t *testing.T, r *windowRun, url string) {
+	c := r.c
+	stopProducing := r.produceEvery(200, 25*time.Millisecond)
+	w := c.start("state-0")
+	// Every partition has committed an offset past its first record: the
+	// window of the last record before it is open, and only the state in
+	// the store holds its records, so the kill comes mid-window.
+	adm := kadm.NewClient(c.prod)
+	deadline := time.Now().Add(time.Minute)
+	for committed := 0; committed < windowTopicP; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d partitions committed after a minute; logs:\n%s", committed, windowTopicP, w.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+		offs, err := adm.FetchOffsets(context.Background(), "e2e")
+		if err != nil {
+			continue // the group does not exist yet
+		}
+		committed = 0
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.At > 0 {
+				committed++
+			}
+		})
+	}
+	c.kill(w)
+	objects := c.stateIn(url, "state-0")
+
+	w = c.start("state-0")
+	time.Sleep(time.Second)
+	stopProducing()
+	r.waitTable(time.Minute)
+	c.drain(w)
+	r.exact(w.logs.String())
+	t.Logf("%d records, %d windows, a SIGKILL mid-window: the state of %d tasks (%d objects) came back from the store; every window once, exact",
+		r.next, len(r.want), windowTopicP, objects)
+}
+
+// stateIn checks that pod's last checkpoint in the store at url names a
+// state snapshot for every task and that the snapshots' objects are there.
+// It returns how many state objects the store holds.
+func (c *cluster) stateIn(url, pod string) int {
+	c.t.Helper()
+	ctx := context.Background()
+	cp, err := checkpoint.Open(ctx, url)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cp.Close()
+	latest, key, err := cp.LoadLatest(ctx, "e2e", pod)
+	if err != nil {
+		c.t.Fatalf("no checkpoint of %s in %s: %v", pod, url, err)
+	}
+	st := checkpoint.NewState(cp.Store())
+	for _, ts := range latest.Tasks {
+		if ts.State == "" {
+			c.t.Fatalf("checkpoint %s: task %v has no state", key, ts.Task)
+		}
+		objs, err := st.Objects(ctx, ts.State)
+		if err != nil {
+			c.t.Fatalf("checkpoint %s: task %v: state %s: %v", key, ts.Task, ts.State, err)
+		}
+		for _, o := range objs {
+			if _, err := cp.Store().Get(ctx, o); err != nil {
+				c.t.Fatalf("checkpoint %s: task %v: state object: %v", key, ts.Task, err)
+			}
+		}
+	}
+	keys, err := cp.Store().List(ctx, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n := 0
+	for _, k := range keys {
+		if strings.Contains(k, "/e2e/state/") {
+			n++
+		}
+	}
+	if len(latest.Tasks) != windowTopicP || n == 0 {
+		c.t.Fatalf("checkpoint %s: %d tasks, the store %d state objects; want %d tasks with state", key, len(latest.Tasks), n, windowTopicP)
+	}
+	return n
 }
 
 // useStore points the job file's checkpoint store at url.
