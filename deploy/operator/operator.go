@@ -251,6 +251,17 @@ func New(cfg Config, rc *rest.Config, inspect Inspector, log *slog.Logger) (*Ope
 	o.sets, o.pods = setInformer.Lister(), podInformer.Lister()
 	o.configMaps, o.services, o.pdbs = cmInformer.Lister(), svcInformer.Lister(), pdbInformer.Lister()
 
+	// The caches keep no managed fields: for a thousand jobs and their
+	// objects they are a good part of the operator's memory, and it never
+	// reads them.
+	for name, inf := range map[string]cache.SharedIndexInformer{
+		"sluicejob": o.jobInformer, "statefulset": setInformer.Informer(), "pod": podInformer.Informer(),
+		"configmap": cmInformer.Informer(), "service": svcInformer.Informer(), "poddisruptionbudget": pdbInformer.Informer(),
+	} {
+		if err := inf.SetTransform(dropManagedFields); err != nil {
+			return nil, fmt.Errorf("operator: %s informer: %w", name, err)
+		}
+	}
 	enqueueJob := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			o.queue.Add(key)
@@ -286,6 +297,13 @@ func New(cfg Config, rc *rest.Config, inspect Inspector, log *slog.Logger) (*Ope
 		}
 	}
 	return o, nil
+}
+
+func dropManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 func metaOf(obj any) (metav1.Object, error) {
