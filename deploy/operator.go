@@ -38,19 +38,20 @@ const OperatorName = "sluice-operator"
 const OperatorPort = 9091
 
 // OperatorRules are exactly the API calls the operator makes, cluster-wide:
-// reading and updating SluiceJobs and their status, creating the objects
-// each job owns and scaling or updating its StatefulSet, watching the
-// workers' pods. It deletes nothing itself: owner references let the
-// garbage collector remove a job's objects.
+// reading and updating SluiceJobs and their status, watching the objects
+// each job owns, creating them and restoring them when they drift, scaling
+// or updating its StatefulSet, watching the workers' pods. It deletes
+// nothing itself: owner references let the garbage collector remove a
+// job's objects.
 var OperatorRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{v1alpha1.Group}, Resources: []string{v1alpha1.Resource}, Verbs: []string{"get", "list", "watch", "patch"}},
 	{APIGroups: []string{v1alpha1.Group}, Resources: []string{v1alpha1.Resource + "/status"}, Verbs: []string{"update"}},
 	{APIGroups: []string{v1alpha1.Group}, Resources: []string{v1alpha1.Resource + "/finalizers"}, Verbs: []string{"update"}},
 	{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: []string{"list", "watch", "create", "update", "patch"}},
 	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
-	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "update"}},
-	{APIGroups: []string{""}, Resources: []string{"services", "serviceaccounts"}, Verbs: []string{"create"}},
-	{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"create"}},
+	{APIGroups: []string{""}, Resources: []string{"configmaps", "services"}, Verbs: []string{"list", "watch", "create", "update"}},
+	{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"create"}},
+	{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"list", "watch", "create", "update"}},
 }
 
 // OperatorObjects returns the CRD and what runs the operator: its

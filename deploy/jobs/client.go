@@ -148,6 +148,11 @@ func FromFile(namespace string, jobFile []byte, files map[string]string, lbls ma
 func (c *Client) Apply(ctx context.Context, j *v1alpha1.SluiceJob) error {
 	ns := c.namespace(j.Namespace)
 	j.Namespace = ns
+	if !slices.Contains(j.Finalizers, v1alpha1.Finalizer) {
+		// Created with the operator's finalizer, the operator need not
+		// add it: one write less per job created.
+		j.Finalizers = append(slices.Clone(j.Finalizers), v1alpha1.Finalizer)
+	}
 	u, err := v1alpha1.ToUnstructured(j)
 	if err != nil {
 		return err

@@ -153,6 +153,9 @@ current-context: test
 			"--service-account-private-key-file="+filepath.Join(dir, "sa.key"),
 			"--controllers="+strings.Join(o.Controllers, ","),
 			"--concurrent-statefulset-syncs=10",
+			// The default 20 requests/s would take minutes to create the
+			// pods of a fleet of a thousand jobs.
+			"--kube-api-qps=200", "--kube-api-burst=400",
 		); err != nil {
 			return nil, err
 		}

@@ -40,6 +40,11 @@ type KubeletOptions struct {
 	Image func(image string) ([]string, error)
 	// Env is added to every container's environment (PATH, say).
 	Env []string
+	// Pretend starts no process: each pod is bound, reported Running and
+	// Ready at once, and removed when deleted. It lets a benchmark of the
+	// control plane run more jobs than this machine could run workers;
+	// Image is then not called.
+	Pretend bool
 }
 
 // Kubelet plays the kubelet for one namespace: it binds each new Pod to
@@ -205,6 +210,15 @@ func (p *podRun) run(ctx context.Context) {
 			p.logf("bind: %v", err)
 			return
 		}
+	}
+	if p.k.o.Pretend {
+		p.status(ctx, 0, "", true, true)
+		select {
+		case <-p.terminate:
+			p.remove(ctx)
+		case <-ctx.Done():
+		}
+		return
 	}
 	dir := filepath.Join(p.k.o.Dir, p.pod.Name+"-"+string(p.pod.UID)[:8])
 	restarts := int32(0)

@@ -90,8 +90,16 @@ func (o *Operator) evaluate(ctx context.Context, j *v1alpha1.SluiceJob, now time
 			cpus = scaler.RequestedCPUs(p.Spec.Containers)
 		}
 	}
+	var workers map[string]workerMetrics
 	if !ins.Workers.NoMetrics && len(targets) > 0 {
-		if secs := scaler.ScrapeCPU(ctx, o.http, targets); len(secs) > 0 {
+		workers = scrapeWorkers(ctx, o.http, targets)
+		secs := map[string]float64{}
+		for pod, m := range workers {
+			if m.hasCPU {
+				secs[pod] = m.cpuSeconds
+			}
+		}
+		if len(secs) > 0 {
 			s.window.AddCPU(scaler.CPUSample{At: now, Seconds: secs, CPUs: cpus})
 		}
 	}
@@ -111,6 +119,14 @@ func (o *Operator) evaluate(ctx context.Context, j *v1alpha1.SluiceJob, now time
 	d, h := scaler.Decide(p, s.history, sig)
 	s.history = h
 
+	backlogSeconds := int64(sig.BacklogTime() / time.Second)
+	if sig.Throughput <= 0 && sig.Backlog > 0 {
+		backlogSeconds = -1 // no throughput: unbounded, shown as -1
+	}
+	obs := observation{backlog: sig.Backlog, backlogSeconds: backlogSeconds}
+	obs.latencySeconds, s.checkpoint = o.workerObservation(ctx, ins, j.Name, workers, s.checkpoint)
+	obs.checkpoint = s.checkpoint
+
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	changed := false
@@ -119,12 +135,10 @@ func (o *Operator) evaluate(ctx context.Context, j *v1alpha1.SluiceJob, now time
 		s.desired, s.set = d.Desired, true
 		changed = true
 	}
-	backlogSeconds := int64(sig.BacklogTime() / time.Second)
-	if sig.Throughput <= 0 && sig.Backlog > 0 {
-		backlogSeconds = -1 // no throughput: unbounded, shown as -1
-	}
-	if sig.Backlog != s.backlog || backlogSeconds != s.backlogSeconds {
-		s.backlog, s.backlogSeconds = sig.Backlog, backlogSeconds
+	// What was observed is handed on at most every ReportInterval: under
+	// traffic it changes at every evaluation.
+	if !obs.equal(s.observed) && now.Sub(s.reported) >= o.cfg.ReportInterval {
+		s.observed, s.reported = obs, now
 		changed = true
 	}
 	return changed

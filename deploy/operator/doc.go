@@ -28,28 +28,55 @@
 //   - Suspend: replicas to zero (the same drain), phase Draining, then
 //     Suspended; offsets and checkpoints stay. Resume returns to the
 //     workers the job had.
-//   - Delete: the finalizer sluice.dev/drain keeps the job until its
+//   - Scale-down: once a removed worker's pod is gone (it drained), its
+//     static member is removed from the consumer group (LeaveGroup by
+//     instance id), so that its partitions move at once instead of after
+//     the session timeout.
+//   - Drift: a deleted or edited ConfigMap (data), Service (selector,
+//     ports), PDB (selector, budget) or StatefulSet (container image,
+//     arguments, environment; a deleted one is created again) is restored
+//     from what the spec renders, on the watch event of the change.
+//   - Delete: the finalizer sluice.dev/drain (the jobs client sets it on
+//     create; otherwise the operator adds it) keeps the job until its
 //     workers drained; with checkpoints: Delete the consumer group's
-//     offsets are deleted too; then owner references let the garbage
-//     collector remove the objects. Checkpoint objects in the store are not
-//     removed (the store's own retention applies).
+//     members and offsets are deleted and so is every object of the job in
+//     its checkpoint store (keys <hash>/<job>/...; Inspection.Checkpoints
+//     opens the store); then owner references let the garbage collector
+//     remove the objects.
+//
+// # Status from the workers
+//
+// The autoscaler scrapes each running worker's /metrics once per Interval
+// (for CPU), and reads from the same scrape the pipeline latency and the
+// last committed checkpoint's time and size; the checkpoint's key is the
+// metadata the job's group committed with that worker's offsets, read from
+// Kafka only when a newer checkpoint is reported. Backlog, latency and
+// checkpoint are handed to the reconciler (and so written to the status)
+// at most every ReportInterval, and only when they changed.
 //
 // # Scale
 //
-// Jobs, StatefulSets and Pods are read from informer caches (the latter two
-// filtered to the operator's own objects by label); the API server sees one
-// watch per kind and writes only for changes: a status is written only
-// when it differs. The autoscaler reads Kafka offsets and the workers'
-// /metrics, never the API server, and enqueues a job only when its
-// decision or backlog changed. Only the reconciler writes.
+// Jobs, StatefulSets, Pods, ConfigMaps, Services and PDBs are read from
+// informer caches (all but the jobs filtered to the operator's own objects
+// by label); the API server sees one watch per kind and writes only for
+// changes: a status is written only when it differs, and a job at rest
+// costs no request whatever the fleet's size. The autoscaler reads Kafka
+// offsets and the workers' /metrics, never the API server, and enqueues a
+// job only when its decision or what it observed changed. Only the
+// reconciler writes. A reconciliation that finds in the cache a version of
+// the job older than the operator's own last write of it waits for the
+// cache (the write's event brings the job back) instead of conflicting;
+// one that finds no StatefulSet just after creating it waits for its event
+// instead of creating everything again.
 //
 // # Concurrency
 //
 // Config.Workers goroutines reconcile; the workqueue never hands one key to
 // two of them at once. One goroutine autoscales. Both run only while the
 // operator holds its Lease (client-go leader election); a standby keeps
-// its caches warm and takes over at once. mu guards the inspections cache
-// and the autoscaler's per-job state.
+// its caches warm and takes over at once. mu guards the inspections cache,
+// the autoscaler's per-job state handed to the reconciler, and the
+// per-job write, create and departure records.
 //
 // # Jobs page and info metric
 //
@@ -59,13 +86,4 @@
 // sluice.dev/tenant and sluice.dev/application (InfoCollector); `sluice
 // operator --listen` serves both. A rescale of a running job is noted in
 // the history with reason Scaled, its phase unchanged.
-//
-// # Not done
-//
-// Latency (now minus the oldest watermark) and the last checkpoint are not
-// yet read from the workers into the status; a drifted ConfigMap, Service
-// or PDB is not repaired (only created, and the ConfigMap replaced on
-// update); scale-down does not remove departed static members from the
-// group as the coordinator does, so their partitions move after the
-// session timeout.
 package operator

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,111 +19,204 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
+	"github.com/sluicehq/sluice/deploy/kubetest"
 )
 
 // BenchmarkOperatorFleet creates 1,000 SluiceJobs at once and reports the
 // seconds until every one is reconciled (its StatefulSet created, its
-// status written), the operator's peak RSS, the API server's request rate
-// at steady state (apiserver_request_total, every client included: the
-// controller manager and leases too), and the latency of listing the 1,000
-// jobs by label through the jobs client's cache. No kubelet runs: the
-// controller manager creates the pods and they stay Pending.
+// status written), the operator's peak RSS, the latency of listing the
+// 1,000 jobs by label through the jobs client's cache, and the API
+// server's request rate at steady state (apiserver_request_total, every
+// client included: the controller manager and leases too) with 100 and
+// with 1,000 jobs running, which should be the same.
+//
+// For the steady state a kubelet that starts no process (Pretend) reports
+// every pod Running and Ready, so that every job is Running and the
+// autoscaler evaluates each of them every --interval, as it would in a
+// cluster; no record flows, so nothing changes and the operator should
+// write nothing. The reconcile figure is taken before that kubelet starts.
 func BenchmarkOperatorFleet(b *testing.B) {
-	const fleet = 1000
-	for range b.N {
-		e := newEnvWith(b, setup{partitions: 1, operatorArgs: []string{"--workers", "8"}})
-		ctx := context.Background()
-		// The request rate with the operator idle: the control plane's own
-		// traffic (controller manager, leases), which the fleet adds to.
-		time.Sleep(5 * time.Second)
-		const span = 30 * time.Second
-		b0 := apiRequests(b)
-		time.Sleep(span)
-		baseline := (apiRequests(b) - b0) * float64(time.Minute) / float64(span)
-		start := time.Now()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 16)
-		for i := range fleet {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				j := e.newJob(fmt.Sprintf("job-%04d", i), "SELECT id, tenant FROM input", nil)
-				j.Labels[v1alpha1.LabelTenant] = fmt.Sprintf("tenant-%d", i%50)
-				j.Labels["bench"] = "fleet"
-				if err := e.jobs.Apply(ctx, j); err != nil {
-					b.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			list, err := e.jobs.List("bench=fleet")
-			if err != nil {
-				b.Fatal(err)
+	for _, n := range []int{100, 1000} {
+		// A sub-benchmark each, so that the first fleet's operator and
+		// kubelet stop before the second starts.
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			for range b.N {
+				f := fleetRun(b, n)
+				b.ReportMetric(f.reconciled.Seconds(), "s_to_reconciled")
+				b.ReportMetric(float64(f.peakRSS)/(1<<20), "operator_peak_MiB")
+				b.ReportMetric(f.steady, "apiserver_steady_requests/min")
+				b.ReportMetric(f.operator, "operator_steady_requests/min")
+				b.ReportMetric(f.idle, "apiserver_idle_requests/min")
+				b.ReportMetric(float64(f.listP50.Microseconds())/1000, "list_p50_ms")
+				b.ReportMetric(float64(f.listP99.Microseconds())/1000, "list_p99_ms")
 			}
-			done := 0
-			for _, j := range list {
-				if j.Status.ObservedGeneration == j.Generation && j.Status.SpecHash != "" {
-					done++
-				}
-			}
-			if done == fleet {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d jobs reconciled after 5 minutes", done, fleet)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		reconciled := time.Since(start)
-		sets, err := e.kube.AppsV1().StatefulSets(e.ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(sets.Items) != fleet {
-			b.Fatalf("%d StatefulSets, want %d", len(sets.Items), fleet)
-		}
-
-		// Steady state: no change for a while, then count requests.
-		time.Sleep(10 * time.Second)
-		by0 := apiRequestsBy(b)
-		time.Sleep(span)
-		by1 := apiRequestsBy(b)
-		var perMinute float64
-		for k, v := range by1 {
-			if d := (v - by0[k]) * float64(time.Minute) / float64(span); d >= 1 {
-				perMinute += d
-				b.Logf("steady state: %6.0f requests/min %s", d, k)
-			}
-		}
-
-		var lat []time.Duration
-		for range 200 {
-			t0 := time.Now()
-			l, err := e.jobs.List("bench=fleet")
-			lat = append(lat, time.Since(t0))
-			if err != nil || len(l) != fleet {
-				b.Fatalf("list: %d jobs, %v", len(l), err)
-			}
-		}
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(reconciled.Seconds(), "s_to_reconciled")
-		b.ReportMetric(float64(e.operatorPeakRSS())/(1<<20), "operator_peak_MiB")
-		b.ReportMetric(perMinute, "apiserver_requests/min")
-		b.ReportMetric(baseline, "apiserver_idle_requests/min")
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "list_p50_ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "list_p99_ms")
+		})
 	}
 }
 
-// apiRequests sums apiserver_request_total from the API server's /metrics.
-func apiRequests(b *testing.B) float64 {
-	var sum float64
-	for _, v := range apiRequestsBy(b) {
-		sum += v
+// fleetFigures are what one fleetRun measured.
+type fleetFigures struct {
+	reconciled       time.Duration
+	peakRSS          int64
+	idle, steady     float64 // API requests per minute, every client
+	operator         float64 // the share of steady only the operator makes
+	listP50, listP99 time.Duration
+}
+
+// fleetRun runs a fleet of n jobs in a namespace of its own and measures it.
+func fleetRun(b *testing.B, n int) fleetFigures {
+	var f fleetFigures
+	// The autoscaler's default interval: a fleet is evaluated every 15 s.
+	e := newEnvWith(b, setup{partitions: 1, operatorArgs: []string{"--interval", "15s"}})
+	ctx := context.Background()
+	// The request rate with the operator idle: the control plane's own
+	// traffic (controller manager, leases, earlier fleets at rest).
+	time.Sleep(5 * time.Second)
+	const span = 30 * time.Second
+	f.idle = requestRate(b, span, "idle", n)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			j := e.newJob(fmt.Sprintf("job-%04d", i), "SELECT id, tenant FROM input", nil)
+			j.Labels[v1alpha1.LabelTenant] = fmt.Sprintf("tenant-%d", i%50)
+			j.Labels["bench"] = "fleet"
+			if err := e.jobs.Apply(ctx, j); err != nil {
+				b.Error(err)
+			}
+		})
 	}
-	return sum
+	wg.Wait()
+	e.waitFleet(n, "reconciled", func(j *v1alpha1.SluiceJob) bool {
+		return j.Status.ObservedGeneration == j.Generation && j.Status.SpecHash != ""
+	})
+	f.reconciled = time.Since(start)
+	sets, err := e.kube.AppsV1().StatefulSets(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(sets.Items) != n {
+		b.Fatalf("%d StatefulSets, want %d", len(sets.Items), n)
+	}
+	fmt.Printf("fleet of %d: reconciled in %s\n", n, f.reconciled.Round(time.Millisecond))
+
+	// Every pod Running and Ready, so every job Running and autoscaled.
+	var kerr error
+	e.kubelet, kerr = kubetest.StartKubelet(cp.REST(), kubetest.KubeletOptions{Namespace: e.ns, Dir: b.TempDir(), Pretend: true})
+	if kerr != nil {
+		b.Fatal(kerr)
+	}
+	b.Cleanup(e.kubelet.Stop)
+	running := time.Now()
+	e.waitFleet(n, "running", func(j *v1alpha1.SluiceJob) bool {
+		return j.Status.Phase == v1alpha1.PhaseRunning && j.Status.ReadyWorkers == 1
+	})
+	fmt.Printf("fleet of %d: running %s later\n", n, time.Since(running).Round(time.Millisecond))
+
+	// Steady state: nothing changes. Two autoscaler intervals, then until
+	// the controller manager has caught up with the fleet's pods (its
+	// disruption controller writes every PDB's status and events, one
+	// worker, after the pods became ready), at most three minutes; then
+	// count.
+	time.Sleep(20 * time.Second)
+	for settle := time.Now(); time.Since(settle) < 3*time.Minute; {
+		by0 := apiRequestsBy(b)
+		time.Sleep(10 * time.Second)
+		by1 := apiRequestsBy(b)
+		if rate, _ := perMinute(by0, by1, 10*time.Second); rate < f.idle+60 {
+			break
+		}
+	}
+	by0 := apiRequestsBy(b)
+	time.Sleep(span)
+	by1 := apiRequestsBy(b)
+	f.steady, f.operator = perMinute(by0, by1, span)
+	for _, k := range slices.Sorted(maps.Keys(by1)) {
+		if d := (by1[k] - by0[k]) * float64(time.Minute) / float64(span); d > 0 {
+			fmt.Printf("fleet of %d, steady state: %7.1f requests/min %s\n", n, d, k)
+		}
+	}
+	fmt.Printf("fleet of %d, steady state: %7.1f requests/min in all, %.1f the operator's\n", n, f.steady, f.operator)
+
+	var lat []time.Duration
+	for range 200 {
+		t0 := time.Now()
+		l, err := e.jobs.List("bench=fleet")
+		lat = append(lat, time.Since(t0))
+		if err != nil || len(l) != n {
+			b.Fatalf("list: %d jobs, %v", len(l), err)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	f.listP50, f.listP99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	f.peakRSS = e.operatorPeakRSS()
+	return f
+}
+
+// perMinute is the rate of the requests between two samples of
+// apiRequestsBy: all of them, and those only the operator makes (anything
+// on SluiceJobs, and writes of the kinds it owns other than their status,
+// which the controller manager writes).
+func perMinute(by0, by1 map[string]float64, span time.Duration) (all, operator float64) {
+	for k, v := range by1 {
+		d := (v - by0[k]) * float64(time.Minute) / float64(span)
+		all += d
+		verb, rest, _ := strings.Cut(k, " ")
+		res, _, _ := strings.Cut(rest, " ")
+		resource, sub, _ := strings.Cut(res, "/")
+		owned := slices.Contains([]string{"statefulsets", "configmaps", "services", "poddisruptionbudgets", "serviceaccounts"}, resource) &&
+			sub == "" && slices.Contains([]string{"POST", "PUT", "PATCH", "DELETE"}, verb)
+		if resource == v1alpha1.Resource || owned {
+			operator += d
+		}
+	}
+	return all, operator
+}
+
+// waitFleet waits until cond holds for every job of the fleet.
+func (e *env) waitFleet(n int, what string, cond func(*v1alpha1.SluiceJob) bool) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		list, err := e.jobs.List("bench=fleet")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		done := 0
+		for _, j := range list {
+			if cond(j) {
+				done++
+			}
+		}
+		if done == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d of %d jobs %s after 5 minutes", done, n, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// requestRate counts the API server's requests over span and returns them
+// per minute, logging the rate of each verb and resource.
+func requestRate(b *testing.B, span time.Duration, what string, n int) float64 {
+	by0 := apiRequestsBy(b)
+	time.Sleep(span)
+	by1 := apiRequestsBy(b)
+	var perMinute float64
+	// Straight to stdout: a benchmark's log keeps only its first lines.
+	for _, k := range slices.Sorted(maps.Keys(by1)) {
+		if d := (by1[k] - by0[k]) * float64(time.Minute) / float64(span); d > 0 {
+			perMinute += d
+			fmt.Printf("fleet of %d, %s: %7.1f requests/min %s\n", n, what, d, k)
+		}
+	}
+	fmt.Printf("fleet of %d, %s: %7.1f requests/min in all\n", n, what, perMinute)
+	return perMinute
 }
 
 // apiRequestsBy is apiserver_request_total by verb and resource.
@@ -151,7 +246,7 @@ func apiRequestsBy(b *testing.B) map[string]float64 {
 			continue
 		}
 		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			by[label(line, "verb")+" "+label(line, "resource")+"/"+label(line, "subresource")] += v
+			by[label(line, "verb")+" "+label(line, "resource")+"/"+label(line, "subresource")+" "+label(line, "code")] += v
 		}
 	}
 	return by

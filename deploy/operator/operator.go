@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
@@ -43,6 +44,18 @@ type Inspection struct {
 	Scale scaler.JobConfig
 	// Admin reads the job's offsets; nil disables autoscaling of the job.
 	Admin *kadm.Client
+	// Checkpoints opens the job's checkpoint store, for deleting its
+	// checkpoints when the job is deleted with checkpoints: Delete; close
+	// releases it. Nil when the job has none.
+	Checkpoints func(ctx context.Context) (store CheckpointStore, close func(), err error)
+}
+
+// CheckpointStore is what the operator needs of a checkpoint store
+// (checkpoint.Store has it): listing keys by prefix and deleting one. It is
+// used from one goroutine at a time.
+type CheckpointStore interface {
+	List(ctx context.Context, prefix string) ([]string, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // Inspector validates a spec as `sluice validate` validates a job file and
@@ -63,7 +76,8 @@ type Config struct {
 	// Identity names this operator in the Lease. Default $POD_NAME, else
 	// the host name.
 	Identity string
-	// Workers is the number of reconciling goroutines. Default 4.
+	// Workers is the number of reconciling goroutines. Default 16: a
+	// reconciliation mostly waits on the API server.
 	Workers int
 	// Interval between autoscaling evaluations. Default 15s.
 	Interval time.Duration
@@ -72,6 +86,13 @@ type Config struct {
 	// Policy holds the autoscaler's thresholds; each job's bounds replace
 	// MinWorkers, MaxWorkers and ScaleToZero.
 	Policy scaler.Policy
+	// ReportInterval is the least time between two status writes of a
+	// job that only refresh what the autoscaler observed (backlog,
+	// latency, last checkpoint): under traffic these change at every
+	// evaluation, and a write per job per Interval would grow the API
+	// server's load with the fleet. A change of phase, workers or
+	// conditions is written at once. Default 30s.
+	ReportInterval time.Duration
 	// CrashLoopRestarts is the restart count at which a worker of a new spec
 	// counts as crash-looping. Default 3.
 	CrashLoopRestarts int32
@@ -93,7 +114,7 @@ func (c Config) withDefaults() Config {
 		c.Identity, _ = os.Hostname()
 	}
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = 16
 	}
 	if c.CrashLoopRestarts <= 0 {
 		c.CrashLoopRestarts = 3
@@ -105,6 +126,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.Interval, 15*time.Second)
 	def(&c.Window, time.Minute)
+	def(&c.ReportInterval, 30*time.Second)
 	def(&c.LeaseDuration, 15*time.Second)
 	def(&c.RenewDeadline, 10*time.Second)
 	def(&c.RetryPeriod, 2*time.Second)
@@ -121,7 +143,7 @@ const (
 	// to after a drain for an update.
 	annotationDesired = "sluice.dev/desired-workers"
 	// Finalizer makes deletion wait for the workers' drain.
-	Finalizer = "sluice.dev/drain"
+	Finalizer = v1alpha1.Finalizer
 )
 
 // Operator reconciles SluiceJobs while it holds the lease. Its state is
@@ -139,13 +161,36 @@ type Operator struct {
 	kubeFactory informers.SharedInformerFactory
 	sets        appslisters.StatefulSetLister
 	pods        corelisters.PodLister
+	configMaps  corelisters.ConfigMapLister
+	services    corelisters.ServiceLister
+	pdbs        policylisters.PodDisruptionBudgetLister
 	queue       workqueue.TypedRateLimitingInterface[string]
 
-	mu          sync.Mutex // guards inspections, scale
+	mu          sync.Mutex // guards inspections, scale, written, created, departing
 	inspections map[string]inspected
 	scale       map[string]*scaleState
+	// written remembers, per job, the resource versions its own writes
+	// made obsolete: a reconciliation that sees one of them in the cache
+	// reads a job older than its own last write and would redo (and
+	// conflict on) what that write did, so it waits for the cache instead.
+	written map[string]writes
+	// created remembers when each job's objects were created, so that a
+	// reconciliation that runs before the StatefulSet reaches the cache
+	// does not create them all again.
+	created map[string]time.Time
+	// departing holds, per job, the static members (pod names) a
+	// scale-down removed, to be removed from the consumer group once
+	// their pods are gone.
+	departing map[string]map[string]time.Time
 
 	leading atomic.Bool // holds the lease: the jobs page says so
+}
+
+// writes are one job's resource versions made obsolete by the operator's
+// own writes, and the version the last one returned.
+type writes struct {
+	latest string
+	old    map[string]bool
 }
 
 // inspected caches the inspection of one spec, by its hash.
@@ -161,8 +206,19 @@ type scaleState struct {
 	// desired is the policy's last decision; 0 with set false means none.
 	desired int
 	set     bool
-	// backlog and backlogSeconds are the last signals, for the status.
+	// checkpoint is the newest checkpoint known (autoscaler only).
+	checkpoint *v1alpha1.Checkpoint
+	// observed is what the status shows of the last signals; reported
+	// when it was last handed to the reconciler.
+	observed observation
+	reported time.Time
+}
+
+// observation is what the autoscaler read of a job for its status.
+type observation struct {
 	backlog, backlogSeconds int64
+	latencySeconds          int64
+	checkpoint              *v1alpha1.Checkpoint
 }
 
 // New returns an operator over the API server cfg points at.
@@ -182,6 +238,9 @@ func New(cfg Config, rc *rest.Config, inspect Inspector, log *slog.Logger) (*Ope
 		queue:       workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		inspections: map[string]inspected{},
 		scale:       map[string]*scaleState{},
+		written:     map[string]writes{},
+		created:     map[string]time.Time{},
+		departing:   map[string]map[string]time.Time{},
 	}
 	o.dynFactory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, cfg.Namespace, nil)
 	o.jobInformer = o.dynFactory.ForResource(v1alpha1.GroupVersionResource).Informer()
@@ -189,8 +248,23 @@ func New(cfg Config, rc *rest.Config, inspect Inspector, log *slog.Logger) (*Ope
 	o.kubeFactory = informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(cfg.Namespace), informers.WithTweakListOptions(owned))
 	setInformer := o.kubeFactory.Apps().V1().StatefulSets()
 	podInformer := o.kubeFactory.Core().V1().Pods()
+	cmInformer := o.kubeFactory.Core().V1().ConfigMaps()
+	svcInformer := o.kubeFactory.Core().V1().Services()
+	pdbInformer := o.kubeFactory.Policy().V1().PodDisruptionBudgets()
 	o.sets, o.pods = setInformer.Lister(), podInformer.Lister()
+	o.configMaps, o.services, o.pdbs = cmInformer.Lister(), svcInformer.Lister(), pdbInformer.Lister()
 
+	// The caches keep no managed fields: for a thousand jobs and their
+	// objects they are a good part of the operator's memory, and it never
+	// reads them.
+	for name, inf := range map[string]cache.SharedIndexInformer{
+		"sluicejob": o.jobInformer, "statefulset": setInformer.Informer(), "pod": podInformer.Informer(),
+		"configmap": cmInformer.Informer(), "service": svcInformer.Informer(), "poddisruptionbudget": pdbInformer.Informer(),
+	} {
+		if err := inf.SetTransform(dropManagedFields); err != nil {
+			return nil, fmt.Errorf("operator: %s informer: %w", name, err)
+		}
+	}
 	enqueueJob := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			o.queue.Add(key)
@@ -215,10 +289,24 @@ func New(cfg Config, rc *rest.Config, inspect Inspector, log *slog.Logger) (*Ope
 	if _, err := setInformer.Informer().AddEventHandler(handlers(enqueueOwner)); err != nil {
 		return nil, fmt.Errorf("operator: statefulset informer: %w", err)
 	}
-	if _, err := podInformer.Informer().AddEventHandler(handlers(enqueueOwner)); err != nil {
-		return nil, fmt.Errorf("operator: pod informer: %w", err)
+	// The owned objects are watched so that an edit or a deletion by
+	// anyone else is repaired; the pods so that a job follows its workers.
+	for name, inf := range map[string]cache.SharedIndexInformer{
+		"pod": podInformer.Informer(), "configmap": cmInformer.Informer(),
+		"service": svcInformer.Informer(), "poddisruptionbudget": pdbInformer.Informer(),
+	} {
+		if _, err := inf.AddEventHandler(handlers(enqueueOwner)); err != nil {
+			return nil, fmt.Errorf("operator: %s informer: %w", name, err)
+		}
 	}
 	return o, nil
+}
+
+func dropManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 func metaOf(obj any) (metav1.Object, error) {

@@ -41,6 +41,11 @@ func (o *Operator) reconcile(ctx context.Context, key string) (time.Duration, er
 		o.forget(key)
 		return 0, nil
 	}
+	if o.stale(key, j.ResourceVersion) {
+		// The cache has not seen this operator's last write of the job
+		// yet; that write's event brings the job back.
+		return 0, nil
+	}
 	r := &run{o: o, ctx: ctx, job: j, st: j.Status.Clone(), now: metav1.Now()}
 	requeue, err := r.reconcile()
 	if serr := r.writeStatus(); serr != nil && err == nil {
@@ -85,6 +90,7 @@ func (r *run) reconcile() (time.Duration, error) {
 			return 0, fmt.Errorf("operator: add finalizer to %s/%s: %w", ns, name, err)
 		}
 		// The status below is written over this version.
+		r.o.wrote(ns+"/"+name, j.ResourceVersion, u.GetResourceVersion())
 		j.ResourceVersion, j.Finalizers = u.GetResourceVersion(), u.GetFinalizers()
 	}
 
@@ -155,11 +161,18 @@ func (r *run) reconcile() (time.Duration, error) {
 	}
 
 	switch {
+	case set == nil && r.o.creating(j.Namespace+"/"+name):
+		// Created a moment ago: the StatefulSet's event is on its way.
+		return poll, nil
+
 	case set == nil:
 		// Create: every object, owned by the job.
 		if err := r.create(ws, hash, desired); err != nil {
 			return 0, err
 		}
+		r.o.mu.Lock()
+		r.o.created[j.Namespace+"/"+name] = time.Now()
+		r.o.mu.Unlock()
 		r.st.SpecHash = hash
 		if desired == 0 {
 			r.transition(v1alpha1.PhaseSuspended, "Suspended", "created suspended")
@@ -191,7 +204,13 @@ func (r *run) reconcile() (time.Duration, error) {
 		return poll, nil
 	}
 
+	r.o.mu.Lock()
+	delete(r.o.created, ns+"/"+name)
+	r.o.mu.Unlock()
 	r.st.SpecHash = hash
+	if err := r.repair(ws, hash, set); err != nil {
+		return 0, err
+	}
 	if current != desired && current > 0 && desired > 0 {
 		r.note(ReasonScaled, fmt.Sprintf("%d → %d workers", current, desired))
 	}
@@ -199,6 +218,13 @@ func (r *run) reconcile() (time.Duration, error) {
 		if err := r.scaleTo(set, desired, want); err != nil {
 			return 0, err
 		}
+		if desired < current {
+			r.o.departed(j.Namespace+"/"+name, name, desired, current, r.now.Time)
+		}
+	}
+	leaveAgain, err := r.leaveGroup(pods)
+	if err != nil {
+		return 0, err
 	}
 	ready := 0
 	for _, p := range pods {
@@ -219,7 +245,7 @@ func (r *run) reconcile() (time.Duration, error) {
 	case j.Spec.Suspend:
 		r.transition(v1alpha1.PhaseSuspended, "Suspended", "drained and scaled to zero; checkpoints and offsets kept")
 		r.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, "Suspended", "suspended")
-		return 0, nil
+		return leaveAgain, nil
 	case ready == desired && live == desired:
 		reason := "Ready"
 		if rolledBack {
@@ -231,7 +257,7 @@ func (r *run) reconcile() (time.Duration, error) {
 			s := j.Spec
 			r.st.RunningSpec = &s
 		}
-		return 0, nil
+		return leaveAgain, nil
 	default:
 		if r.st.Phase != v1alpha1.PhaseUpdating && r.st.Phase != v1alpha1.PhasePending {
 			// A rescale keeps the job running; only a start is pending.
@@ -293,10 +319,8 @@ func (r *run) finalize(set *appsv1.StatefulSet, pods []*corev1.Pod) (time.Durati
 	// Checkpoints: Delete the group's offsets go too, so that a job created
 	// again under the name starts afresh.
 	if j.Spec.Checkpoints == v1alpha1.CheckpointsDelete {
-		if ins, err := r.o.inspection(r.ctx, j.Name, j.Spec); err == nil && ins.Admin != nil {
-			if _, err := ins.Admin.DeleteGroup(r.ctx, j.Name); err != nil {
-				return 0, fmt.Errorf("operator: delete group %s: %w", j.Name, err)
-			}
+		if err := r.deleteProgress(); err != nil {
+			return 0, err
 		}
 	}
 	fins := slices.DeleteFunc(slices.Clone(j.Finalizers), func(f string) bool { return f == Finalizer })
@@ -342,7 +366,22 @@ func (r *run) objects(ws deploy.JobSpec, hash string, replicas int) []any {
 
 func (r *run) create(ws deploy.JobSpec, hash string, replicas int) error {
 	ctx, k, ns := r.ctx, r.o.kube, r.job.Namespace
-	for _, obj := range r.objects(ws, hash, replicas) {
+	objs := r.objects(ws, hash, replicas)
+	// The StatefulSet last: its event brings the job back, and by then the
+	// other objects are most likely in the caches too (else repair would
+	// create them again, in vain).
+	slices.SortStableFunc(objs, func(a, b any) int {
+		_, sa := a.(*appsv1.StatefulSet)
+		_, sb := b.(*appsv1.StatefulSet)
+		switch {
+		case sa == sb:
+			return 0
+		case sa:
+			return 1
+		}
+		return -1
+	})
+	for _, obj := range objs {
 		var err error
 		switch o := obj.(type) {
 		case *corev1.ConfigMap:
@@ -459,8 +498,13 @@ func (r *run) setCondition(typ string, status metav1.ConditionStatus, reason, ms
 func (r *run) observe() {
 	r.o.mu.Lock()
 	defer r.o.mu.Unlock()
-	if s := r.o.scale[r.job.Namespace+"/"+r.job.Name]; s != nil {
-		r.st.BacklogRecords, r.st.BacklogSeconds = s.backlog, s.backlogSeconds
+	if s := r.o.scale[r.job.Namespace+"/"+r.job.Name]; s != nil && !s.reported.IsZero() {
+		ob := s.observed
+		r.st.BacklogRecords, r.st.BacklogSeconds, r.st.LatencySeconds = ob.backlog, ob.backlogSeconds, ob.latencySeconds
+		if ob.checkpoint != nil {
+			c := *ob.checkpoint
+			r.st.LastCheckpoint = &c
+		}
 	}
 }
 
@@ -477,9 +521,11 @@ func (r *run) writeStatus() error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.o.dyn.Resource(v1alpha1.GroupVersionResource).Namespace(j.Namespace).UpdateStatus(r.ctx, u, metav1.UpdateOptions{}); err != nil {
+	w, err := r.o.dyn.Resource(v1alpha1.GroupVersionResource).Namespace(j.Namespace).UpdateStatus(r.ctx, u, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("operator: write status of %s/%s: %w", j.Namespace, j.Name, err)
 	}
+	r.o.wrote(j.Namespace+"/"+j.Name, j.ResourceVersion, w.GetResourceVersion())
 	return nil
 }
 
@@ -516,5 +562,55 @@ func (o *Operator) desiredWorkers(j *v1alpha1.SluiceJob, set *appsv1.StatefulSet
 func (o *Operator) forget(key string) {
 	o.mu.Lock()
 	delete(o.scale, key)
+	delete(o.written, key)
+	delete(o.created, key)
+	delete(o.departing, key)
 	o.mu.Unlock()
 }
+
+// wrote records that a write of a job by the operator turned version from
+// into version to.
+func (o *Operator) wrote(key, from, to string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.written[key]
+	if w.old == nil {
+		w.old = map[string]bool{}
+	}
+	w.old[from], w.latest = true, to
+	o.written[key] = w
+}
+
+// stale reports whether the cached version of a job is one the operator's
+// own writes made obsolete; once the cache holds any other version (the
+// last write's, or a later one) the record is dropped.
+func (o *Operator) stale(key, version string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w, ok := o.written[key]
+	if !ok {
+		return false
+	}
+	if w.old[version] {
+		return true
+	}
+	delete(o.written, key)
+	return false
+}
+
+// creating reports whether the job's objects were created so recently that
+// the StatefulSet may not have reached the cache yet.
+func (o *Operator) creating(key string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	at, ok := o.created[key]
+	if ok && time.Since(at) > createdGrace {
+		delete(o.created, key)
+		ok = false
+	}
+	return ok
+}
+
+// createdGrace bounds how long a created StatefulSet is expected to take to
+// reach the cache; past it, a missing one is created again.
+const createdGrace = 30 * time.Second

@@ -24,7 +24,7 @@ const jobsUsage = `usage: sluice jobs COMMAND [flags] ...
 
   apply [-l k=v,...] [--image I] [--suspend] JOB.yaml   create or update a SluiceJob from a job file
                                                         (its schema files ride along)
-  get NAME [-o yaml|json]                               one job
+  get NAME [-o yaml|json]                               one job: its status in brief, or the whole resource
   list [-l SELECTOR] [-A]                               jobs by label selector, e.g. -l sluice.dev/tenant=acme
   suspend NAME                                          drain and scale to zero, keeping progress
   resume NAME                                           run again from where it stopped
@@ -51,7 +51,7 @@ func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	selector := fl.String("l", "", "list: label selector; apply: labels to set (k=v,...)")
 	image := fl.String("image", "", "apply: the workers' image (default: the operator's)")
 	suspend := fl.Bool("suspend", false, "apply: create or leave the job suspended")
-	output := fl.String("o", "yaml", "get: yaml or json")
+	output := fl.String("o", "", "get: yaml or json for the whole resource (default: the status in brief)")
 	if err := fl.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -117,6 +117,12 @@ func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
+		if *output == "" {
+			writeJobSummary(stdout, j, time.Now())
+			return 0
+		}
+		c := *j // the cache's copy is shared
+		j = &c
 		j.APIVersion, j.Kind = v1alpha1.APIVersion, v1alpha1.Kind
 		var b []byte
 		if *output == "json" {
@@ -134,10 +140,11 @@ func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tDESIRED\tREADY\tBACKLOG\tLATENCY\tAGE")
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tDESIRED\tREADY\tBACKLOG\tLATENCY\tCHECKPOINT\tAGE")
+		now := time.Now()
 		for _, j := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%ds\t%s\n", j.Namespace, j.Name, j.Status.Phase, j.Status.DesiredWorkers, j.Status.ReadyWorkers,
-				j.Status.BacklogRecords, j.Status.LatencySeconds, time.Since(j.CreationTimestamp.Time).Truncate(time.Second))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%ds\t%s\t%s\n", j.Namespace, j.Name, j.Status.Phase, j.Status.DesiredWorkers, j.Status.ReadyWorkers,
+				j.Status.BacklogRecords, j.Status.LatencySeconds, checkpointAge(j.Status.LastCheckpoint, now), now.Sub(j.CreationTimestamp.Time).Truncate(time.Second))
 		}
 		tw.Flush()
 	case "history":
@@ -157,6 +164,44 @@ func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	}
 	return 0
+}
+
+// writeJobSummary writes a job's status in brief, as `sluice jobs get`
+// shows it by default.
+func writeJobSummary(w io.Writer, j *v1alpha1.SluiceJob, now time.Time) {
+	st := j.Status
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s/%s\n", j.Namespace, j.Name)
+	fmt.Fprintf(tw, "Phase:\t%s (generation %d, observed %d)\n", st.Phase, j.Generation, st.ObservedGeneration)
+	fmt.Fprintf(tw, "Workers:\t%d desired, %d ready\n", st.DesiredWorkers, st.ReadyWorkers)
+	backlog := fmt.Sprintf("%d records, %ds", st.BacklogRecords, st.BacklogSeconds)
+	if st.BacklogSeconds < 0 {
+		backlog = fmt.Sprintf("%d records, not draining", st.BacklogRecords)
+	}
+	fmt.Fprintf(tw, "Backlog:\t%s\n", backlog)
+	fmt.Fprintf(tw, "Latency:\t%ds\n", st.LatencySeconds)
+	if c := st.LastCheckpoint; c != nil {
+		fmt.Fprintf(tw, "Last checkpoint:\t%s, %s ago, %d bytes\n", c.Key, checkpointAge(c, now), c.Bytes)
+	} else {
+		fmt.Fprintf(tw, "Last checkpoint:\tnone reported\n")
+	}
+	for _, c := range st.Conditions {
+		fmt.Fprintf(tw, "Condition %s:\t%s (%s) %s\n", c.Type, c.Status, c.Reason, firstLineOf(c.Message))
+	}
+	tw.Flush()
+}
+
+// checkpointAge is how long ago a checkpoint was committed, "-" for none.
+func checkpointAge(c *v1alpha1.Checkpoint, now time.Time) string {
+	if c == nil || c.Time.IsZero() {
+		return "-"
+	}
+	return now.Sub(c.Time.Time).Truncate(time.Second).String()
+}
+
+func firstLineOf(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 // jobFromFile reads a job file and the schema files it names by a relative

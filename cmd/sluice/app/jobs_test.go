@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
 )
@@ -63,5 +65,25 @@ func TestInspectorMatchesValidate(t *testing.T) {
 	}
 	if _, err := in.inspect(context.Background(), "other-name", v1alpha1.Spec{Job: string(raw), Files: spec.Files}); err == nil || !strings.Contains(err.Error(), "must equal") {
 		t.Errorf("a job named unlike its resource: %v", err)
+	}
+}
+
+// TestJobSummary: `sluice jobs get` shows the latency and the last
+// checkpoint (key, age, size) the operator put in the status.
+func TestJobSummary(t *testing.T) {
+	now := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	j := &v1alpha1.SluiceJob{}
+	j.Namespace, j.Name, j.Generation = "tenants", "acme", 3
+	j.Status = v1alpha1.Status{
+		Phase: v1alpha1.PhaseRunning, ObservedGeneration: 3, DesiredWorkers: 2, ReadyWorkers: 2,
+		BacklogRecords: 120, BacklogSeconds: 4, LatencySeconds: 7,
+		LastCheckpoint: &v1alpha1.Checkpoint{Key: "1a2b/acme/acme-0/41.ckpt", Time: metav1.NewTime(now.Add(-12 * time.Second)), Bytes: 96},
+	}
+	var b strings.Builder
+	writeJobSummary(&b, j, now)
+	for _, want := range []string{"Latency:         7s", "Last checkpoint: 1a2b/acme/acme-0/41.ckpt, 12s ago, 96 bytes", "Backlog:         120 records, 4s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
 	}
 }

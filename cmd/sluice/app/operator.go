@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"k8s.io/client-go/rest"
 
+	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
 	"github.com/sluicehq/sluice/deploy/operator"
 	"github.com/sluicehq/sluice/engine/config"
@@ -40,9 +41,10 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fl.StringVar(&cfg.LeaseName, "lease-name", "sluice-operator", "Lease the operators elect a leader with")
 	fl.StringVar(&cfg.LeaseNamespace, "lease-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else default)")
 	fl.StringVar(&cfg.Identity, "identity", "", "this operator's identity (default $POD_NAME, else the host name)")
-	fl.IntVar(&cfg.Workers, "workers", 4, "jobs reconciled at once")
+	fl.IntVar(&cfg.Workers, "workers", 16, "jobs reconciled at once")
 	fl.DurationVar(&cfg.Interval, "interval", 15*time.Second, "time between autoscaling evaluations")
 	fl.DurationVar(&cfg.Window, "window", time.Minute, "smoothing window of the autoscaler's signals")
+	fl.DurationVar(&cfg.ReportInterval, "report-interval", 30*time.Second, "least time between two status writes of a job that only refresh its backlog, latency and last checkpoint")
 	fl.DurationVar(&cfg.Policy.UpBacklogTime, "up-backlog-time", 0, "scale up when backlog time exceeds this (default 120s)")
 	fl.DurationVar(&cfg.Policy.DownBacklogTime, "down-backlog-time", 0, "scale down only under this backlog time (default 10s)")
 	fl.DurationVar(&cfg.Policy.DownWindow, "down-window", 0, "scale-down stabilization window (default 5m)")
@@ -174,6 +176,15 @@ func (in *inspector) inspect(ctx context.Context, name string, spec v1alpha1.Spe
 		return operator.Inspection{}, errors.New(strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""))
 	}
 	ins := operator.Inspection{Workers: workerSpec(cj, []byte(spec.Job))}
+	if url := cj.Checkpoint.Store; url != "" {
+		ins.Checkpoints = func(ctx context.Context) (operator.CheckpointStore, func(), error) {
+			c, err := checkpoint.Open(ctx, url)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c.Store(), func() { c.Close() }, nil
+		}
+	}
 	var regexes []string
 	for _, p := range cj.Pipelines {
 		if k := p.Source.Kafka; k != nil {

@@ -33,6 +33,11 @@ const (
 	LabelApplication = "sluice.dev/application"
 )
 
+// Finalizer is the operator's finalizer on every SluiceJob: deletion waits
+// until the job's workers drained (and, with checkpoints: Delete, its
+// progress is deleted).
+const Finalizer = "sluice.dev/drain"
+
 // SluiceJob is one job: its job file and how to run it (spec) and what the
 // operator observed and did (status).
 type SluiceJob struct {
