@@ -4,16 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // cpuMetric is the counter read from every worker.
@@ -23,68 +18,13 @@ const cpuMetric = "process_cpu_seconds_total"
 // /metrics), concurrently, and returns the counters by target. A target that
 // fails is left out: its pod then has no rate and does not count.
 func scrapePods(ctx context.Context, hc *http.Client, targets map[string]string) map[string]float64 {
-	var (
-		mu  sync.Mutex // guards out
-		out = make(map[string]float64, len(targets))
-		wg  sync.WaitGroup
-	)
-	for pod, u := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, err := scrapeOne(ctx, hc, u)
-			if err != nil {
-				return
-			}
-			mu.Lock()
+	out := make(map[string]float64, len(targets))
+	for pod, f := range Scrape(ctx, hc, targets) {
+		if v, ok := f.Largest(cpuMetric); ok {
 			out[pod] = v
-			mu.Unlock()
-		}()
+		}
 	}
-	wg.Wait()
 	return out
-}
-
-func scrapeOne(ctx context.Context, hc *http.Client, u string) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", u, err)
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape %s: status %s", u, resp.Status)
-	}
-	return parseCPU(resp.Body)
-}
-
-// parseCPU finds process_cpu_seconds_total in Prometheus text exposition.
-func parseCPU(r io.Reader) (float64, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return 0, fmt.Errorf("parse metrics: %w", err)
-	}
-	f, ok := families[cpuMetric]
-	if !ok || len(f.GetMetric()) == 0 {
-		return 0, fmt.Errorf("parse metrics: no %s", cpuMetric)
-	}
-	m := f.GetMetric()[0]
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue(), nil
-	case m.GetUntyped() != nil:
-		return m.GetUntyped().GetValue(), nil
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue(), nil
-	}
-	return 0, fmt.Errorf("parse metrics: %s has no value", cpuMetric)
 }
 
 // queryPrometheus reads the workers' CPU counters from a Prometheus server's

@@ -53,9 +53,12 @@
 //     the operator. Each job's JobConfig.Tenant and Application are
 //     exported as sluice_job_info{job, tenant, application} 1 (export.go;
 //     JobInfoDesc for the operator's own collector).
-//   - Library (export.go): SampleKafka, ScrapeCPU and RequestedCPUs let the
-//     operator (deploy/operator), which discovers its jobs by watch, feed
-//     the same Window and Decide without a Coordinator.
+//   - Library (export.go, scrape.go): SampleKafka, Scrape and RequestedCPUs
+//     let the operator (deploy/operator), which discovers its jobs by watch,
+//     feed the same Window and Decide without a Coordinator. Scrape reads
+//     every worker's /metrics at once; the Coordinator takes CPU from it,
+//     the operator CPU, latency and the last checkpoint from the same
+//     scrape.
 //   - Departures (leave.go): workers join their group as static members
 //     (<job>-<ordinal>), which do not leave when they stop. After a
 //     scale-down from N to M the coordinator removes the members of

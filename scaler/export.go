@@ -2,7 +2,6 @@ package scaler
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,12 +18,6 @@ import (
 // j.TopicRegex its input (else the topics the group committed).
 func SampleKafka(ctx context.Context, adm *kadm.Client, j JobConfig, now time.Time) (KafkaSample, error) {
 	return kafkaReader{adm: adm}.sample(ctx, j, now)
-}
-
-// ScrapeCPU returns process_cpu_seconds_total by pod from the pods'
-// /metrics URLs (pod name to URL); a pod that does not answer is left out.
-func ScrapeCPU(ctx context.Context, hc *http.Client, targets map[string]string) map[string]float64 {
-	return scrapePods(ctx, hc, targets)
 }
 
 // RequestedCPUs is the CPU request of a pod's containers in cores, 1 when

@@ -2,20 +2,14 @@ package operator
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"math"
 	"net/http"
-	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluicehq/sluice/checkpoint"
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
+	"github.com/sluicehq/sluice/scaler"
 )
 
 // The families read from each worker's /metrics, in one scrape per pod
@@ -41,82 +35,22 @@ type workerMetrics struct {
 // scrapeWorkers scrapes every target (pod name to /metrics URL) at once; a
 // pod that does not answer is left out.
 func scrapeWorkers(ctx context.Context, hc *http.Client, targets map[string]string) map[string]workerMetrics {
-	var (
-		mu  sync.Mutex // guards out
-		out = make(map[string]workerMetrics, len(targets))
-		wg  sync.WaitGroup
-	)
-	for pod, u := range targets {
-		wg.Go(func() {
-			m, err := scrapeWorker(ctx, hc, u)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			out[pod] = m
-			mu.Unlock()
-		})
+	out := make(map[string]workerMetrics, len(targets))
+	for pod, f := range scaler.Scrape(ctx, hc, targets) {
+		out[pod] = workerMetricsFrom(f)
 	}
-	wg.Wait()
 	return out
 }
 
-func scrapeWorker(ctx context.Context, hc *http.Client, u string) (workerMetrics, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return workerMetrics{}, fmt.Errorf("operator: scrape %s: %w", u, err)
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return workerMetrics{}, fmt.Errorf("operator: scrape %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return workerMetrics{}, fmt.Errorf("operator: scrape %s: status %s", u, resp.Status)
-	}
-	return parseWorkerMetrics(resp.Body)
-}
-
-// parseWorkerMetrics reads the families above from Prometheus text
-// exposition; a family that is absent reads as zero.
-func parseWorkerMetrics(r io.Reader) (workerMetrics, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return workerMetrics{}, fmt.Errorf("operator: parse metrics: %w", err)
-	}
+// workerMetricsFrom reads the families above from one scrape; a family
+// that is absent reads as zero.
+func workerMetricsFrom(f scaler.Families) workerMetrics {
 	var m workerMetrics
-	largest := func(name string) (float64, bool) {
-		f, ok := families[name]
-		if !ok || len(f.GetMetric()) == 0 {
-			return 0, false
-		}
-		v := math.Inf(-1)
-		for _, s := range f.GetMetric() {
-			v = max(v, value(s))
-		}
-		return v, true
-	}
-	m.cpuSeconds, m.hasCPU = largest(metricCPU)
-	m.latency, _ = largest(metricLatency)
-	m.ckptBytes, _ = largest(metricCkptBytes)
-	m.ckptCommitted, _ = largest(metricCkptCommitAt)
-	return m, nil
-}
-
-func value(s *dto.Metric) float64 {
-	switch {
-	case s.GetCounter() != nil:
-		return s.GetCounter().GetValue()
-	case s.GetGauge() != nil:
-		return s.GetGauge().GetValue()
-	case s.GetUntyped() != nil:
-		return s.GetUntyped().GetValue()
-	}
-	return 0
+	m.cpuSeconds, m.hasCPU = f.Largest(metricCPU)
+	m.latency, _ = f.Largest(metricLatency)
+	m.ckptBytes, _ = f.Largest(metricCkptBytes)
+	m.ckptCommitted, _ = f.Largest(metricCkptCommitAt)
+	return m
 }
 
 // workerObservation is the job's latency (the largest of its workers') and

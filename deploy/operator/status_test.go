@@ -7,13 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/deploy/api/v1alpha1"
+	"github.com/sluicehq/sluice/engine/enginetest"
 )
 
 // TestOperatorJobsPage drives a job of tenant acme, application firewall
@@ -112,7 +112,7 @@ func TestOperatorJobsPage(t *testing.T) {
 	}
 
 	// The page in a browser.
-	dom := chromium(t, "--dump-dom", base)
+	dom := enginetest.Chromium(t, "--dump-dom", base)
 	for _, want := range []string{
 		"sluice jobs", "namespace " + e.ns, "By tenant and application",
 		"tenant acme · application firewall", "tenant globex · application audit",
@@ -130,7 +130,7 @@ func TestOperatorJobsPage(t *testing.T) {
 		dir = d
 	}
 	shot := filepath.Join(dir, "operator-jobs.png")
-	chromium(t, "--window-size=1200,1600", "--screenshot="+shot, base)
+	enginetest.Chromium(t, "--window-size=1200,1600", "--screenshot="+shot, base)
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
@@ -163,26 +163,4 @@ func getJSON(t *testing.T, url string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("%s: %v", url, err)
 	}
-}
-
-// chromium runs Debian's headless Chromium with args and returns its
-// standard output.
-func chromium(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium not found: install it with `apt-get update && apt-get install -y chromium`")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=2000"}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return string(out)
 }

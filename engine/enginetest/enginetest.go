@@ -1,7 +1,8 @@
 // Package enginetest holds the plumbing that sluice's tests share: golden
 // files that only -update rewrites, free loopback ports for the real parts
-// (kfake, rsyslog, kube-apiserver) a test starts on its own, and the
-// process's CPU time for benchmarks that report cpu-ns/record.
+// (kfake, rsyslog, kube-apiserver) a test starts on its own, headless
+// Chromium for the tests that load status pages, and the process's CPU
+// time for benchmarks that report cpu-ns/record.
 //
 // It is imported only by _test.go files. Importing it defines the -update
 // flag of the test binary, so a package that imports it must not define its

@@ -1,42 +1,19 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/engine/enginetest"
 	"github.com/sluicehq/sluice/scaler"
 )
-
-// chromium runs Debian's headless Chromium with args and returns its
-// standard output.
-func chromium(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium not found: install it with `apt-get update && apt-get install -y chromium`")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=2000"}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return string(out)
-}
 
 // artifactDir is where screenshots go: $SLUICE_SCREENSHOTS when set (to
 // refresh the README's images), else the test's temporary directory.
@@ -80,7 +57,7 @@ func TestStatusPagesInBrowser(t *testing.T) {
 		return false
 	})
 
-	dom := chromium(t, "--dump-dom", base)
+	dom := enginetest.Chromium(t, "--dump-dom", base)
 	for _, want := range []string{
 		"sluice job", "obs", // the heading
 		"slow.events/0", "slow.events/11", "fast.events/11", // task rows
@@ -96,7 +73,7 @@ func TestStatusPagesInBrowser(t *testing.T) {
 		t.Errorf("worker page shows %d task rows, want 24", n)
 	}
 	shot := filepath.Join(artifactDir(t), "worker-status.png")
-	chromium(t, "--window-size=1200,1500", "--screenshot="+shot, base)
+	enginetest.Chromium(t, "--window-size=1200,1500", "--screenshot="+shot, base)
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
@@ -111,7 +88,7 @@ func TestStatusPagesInBrowser(t *testing.T) {
 	}
 	jobs := httptest.NewServer(coord.StatusHandler())
 	t.Cleanup(jobs.Close)
-	dom = chromium(t, "--dump-dom", jobs.URL+"/")
+	dom = enginetest.Chromium(t, "--dump-dom", jobs.URL+"/")
 	for _, want := range []string{
 		"sluice jobs", "Jobs by latency", `href="#job-obs"`, // the job's row
 		"By tenant and application", "tenant acme · application firewall", // its group
@@ -125,7 +102,7 @@ func TestStatusPagesInBrowser(t *testing.T) {
 		}
 	}
 	shot = filepath.Join(artifactDir(t), "jobs-status.png")
-	chromium(t, "--window-size=1200,1100", "--screenshot="+shot, jobs.URL+"/")
+	enginetest.Chromium(t, "--window-size=1200,1100", "--screenshot="+shot, jobs.URL+"/")
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
