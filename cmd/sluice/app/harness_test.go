@@ -252,6 +252,14 @@ func (c *cluster) tally(seen map[int64]int) (missing, dup int) {
 // produceEvery produces n records every interval until the returned function
 // is called; it returns once production has stopped.
 func (c *cluster) produceEvery(n int, interval time.Duration) (stop func()) {
+	return every(c.t, interval, func() { c.produce(n) })
+}
+
+// every calls f every interval on its own goroutine until the returned
+// function is called (idempotent; the test's cleanup calls it too, so a
+// test that fails midway stops it before its clients close); it returns
+// once f has stopped.
+func every(t *testing.T, interval time.Duration, f func()) (stop func()) {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -261,9 +269,12 @@ func (c *cluster) produceEvery(n int, interval time.Duration) (stop func()) {
 				return
 			default:
 			}
-			c.produce(n)
+			f()
 			time.Sleep(interval)
 		}
 	}()
-	return func() { close(done); <-stopped }
+	var once sync.Once
+	stop = func() { once.Do(func() { close(done); <-stopped }) }
+	t.Cleanup(stop)
+	return stop
 }

@@ -161,23 +161,7 @@ func (r *windowRun) close() {
 // produceEvery produces n records every interval until the returned function
 // is called; it returns once production has stopped.
 func (r *windowRun) produceEvery(n int, interval time.Duration) (stop func()) {
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			r.produce(n)
-			time.Sleep(interval)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { close(done); <-stopped }) }
-	r.c.t.Cleanup(stop) // a test that fails midway stops it before the clients close
-	return stop
+	return every(r.c.t, interval, func() { r.produce(n) })
 }
 
 // table reads the BigQuery table: the rows per window and key.
