@@ -34,8 +34,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fl.Duration("duration", 0, "stop (drain) after this long; 0 runs until interrupted")
 	port := fl.Int("kafka-port", 0, "loopback port of the embedded Kafka (0: any free port)")
 	listen := fl.String("metrics", "127.0.0.1:9090", "address of /metrics, /healthz, /readyz and the status page (off: none)")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fl, args); !ok {
+		return code
 	}
 	if fl.NArg() > 1 {
 		fmt.Fprintln(stderr, "usage: sluice dev [flags] [JOB.yaml]")

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,11 +51,8 @@ func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	image := fl.String("image", "", "apply: the workers' image (default: the operator's)")
 	suspend := fl.Bool("suspend", false, "apply: create or leave the job suspended")
 	output := fl.String("o", "", "get: yaml or json for the whole resource (default: the status in brief)")
-	if err := fl.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fl, args[1:]); !ok {
+		return code
 	}
 	needName := map[string]bool{"get": true, "suspend": true, "resume": true, "delete": true, "history": true, "apply": true}
 	if needName[sub] && fl.NArg() != 1 || sub == "list" && fl.NArg() != 0 {

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,4 +75,17 @@ func podName() string {
 		return h
 	}
 	return "sluice-0"
+}
+
+// parseFlags parses args into fl and reports whether the command goes on;
+// when it does not, code is its exit code: 0 after -h or --help (fl has
+// printed the usage), 2 for a flag that is wrong (fl has said which).
+func parseFlags(fl *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
 }

@@ -53,11 +53,8 @@ func cmdOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	burst := fl.Int("kube-burst", 400, "burst above --kube-qps")
 	listen := fl.String("listen", "", "address serving the jobs page at /, /metrics (sluice_job_info), /healthz and /readyz; empty for none")
 	crash := fl.Int("crash-loop-restarts", 3, "restarts after which a new spec's worker counts as crash-looping and the spec is rolled back")
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fl, args); !ok {
+		return code
 	}
 	if fl.NArg() > 0 {
 		fmt.Fprintf(stderr, "sluice operator: unexpected arguments %q\n", fl.Args())

@@ -25,8 +25,8 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	namespace := fl.String("namespace", "default", "namespace of every object")
 	monitoring := fl.String("monitoring", "", "also write the job's alert rules and dashboards into this directory, and add its PrometheusRule to the manifests")
 	op := fl.Bool("operator", false, "render the SluiceJob CRD and the operator (Deployment, least-privilege RBAC) instead of a job")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fl, args); !ok {
+		return code
 	}
 	if *op && fl.NArg() == 0 {
 		ns := "" // the operator's own default, unless --namespace is given
