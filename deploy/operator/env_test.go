@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -403,4 +405,28 @@ func (e *env) exactlyOnce(counts map[int64]int) {
 	if missing > 0 || dups > 0 {
 		e.t.Fatalf("of %d produced records, %d are missing from the sink and %d are there more than once", e.total(), missing, dups)
 	}
+}
+
+// slowSink delays every produce request to "out" by d until the returned
+// release is called. A bundle completes only when its produce is
+// acknowledged, so the job's workers then write at a pace that no faster
+// machine changes, and a burst stays a backlog long enough for the
+// autoscaler to act on it.
+func (e *env) slowSink(d time.Duration) (release func()) {
+	var released atomic.Bool
+	e.kfake.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		if released.Load() {
+			e.kfake.DropControl()
+			return nil, nil, false
+		}
+		e.kfake.KeepControl()
+		for _, t := range r.(*kmsg.ProduceRequest).Topics {
+			if t.Topic == "out" {
+				e.kfake.SleepControl(func() { time.Sleep(d) })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+	return func() { released.Store(true) }
 }

@@ -135,12 +135,14 @@ func TestOperatorLifecycle(t *testing.T) {
 	e.waitJob("life", "suspended", 2*time.Minute, phaseIs(v1alpha1.PhaseSuspended))
 	e.waitPods("life", 0, 30*time.Second)
 
-	// A burst while suspended, so that the resumed worker starts behind
-	// whatever its speed (a burst produced while it runs may be consumed
-	// as fast as it is produced, leaving no backlog to scale on).
+	// A burst while suspended, so that the resumed worker starts behind,
+	// and a slow sink until the autoscaler has scaled out, so that it
+	// stays behind whatever the machine's speed (a fast machine otherwise
+	// clears the burst before the autoscaler's window has seen it).
 	stop()
 	e.produce(200000)
 	stop = e.produceEvery(10, 100*time.Millisecond)
+	release := e.slowSink(50 * time.Millisecond)
 
 	// Resume.
 	if err := e.jobs.Resume(ctx, e.ns, "life"); err != nil {
@@ -151,6 +153,7 @@ func TestOperatorLifecycle(t *testing.T) {
 	// The backlog the one worker cannot clear within the backlog time:
 	// the autoscaler scales out to the partition count, then back in.
 	e.waitJob("life", "scaled out to 3", 3*time.Minute, func(j *v1alpha1.SluiceJob) bool { return j.Status.DesiredWorkers == 3 })
+	release()
 	e.waitJob("life", "running 3 workers", 2*time.Minute, func(j *v1alpha1.SluiceJob) bool {
 		return j.Status.Phase == v1alpha1.PhaseRunning && j.Status.ReadyWorkers == 3
 	})
