@@ -1,12 +1,16 @@
 # sluice — `make demo` and `make test` are all a newcomer needs (Go installed).
 GO        ?= go
 BIN       := bin/sluice
-FUZZTIME  ?= 10s
+# Fuzzing budgets are counts, not durations: Go's fuzzing coordinator can
+# fail a target with a bare "context deadline exceeded" (no input found)
+# when a -fuzztime deadline expires while a starved worker is mid-input.
+FUZZTIME  ?= 20000x
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzOCF ./sql:FuzzSQL \
              ./checkpoint:FuzzCheckpointDecode ./source/jsonrow:FuzzJSONRow \
              ./engine/config:FuzzJobFile ./sink/object:FuzzDecodeState \
-             ./engine/avro:FuzzVarint ./engine/avro:FuzzContainer
+             ./engine/avro:FuzzVarint ./engine/avro:FuzzContainer ./sql:FuzzShuffleMerge \
+             ./checkpoint:FuzzStateManifestDecode ./source/kafka:FuzzDecodeRates
 
 .PHONY: all build test unit fuzz bench demo lint clean
 
@@ -43,7 +47,7 @@ fuzz:
 	  pkg=$${f%%:*}; target=$${f##*:}; \
 	  if grep -qs "func $$target(" $$pkg/*_test.go; then \
 	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2000x $$pkg; \
 	  else echo "fuzz target $$target missing in $$pkg" >&2; exit 1; fi; \
 	done
 
