@@ -242,8 +242,9 @@ func (j *obsJob) waitWritten(timeout time.Duration) {
 
 // TestLatencyMetricTruth checks sluice_pipeline_latency_seconds, as a real
 // Prometheus records it, against the true age of the oldest unwritten record
-// while one pipeline's sink is held for 15 s and then released. The stall is
-// shorter than an SLA's minutes, but the property is the same at any length:
+// while one pipeline's sink is held for 15 s (SLUICE_LATENCY_STALL, e.g.
+// 90s, sets another length) and then released. The stall is shorter than
+// an SLA's minutes, but the property is the same at any length:
 // each scrape must report the age of what is stuck (which grows by a second
 // a second), within 2 s, and fall back as the backlog drains; the healthy
 // pipeline, which reads a topic with three idle partitions whose watermark
@@ -264,7 +265,14 @@ func TestLatencyMetricTruth(t *testing.T) {
 	t.Logf("steady state after %s", time.Since(start).Round(time.Millisecond))
 	time.Sleep(3 * time.Second) // scrapes of the steady state
 	from := time.Now()
-	const stall = 15 * time.Second
+	stall := 15 * time.Second
+	if v := os.Getenv("SLUICE_LATENCY_STALL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("SLUICE_LATENCY_STALL=%q: %v", v, err)
+		}
+		stall = d
+	}
 	j.stall()
 	time.Sleep(stall)
 	j.release()
