@@ -42,8 +42,13 @@
 //	ColumnReader         Transform        sql.Program                       once per pipeline, by New
 //	Projector            Decoder          source/avro.Decoder               once per decoder, by New, before any Decode
 //	RowPreparer          Decoder          source/avro.Decoder               once per task and decoder, by the task's goroutine when it starts
+//	Batcher              Handler          the runtime (used by Kafka)       by the source, from any goroutine, before each Deliver
 //
-// Their comments (interfaces.go, projection.go) say who owns each buffer. A
+// Their comments (interfaces.go, projection.go, batch.go) say who owns each
+// buffer. Batcher is the other way round: the runtime offers it and a
+// source finds it on the Handler; a slice it lends comes back to it once
+// every record in it is in a complete bundle, so a busy task reuses its
+// record slices instead of allocating one per fetched batch. A
 // wrapper that embeds a base interface hides the capabilities of what it
 // wraps (cmd/sluice's dead-letter redaction wraps file and Kafka sinks,
 // which have none, and dead-letter writers' states are not checkpointed).

@@ -97,10 +97,8 @@ func (t *task) markPipes() {
 }
 
 // delivered records the offset after the last record delivered.
-func (t *task) delivered(recs []Record) {
-	if len(recs) > 0 {
-		t.obs.fetched.Store(recs[len(recs)-1].Offset + 1)
-	}
+func (t *task) delivered(next int64) {
+	t.obs.fetched.Store(next)
 }
 
 // TaskView is one task as observed.

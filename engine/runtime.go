@@ -45,6 +45,9 @@ type Runtime struct {
 	// found at start), to restore stateful writers of reassigned tasks.
 	known map[TaskID]TaskState
 
+	// batches are the record slices lent to the source (Batcher).
+	batches batchPool
+
 	stats     Stats
 	ready     atomic.Pointer[string] // nil when running; else "starting" or "draining"
 	drainReq  chan struct{}
@@ -657,6 +660,8 @@ func (r *Runtime) Deliver(id TaskID, recs []Record) {
 	r.mu.Unlock()
 	if t != nil {
 		t.deliver(recs)
+	} else {
+		r.batches.forget(recs)
 	}
 }
 

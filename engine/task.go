@@ -67,11 +67,13 @@ type task struct {
 	rt    *Runtime
 	start int64 // offset the assignment started at; -1 when none committed
 
-	mu         sync.Mutex // guards inbox, inboxBytes, ended, paused, and orders Pause/Resume calls
+	mu         sync.Mutex // guards inbox, inboxLent, inboxBytes, ended, paused, gone, and orders Pause/Resume calls
 	inbox      [][]Record
+	inboxLent  [][]Record // the batches of inbox that the runtime lent (Batcher)
 	inboxBytes int
 	ended      bool
 	paused     bool
+	gone       bool // the goroutine has exited: deliver drops what it is given
 
 	wake chan struct{}      // a batch or the end arrived (capacity 1)
 	cut  chan chan<- TaskID // checkpoint: complete the open bundle if possible, then reply (capacity 1)
@@ -94,6 +96,10 @@ type task struct {
 	// bundle is sealed or a decoder's dependency is unavailable.
 	queue  [][]Record
 	sawEnd bool
+	// lent are the batches taken that the runtime lent to the source
+	// (Batcher), in offset order, whole as delivered: finish gives each
+	// back once its last record is in a complete bundle.
+	lent [][]Record
 
 	// The open bundle.
 	segs    [][]Record // the records of the open bundle, kept for a replay
@@ -320,12 +326,30 @@ func LogicalOf(t *Type) Logical {
 
 // deliver is called by the source's goroutine.
 func (t *task) deliver(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
 	n := 0
 	for i := range recs {
 		n += recs[i].Bytes()
 	}
+	// Once recs is in the inbox the task may complete it and, if it is
+	// lent, give it back and clear it: read what is needed of it first.
+	next := recs[len(recs)-1].Offset + 1
+	lent := t.rt.batches.owns(recs)
 	t.mu.Lock()
+	if t.gone {
+		// The task exited: nobody takes its inbox any more.
+		t.mu.Unlock()
+		if lent {
+			t.rt.batches.forget(recs)
+		}
+		return
+	}
 	t.inbox = append(t.inbox, recs)
+	if lent {
+		t.inboxLent = append(t.inboxLent, recs)
+	}
 	t.inboxBytes += n
 	if !t.paused && t.inboxBytes > t.rt.job.MaxBufferedBytes {
 		// Pause and resume happen under mu, so that a resume from take can
@@ -336,7 +360,7 @@ func (t *task) deliver(recs []Record) {
 	}
 	t.mu.Unlock()
 	t.rt.stats.InFlight.Add(int64(len(recs)))
-	t.delivered(recs)
+	t.delivered(next)
 	t.notify()
 }
 
@@ -359,6 +383,9 @@ func (t *task) notify() {
 func (t *task) take() (batches [][]Record, ended bool) {
 	t.mu.Lock()
 	batches, t.inbox = t.inbox, nil
+	t.lent = append(t.lent, t.inboxLent...)
+	clear(t.inboxLent)
+	t.inboxLent = t.inboxLent[:0]
 	t.inboxBytes = 0
 	if t.paused {
 		t.paused = false
@@ -1018,6 +1045,28 @@ func (t *task) finish() {
 	t.closed()
 	clear(t.segs)
 	t.segs = t.segs[:0]
+	t.giveBack()
+}
+
+// giveBack returns to the runtime the lent batches whose every record is in
+// a complete bundle: records are processed in offset order, so those whose
+// last offset is below the completed bundle's end. Nothing refers to their
+// records any more: the bundle's segments are cleared, the writers keep no
+// row, and the rest of the queue starts past them.
+func (t *task) giveBack() {
+	i := 0
+	for ; i < len(t.lent); i++ {
+		b := t.lent[i]
+		if len(b) > 0 && b[len(b)-1].Offset >= t.next {
+			break
+		}
+		t.rt.batches.put(b)
+	}
+	if i > 0 {
+		n := copy(t.lent, t.lent[i:])
+		clear(t.lent[n:])
+		t.lent = t.lent[:n]
+	}
 }
 
 // ok records a writer's success, and its recovery if it was failing.
@@ -1106,7 +1155,17 @@ func (t *task) closeWriters(ctx context.Context) {
 	}
 	t.queue = nil
 	batches, _ := t.take()
+	t.mu.Lock()
+	t.gone = true
+	t.mu.Unlock()
 	for _, b := range batches {
 		t.rt.stats.InFlight.Add(-int64(len(b)))
 	}
+	// The batches of the abandoned bundle and of the queue are not given
+	// back (nothing guarantees that no goroutine still reads them, e.g. a
+	// writer's Flush past its deadline); the GC collects them.
+	for _, b := range t.lent {
+		t.rt.batches.forget(b)
+	}
+	t.lent = nil
 }

@@ -80,7 +80,13 @@
 // the job file's memory block (task_buffer, fetch); docs/job-file.md gives
 // the bound on a worker's memory that they imply. Records borrow the bytes
 // of the fetch response that carried them (no copy), so a held record keeps
-// its whole response.
+// its whole response. Nothing else is allocated per record: franz-go decodes
+// each batch into a slab of kgo.Records from this package's pool
+// (kgo.WithPools, pool.go), which deliver recycles as soon as it has copied
+// the records into the engine.Record slice it delivers, and that slice is
+// lent by the runtime (engine.Batcher) and reused once its bundle completes.
+// The pool never implements franz-go's PoolDecompressBytes: a decompressed
+// batch's buffer must live as long as the records that alias it.
 //
 // # Metrics
 //

@@ -82,8 +82,11 @@ type Source struct {
 	cl  *kgo.Client
 	adm *kadm.Client
 	h   engine.Handler
-	log *slog.Logger
-	m   *metrics
+	// batcher is h's engine.Batcher, nil when it has none: deliver then
+	// allocates each batch.
+	batcher engine.Batcher
+	log     *slog.Logger
+	m       *metrics
 
 	mu      sync.Mutex // guards ends, ended, empty, owned, meta, allDone, revokes
 	ends    map[engine.TaskID]int64
@@ -167,6 +170,7 @@ func New(cfg Config) (*Source, error) {
 		kgo.MetadataMaxAge(cfg.MetadataMaxAge),
 		kgo.MetadataMinAge(min(cfg.MetadataMaxAge, time.Second)),
 		kgo.Balancers(&balancer{rates: s.rates}),
+		kgo.WithPools(&recordPool{}),
 	}
 	if len(cfg.TopicRegex) > 0 {
 		opts = append(opts, kgo.ConsumeTopics(cfg.TopicRegex...), kgo.ConsumeRegex())
@@ -200,6 +204,7 @@ func (s *Source) Client() *kgo.Client { return s.cl }
 // instead of crash-looping.
 func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 	s.h = h
+	s.batcher, _ = h.(engine.Batcher)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -302,9 +307,14 @@ func (s *Source) Run(ctx context.Context, h engine.Handler) error {
 	}
 }
 
+// deliver hands a task the records of one fetched partition, as one
+// engine.Record slice (from the runtime's engine.Batcher when it has one),
+// and recycles each kgo.Record into recordPool once copied: the key, value
+// and headers stay valid, as they alias the fetch response, not the
+// kgo.Record.
 func (s *Source) deliver(p kgo.FetchTopicPartition) {
+	defer recycle(p.Records)
 	id := engine.TaskID{Topic: p.Topic, Partition: p.Partition}
-	recs := make([]engine.Record, 0, len(p.Records))
 	s.mu.Lock()
 	end, bounded := s.ends[id]
 	done := s.ended[id]
@@ -312,24 +322,41 @@ func (s *Source) deliver(p kgo.FetchTopicPartition) {
 	if done {
 		return
 	}
-	size := 0
-	for _, r := range p.Records {
-		if bounded && r.Offset >= end {
-			break
+	n := len(p.Records)
+	if bounded {
+		for n > 0 && p.Records[n-1].Offset >= end {
+			n--
 		}
-		n := len(r.Key) + len(r.Value)
-		size += n
-		recs = append(recs, engine.Record{
-			Key: r.Key, Value: r.Value, Headers: headers(r.Headers),
-			Timestamp: r.Timestamp, Offset: r.Offset, Size: n,
-		})
 	}
-	if len(recs) > 0 {
-		s.h.Deliver(id, recs)
-		s.observe(id, p.HighWatermark, recs[0].Offset, size, len(recs))
+	if n > 0 {
+		var recs []engine.Record
+		if s.batcher != nil {
+			recs = s.batcher.Batch(n)[:n]
+		} else {
+			recs = make([]engine.Record, n)
+		}
+		size := 0
+		for i, r := range p.Records[:n] {
+			k := len(r.Key) + len(r.Value)
+			size += k
+			recs[i] = engine.Record{
+				Key: r.Key, Value: r.Value, Headers: headers(r.Headers),
+				Timestamp: r.Timestamp, Offset: r.Offset, Size: k,
+			}
+		}
+		first := recs[0].Offset
+		s.h.Deliver(id, recs) // recs belongs to the runtime from here on
+		s.observe(id, p.HighWatermark, first, size, n)
 	}
-	if bounded && (len(recs) < len(p.Records) || recs[len(recs)-1].Offset+1 >= end) {
+	if bounded && (n < len(p.Records) || (n > 0 && p.Records[n-1].Offset+1 >= end)) {
 		s.endTask(id)
+	}
+}
+
+// recycle gives the records' slabs back to recordPool (see pool.go).
+func recycle(recs []*kgo.Record) {
+	for _, r := range recs {
+		r.Recycle()
 	}
 }
 

@@ -51,6 +51,14 @@ func (o *owningHandler) Assign(ctx context.Context, tasks []engine.Assignment) {
 	o.Handler.Assign(ctx, tasks)
 }
 
+// Batch forwards engine.Batcher, which embedding the Handler would hide.
+func (o *owningHandler) Batch(n int) []engine.Record {
+	if b, ok := o.Handler.(engine.Batcher); ok {
+		return b.Batch(n)
+	}
+	return make([]engine.Record, 0, n)
+}
+
 func (o *owningHandler) Revoke(ctx context.Context, tasks []engine.TaskID) {
 	o.Handler.Revoke(ctx, tasks) // drains and commits through the owner
 	o.m.mu.Lock()
