@@ -53,6 +53,7 @@ import (
 var (
 	e2eBroker     = flag.String("e2e.broker", "process", "where the kfake broker of the end-to-end benchmarks runs: process or inproc")
 	e2ePartitions = flag.Int("e2e.partitions", 6, "partitions of each benchmark topic")
+	e2eProfile    = flag.String("e2e.cpuprofile", "", "write a CPU profile of each end-to-end case's timed run (the job alone: no production, no checks) to this file, with the case's name before the extension; do not combine with -test.cpuprofile")
 )
 
 const (
@@ -97,6 +98,36 @@ type broker struct {
 	adm   *kadm.Client
 	prod  *kgo.Client
 	stop  func()
+	pid   int // the broker's process with -e2e.broker=process, else 0
+}
+
+// cpu is the CPU time (user + system) the broker's process has used, or 0
+// when it runs in this process or cannot be read.
+func (k *broker) cpu() time.Duration {
+	if k.pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k.pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: state is field 3,
+	// utime and stime are fields 14 and 15, in clock ticks.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
 var (
@@ -153,6 +184,7 @@ func startBroker() (*broker, error) {
 		}
 		k.addrs = strings.Split(strings.TrimSpace(line), ",")
 		k.stop = func() { stdin.Close(); cmd.Wait() }
+		k.pid = cmd.Process.Pid
 	default:
 		return nil, fmt.Errorf("-e2e.broker=%s: want process or inproc", *e2eBroker)
 	}
@@ -683,6 +715,14 @@ type firstHandler struct {
 	s *firstSource
 }
 
+// Batch forwards engine.Batcher, which embedding the Handler would hide.
+func (h *firstHandler) Batch(n int) []engine.Record {
+	if b, ok := h.Handler.(engine.Batcher); ok {
+		return b.Batch(n)
+	}
+	return make([]engine.Record, 0, n)
+}
+
 func (h *firstHandler) Deliver(id engine.TaskID, recs []engine.Record) {
 	if h.s.first.Load() == 0 {
 		h.s.first.CompareAndSwap(0, time.Now().UnixNano())
@@ -691,6 +731,35 @@ func (h *firstHandler) Deliver(id engine.TaskID, recs []engine.Record) {
 }
 
 var jobSeq atomic.Int64
+
+// startJobProfile starts the CPU profile of a case's timed run when
+// -e2e.cpuprofile is set, and returns what stops it. Unlike go test's
+// -cpuprofile, which covers the whole process (production, checks, every
+// case) and must be cut with -tagfocus, this profile holds the job alone,
+// including what carries no goroutine label: the GC's background workers,
+// the scheduler, netpoll. testing runs a case with b.N = 1 before the
+// measured run; the measured run is the last to write the file.
+func startJobProfile(b *testing.B, name string) func() {
+	if *e2eProfile == "" {
+		return func() {}
+	}
+	ext := filepath.Ext(*e2eProfile)
+	path := strings.TrimSuffix(*e2eProfile, ext) + "." + name + ext
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatalf("-e2e.cpuprofile: %v (not with -test.cpuprofile)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
 
 func BenchmarkEndToEnd(b *testing.B) {
 	schemas, err := filepath.Abs(filepath.Join("..", "testdata", "schemas"))
@@ -723,8 +792,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.SetBytes(size / int64(b.N))
 			b.ResetTimer()
 			heap := sampleHeap(5 * time.Millisecond)
+			stopProfile := startJobProfile(b, c.name)
 			allocs0 := heapAllocs()
 			cpu := startCPU()
+			brokerCPU := k.cpu()
 			start := time.Now()
 			// A bounded job that never ends is a failure, not a hang: allow
 			// it far more than it needs (10 µs a record, 30 s to start).
@@ -753,11 +824,15 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			end := time.Now()
 			b.StopTimer()
+			stopProfile()
 			pprof.SetGoroutineLabels(context.Background())
 			if ctx.Err() != nil {
 				b.Fatalf("the bounded job did not end within %v (drained instead)", limit)
 			}
 			cpu.report(b, b.N)
+			if k.pid != 0 {
+				b.ReportMetric(float64(k.cpu()-brokerCPU)/float64(b.N), "broker-cpu-ns/record")
+			}
 			allocs := heapAllocs() - allocs0
 			peak, peakRSS := heap.Peak()
 
