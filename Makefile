@@ -51,9 +51,9 @@ fuzz:
 	  else echo "fuzz target $$target missing in $$pkg" >&2; exit 1; fi; \
 	done
 
-## bench: the benchmark suite; writes bench/RESULTS.md
+## bench: the benchmark suite; writes bench/RESULTS.md (BEFORE=rev adds that revision's end-to-end figures, measured alternately in the same sitting)
 bench:
-	$(GO) run ./bench/cmd/results -out bench/RESULTS.md
+	$(GO) run ./bench/cmd/results -out bench/RESULTS.md $(if $(BEFORE),-before $(BEFORE))
 
 lint:
 	$(GO) vet ./...

@@ -1,21 +1,31 @@
 // Command results runs sluice's benchmark suite and writes its figures as a
 // markdown report (bench/RESULTS.md under `make bench`).
 //
-// It runs, each in its own `go test` process:
+// It builds the bench package's test binary (go test -c) and runs it, each
+// time in its own process:
 //
 //   - BenchmarkEndToEnd and BenchmarkStage with -cpu 1,N (N = all cores), one
 //     op per record, -benchtime=<records>x: the per-core figure and the
 //     scaling side by side in one run, as the machine is shared and noisy;
 //   - BenchmarkStartup with -cpu 1 and -benchtime=1x, alone, so that its peak
 //     RSS is its own;
-//   - filter_to_jsonl at -cpu 1 once more with a CPU profile (kept with
-//     -cpuprofile; a heap profile too with -memprofile), apart so that
-//     profiling does not skew the table; its pprof -top goes into the report.
+//   - filter_to_jsonl at -cpu 1 once more with a CPU profile of the job's
+//     timed run alone (-e2e.cpuprofile; kept with -cpuprofile, and a heap
+//     profile of the process with -memprofile), apart so that profiling does
+//     not skew the table; its pprof -top goes into the report.
+//
+// With -before REV it also checks REV out into a temporary git worktree,
+// builds that revision's test binary, and runs the end-to-end cases with
+// both binaries alternately, case by case and GOMAXPROCS by GOMAXPROCS
+// (-rounds times each, the order swapped every round), so that the
+// report's before and after figures come from one sitting on the same
+// machine and its load drifts into neither side alone.
 //
 // Usage:
 //
 //	go run ./bench/cmd/results [-out bench/RESULTS.md] [-records 1000000]
-//	    [-cpuprofile cpu.out] [-memprofile mem.out] [-broker process|inproc]
+//	    [-before REV [-rounds 1]] [-cpuprofile cpu.out] [-memprofile mem.out]
+//	    [-broker process|inproc]
 package main
 
 import (
@@ -38,89 +48,187 @@ import (
 // reference is the reference deployment's throughput per vCPU.
 const reference = 3000
 
-// goal is the project's per-core goal for filter_to_jsonl: 100x the reference.
-const goal = 100 * reference
+// goal is the project's per-core goal for filter_to_jsonl: 500x the
+// reference.
+const goal = 500 * reference
+
+// e2eCases are BenchmarkEndToEnd's cases, in its order: -before runs them
+// one by one.
+var e2eCases = []string{"filter_to_jsonl", "tumble_count", "project_to_avro", "many_pipelines", "two_writer_schemas"}
 
 func main() {
-	out := flag.String("out", "bench/RESULTS.md", "the markdown report to write")
-	records := flag.Int("records", 1_000_000, "records per benchmark run (-benchtime=<records>x)")
-	cpuProfile := flag.String("cpuprofile", "", "keep the CPU profile of filter_to_jsonl at GOMAXPROCS=1 (always taken for the report) here")
-	memProfile := flag.String("memprofile", "", "also write a heap profile of filter_to_jsonl at GOMAXPROCS=1 here")
-	broker := flag.String("broker", "process", "where kfake runs: process (its own process, so -cpu counts sluice alone) or inproc")
+	var o options
+	flag.StringVar(&o.out, "out", "bench/RESULTS.md", "the markdown report to write")
+	flag.IntVar(&o.records, "records", 1_000_000, "records per benchmark run (-benchtime=<records>x)")
+	flag.StringVar(&o.before, "before", "", "also run the end-to-end cases at this git revision (a commit, branch or tag), alternating with the working tree's, and report both")
+	flag.IntVar(&o.rounds, "rounds", 1, "with -before: runs of each end-to-end case per revision; the report takes each side's median")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "keep the CPU profile of filter_to_jsonl's job at GOMAXPROCS=1 (always taken for the report) here")
+	flag.StringVar(&o.memProfile, "memprofile", "", "also write a heap profile of the filter_to_jsonl run at GOMAXPROCS=1 here")
+	flag.StringVar(&o.broker, "broker", "process", "where kfake runs: process (its own process, so -cpu counts sluice alone) or inproc")
 	flag.Parse()
-	if err := run(*out, *records, *cpuProfile, *memProfile, *broker); err != nil {
+	if o.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "results: -rounds must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "results:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, records int, cpuProfile, memProfile, broker string) error {
+type options struct {
+	out, before, cpuProfile, memProfile, broker string
+	records, rounds                             int
+}
+
+// binary is a built bench test binary and the bench directory it runs in
+// (its tests read ../testdata).
+type binary struct {
+	path, dir string
+}
+
+// run builds the binaries, runs every benchmark and writes the report. A
+// failing benchmark (a wrong answer, a job that did not end) still leaves a
+// report, with the failure in it; then run returns the error.
+func run(o options) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
 	cores := runtime.NumCPU()
 	cpus := "1"
+	procs := []int{1}
 	if cores > 1 {
 		cpus = fmt.Sprintf("1,%d", cores)
+		procs = append(procs, cores)
 	}
-	suite := []string{"test", "-run", "^$", "-bench", "^Benchmark(EndToEnd|Stage)$", "-benchmem",
-		"-benchtime", fmt.Sprintf("%dx", records), "-cpu", cpus, "-timeout", "60m", "./bench/", "-args", "-e2e.broker=" + broker}
-	startup := []string{"test", "-run", "^$", "-bench", "^BenchmarkStartup$", "-benchtime", "1x", "-cpu", "1",
-		"-timeout", "10m", "./bench/", "-args", "-e2e.broker=" + broker}
 	started := time.Now()
-	// A failing benchmark (a wrong answer, a job that did not end) still
-	// leaves a report, with the failure in it; then results exits non-zero.
-	suiteOut, suiteErr := goCmd(root, suite)
-	startupOut, startupErr := goCmd(root, startup)
-	runErr := errors.Join(suiteErr, startupErr)
-	// The profile of the top case goes into the report; -cpuprofile keeps
-	// it. go test keeps the test binary beside a profile it writes: keep it
-	// out of the tree.
 	tmp, err := os.MkdirTemp("", "sluice-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if cpuProfile == "" {
-		cpuProfile = filepath.Join(tmp, "cpu.out")
+
+	after := binary{path: filepath.Join(tmp, "bench.test"), dir: filepath.Join(root, "bench")}
+	if _, err := goCmd(root, []string{"test", "-c", "-o", after.path, "./bench/"}); err != nil {
+		return err
 	}
+	var before binary
+	var beforeRev string
+	if o.before != "" {
+		var cleanup func()
+		before, beforeRev, cleanup, err = buildRevision(root, tmp, o.before)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
+
+	benchArgs := func(bench, benchtime, cpu string, extra ...string) []string {
+		args := []string{"-test.run", "^$", "-test.bench", bench, "-test.benchmem", "-test.benchtime", benchtime,
+			"-test.cpu", cpu, "-test.timeout", "60m"}
+		return append(append(args, extra...), "-e2e.broker="+o.broker)
+	}
+	records := fmt.Sprintf("%dx", o.records)
+	var commands []string
+	var suiteOut, beforeOut []byte
+	var runErr error
+	if o.before == "" {
+		args := benchArgs("^Benchmark(EndToEnd|Stage)$", records, cpus)
+		commands = append(commands, "bench.test "+strings.Join(quote(args), " "))
+		suiteOut, runErr = after.run(args)
+	} else {
+		// Case by case and GOMAXPROCS by GOMAXPROCS, each revision's
+		// binary in turn, the first of each pair alternating.
+		for _, c := range e2eCases {
+			for _, p := range procs {
+				args := benchArgs("^BenchmarkEndToEnd$/^"+c+"$", records, strconv.Itoa(p))
+				for r := range o.rounds {
+					order := []bool{false, true} // is before
+					if r%2 == 1 {
+						order = []bool{true, false}
+					}
+					for _, isBefore := range order {
+						if isBefore {
+							out, err := before.run(args)
+							beforeOut = append(beforeOut, out...)
+							runErr = errors.Join(runErr, err)
+						} else {
+							out, err := after.run(args)
+							suiteOut = append(suiteOut, out...)
+							runErr = errors.Join(runErr, err)
+						}
+					}
+				}
+			}
+		}
+		commands = append(commands, fmt.Sprintf("for each case C and GOMAXPROCS P, %d round(s), alternating the two revisions' binaries: bench.test %s",
+			o.rounds, strings.Join(quote(benchArgs("^BenchmarkEndToEnd$/^C$", records, "P")), " ")))
+		args := benchArgs("^BenchmarkStage$", records, cpus)
+		commands = append(commands, "bench.test "+strings.Join(quote(args), " "))
+		out, err := after.run(args)
+		suiteOut = append(suiteOut, out...)
+		runErr = errors.Join(runErr, err)
+	}
+	startup := benchArgs("^BenchmarkStartup$", "1x", "1")
+	commands = append(commands, "bench.test "+strings.Join(quote(startup), " "))
+	startupOut, err := after.run(startup)
+	runErr = errors.Join(runErr, err)
+
+	// The profile of the top case goes into the report; -cpuprofile keeps
+	// it. The job's profile is written beside the name given, with the
+	// case's name before the extension.
 	var profTop string
 	{
-		prof := []string{"test", "-run", "^$", "-bench", "^BenchmarkEndToEnd$/^filter_to_jsonl$", "-benchtime", fmt.Sprintf("%dx", records), "-cpu", "1",
-			"-o", filepath.Join(tmp, "bench.test")}
-		abs, _ := filepath.Abs(cpuProfile)
-		prof = append(prof, "-cpuprofile", abs)
-		if memProfile != "" {
-			abs, _ := filepath.Abs(memProfile)
-			prof = append(prof, "-memprofile", abs)
+		base := filepath.Join(tmp, "cpu.out")
+		prof := benchArgs("^BenchmarkEndToEnd$/^filter_to_jsonl$", records, "1", "-e2e.cpuprofile", base)
+		if o.memProfile != "" {
+			abs, _ := filepath.Abs(o.memProfile)
+			prof = append(prof, "-test.memprofile", abs)
 		}
-		prof = append(prof, "./bench/", "-args", "-e2e.broker="+broker)
-		if _, err := goCmd(root, prof); err != nil {
+		shown := slices.Clone(prof)
+		shown[slices.Index(shown, base)] = "cpu.out" // writes cpu.filter_to_jsonl.out
+		commands = append(commands, "bench.test "+strings.Join(quote(shown), " "))
+		if _, err := after.run(prof); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
+		cpuOut := filepath.Join(tmp, "cpu.filter_to_jsonl.out")
+		if o.cpuProfile != "" {
+			if b, err := os.ReadFile(cpuOut); err == nil {
+				abs, _ := filepath.Abs(o.cpuProfile)
+				if err := os.WriteFile(abs, b, 0o644); err != nil {
+					runErr = errors.Join(runErr, err)
+				}
+			}
+		}
 		for _, args := range [][]string{{"-top"}, {"-top", "-cum"}} {
-			args = append([]string{"tool", "pprof", "-nodecount=30", "-tagfocus", "bench=job"}, args...)
-			top, err := exec.Command("go", append(args, filepath.Join(tmp, "bench.test"), abs)...).Output()
+			args = append([]string{"tool", "pprof", "-nodecount=40"}, args...)
+			top, err := exec.Command("go", append(args, after.path, cpuOut)...).Output()
 			if err != nil {
 				runErr = errors.Join(runErr, fmt.Errorf("pprof: %w", err))
 			}
-			profTop += "$ go " + strings.Join(quote(args), " ") + " bench.test cpu.out\n" + trimPprof(string(top)) + "\n"
+			profTop += "$ go " + strings.Join(quote(args), " ") + " bench.test cpu.filter_to_jsonl.out\n" + trimPprof(string(top)) + "\n"
 		}
 	}
 	rs := parse(suiteOut)
 	rs = append(rs, parse(startupOut)...)
 	if len(rs) == 0 {
-		return errors.New("no benchmark results in the output")
+		return errors.Join(runErr, errors.New("no benchmark results in the output"))
 	}
 	var md bytes.Buffer
 	report(&md, rs, reportInfo{
-		cores: cores, records: records, broker: broker, date: started.UTC(),
+		cores: cores, records: o.records, broker: o.broker, date: started.UTC(),
 		goVersion: goVersion(root), cpu: cpuModel(),
-		commands: []string{"go " + strings.Join(quote(suite), " "), "go " + strings.Join(quote(startup), " ")},
-		raw:      string(suiteOut) + string(startupOut),
-		profile:  profTop,
+		commands:  commands,
+		raw:       string(suiteOut) + string(startupOut),
+		profile:   profTop,
+		before:    parse(beforeOut),
+		beforeRev: beforeRev,
+		afterRev:  describeTree(root),
+		rawBefore: string(beforeOut),
+		elapsed:   time.Since(started),
 	})
+	out := o.out
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}
@@ -128,6 +236,58 @@ func run(out string, records int, cpuProfile, memProfile, broker string) error {
 		return err
 	}
 	return runErr
+}
+
+// buildRevision checks rev out into a detached git worktree under tmp and
+// builds its bench test binary. cleanup removes the worktree.
+func buildRevision(root, tmp, rev string) (binary, string, func(), error) {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", rev+"^{commit}").Output()
+	if err != nil {
+		return binary{}, "", nil, fmt.Errorf("-before %s: not a commit of this repository: %w", rev, err)
+	}
+	commit := strings.TrimSpace(string(out))
+	dir := filepath.Join(tmp, "before")
+	if out, err := exec.Command("git", "-C", root, "worktree", "add", "--detach", dir, commit).CombinedOutput(); err != nil {
+		return binary{}, "", nil, fmt.Errorf("git worktree add %s: %v: %s", commit, err, out)
+	}
+	cleanup := func() {
+		exec.Command("git", "-C", root, "worktree", "remove", "--force", dir).Run()
+	}
+	b := binary{path: filepath.Join(tmp, "before.test"), dir: filepath.Join(dir, "bench")}
+	if _, err := goCmd(dir, []string{"test", "-c", "-o", b.path, "./bench/"}); err != nil {
+		cleanup()
+		return binary{}, "", nil, err
+	}
+	return b, fmt.Sprintf("%s (%s)", rev, commit), cleanup, nil
+}
+
+// describeTree names the working tree's commit, marked when it has
+// uncommitted changes.
+func describeTree(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "the working tree"
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		rev += " with uncommitted changes"
+	}
+	return rev
+}
+
+// run runs the test binary with args in its bench directory, echoing its
+// output to stderr, and returns the output.
+func (b binary) run(args []string) ([]byte, error) {
+	fmt.Fprintln(os.Stderr, "+", b.path, strings.Join(quote(args), " "))
+	cmd := exec.Command(b.path, args...)
+	cmd.Dir = b.dir
+	var buf bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return buf.Bytes(), fmt.Errorf("%s %s: %w", filepath.Base(b.path), strings.Join(args, " "), err)
+	}
+	return buf.Bytes(), nil
 }
 
 // goCmd runs go with args in dir, echoing its output to stderr, and returns
@@ -241,21 +401,43 @@ type reportInfo struct {
 	goVersion, cpu string
 	commands       []string
 	raw            string
-	profile        string // pprof -top of filter_to_jsonl at GOMAXPROCS=1
+	profile        string // pprof -top of filter_to_jsonl's job at GOMAXPROCS=1
+	// With -before: the end-to-end results of the before revision, its
+	// name, the after side's, that revision's raw output, and how long the
+	// whole sitting took.
+	before              []result
+	beforeRev, afterRev string
+	rawBefore           string
+	elapsed             time.Duration
 }
 
+// find returns the result of name at procs; of several (-rounds), the one
+// with the median records/s.
 func find(rs []result, name string, procs int) (result, bool) {
+	var all []result
 	for _, r := range rs {
 		if r.name == name && r.procs == procs {
-			return r, true
+			all = append(all, r)
 		}
 	}
-	return result{}, false
+	if len(all) == 0 {
+		return result{}, false
+	}
+	slices.SortStableFunc(all, func(a, b result) int {
+		switch {
+		case a.m["records/s"] < b.m["records/s"]:
+			return -1
+		case a.m["records/s"] > b.m["records/s"]:
+			return 1
+		}
+		return 0
+	})
+	return all[(len(all)-1)/2], true
 }
 
 func report(w io.Writer, rs []result, in reportInfo) {
 	fmt.Fprintf(w, "# sluice benchmark results\n\n")
-	fmt.Fprintf(w, "Written by `make bench` (`go run ./bench/cmd/results`); do not edit by hand.\n\n")
+	fmt.Fprintf(w, "Written by `make bench` (`go run ./bench/cmd/results`; `make bench BEFORE=rev` adds the before columns); do not edit by hand. Each command runs the bench package's test binary (`go test -c ./bench/`) in bench/.\n\n")
 	fmt.Fprintf(w, "- machine: %s, %d cores; %s/%s, %s\n", in.cpu, in.cores, runtime.GOOS, runtime.GOARCH, in.goVersion)
 	fmt.Fprintf(w, "- date: %s\n", in.date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- records per run: %d (one op = one record); kfake broker: %s\n", in.records, brokerNote(in.broker))
@@ -263,12 +445,24 @@ func report(w io.Writer, rs []result, in reportInfo) {
 	for _, c := range in.commands {
 		fmt.Fprintf(w, "  - `%s`\n", c)
 	}
+	if in.beforeRev != "" {
+		fmt.Fprintf(w, "- before: %s; after: %s. The end-to-end cases ran with the two revisions' test binaries alternately, case by case and GOMAXPROCS by GOMAXPROCS; the sitting took %s.\n",
+			in.beforeRev, in.afterRev, in.elapsed.Round(time.Minute))
+	}
 	fmt.Fprintf(w, "\nThe machine is shared: absolute figures move by tens of percent from run to run; figures in one table come from one run, side by side.\n")
 
 	fmt.Fprintf(w, "\n## End to end (BenchmarkEndToEnd)\n\n")
 	fmt.Fprintf(w, "Kafka (kfake) → franz-go group consumer → Avro decode → SQL → file sink, until every record is flushed, checkpointed and committed; each run checks the sink's rows (count and a checksum) and the committed offsets. The timer covers Build, the group join, the run and the final checkpoint.\n\n")
-	fmt.Fprintf(w, "| case | GOMAXPROCS | records/s | records/s per core | × reference (3,000/vCPU) | records per CPU-second | allocs/record | B/record | peak heap MiB | peak RSS MiB | MB/s | startup ms |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	withBefore := len(in.before) > 0
+	head := "| case | GOMAXPROCS | records/s |"
+	rule := "|---|---:|---:|"
+	if withBefore {
+		head += " records/s before | after ÷ before | records per CPU-second before |"
+		rule += "---:|---:|---:|"
+	}
+	head += " records/s per core | × reference (3,000/vCPU) | records per CPU-second | allocs/record | B/record | peak heap MiB | peak RSS MiB | MB/s | startup ms |\n"
+	rule += "---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+	fmt.Fprint(w, head+rule)
 	cases := []string{"filter_to_jsonl", "project_to_avro", "many_pipelines", "two_writer_schemas"}
 	procs := []int{1}
 	if in.cores > 1 {
@@ -279,29 +473,36 @@ func report(w io.Writer, rs []result, in reportInfo) {
 		for _, p := range procs {
 			r, ok := find(rs, "BenchmarkEndToEnd/"+c, p)
 			if !ok {
-				fmt.Fprintf(w, "| %s | %d | failed or missing (see Failures) |  |  |  |  |  |  |  |  |  |\n", c, p)
+				fmt.Fprintf(w, "| %s | %d | failed or missing (see Failures) |%s  |  |  |  |  |  |  |  |  |\n", c, p, strings.Repeat("  |", 3*btoi(withBefore)))
 				continue
 			}
 			rps := r.m["records/s"]
 			perCore := rps / float64(p)
-			perCPU := 0.0
-			if ns := r.m["cpu-ns/record"]; ns > 0 {
-				perCPU = 1e9 / ns
+			fmt.Fprintf(w, "| %s | %d | %s |", c, p, thousands(rps))
+			if withBefore {
+				if b, ok := find(in.before, "BenchmarkEndToEnd/"+c, p); ok && b.m["records/s"] > 0 {
+					fmt.Fprintf(w, " %s | %.2fx | %s |", thousands(b.m["records/s"]), rps/b.m["records/s"], thousands(perCPUSecond(b)))
+				} else {
+					fmt.Fprintf(w, " failed or missing |  |  |")
+				}
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %.0fx | %s | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
-				c, p, thousands(rps), thousands(perCore), perCore/reference, thousands(perCPU),
+			fmt.Fprintf(w, " %s | %.0fx | %s | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+				thousands(perCore), perCore/reference, thousands(perCPUSecond(r)),
 				r.m["allocs/record"], r.m["B/op"], r.m["peak-heap-MiB"], r.m["peak-rss-MiB"], r.m["MB/s"], r.m["startup-ms"])
 			if c == "filter_to_jsonl" && p == 1 {
 				verdict := "met"
 				if rps < goal {
 					verdict = "NOT met"
 				}
-				goalLine = fmt.Sprintf("Goal: filter_to_jsonl at GOMAXPROCS=1 ≥ %s records/s (100x the reference): **%s** (%s records/s, %.0fx).\n",
+				goalLine = fmt.Sprintf("Goal: filter_to_jsonl at GOMAXPROCS=1 ≥ %s records/s (500x the reference): **%s** (%s records/s, %.0fx).\n",
 					thousands(goal), verdict, thousands(rps), rps/reference)
 			}
 		}
 	}
 	fmt.Fprintf(w, "\n%s", goalLine)
+	if withBefore {
+		fmt.Fprintf(w, "\nBefore is %s, after %s; each pair of runs is adjacent in time, so their ratio holds better than either figure alone.\n", in.beforeRev, in.afterRev)
+	}
 	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited. B/record and allocs/record include the consumer's fetch buffers. Peak RSS is the anonymous resident memory of the benchmark process (heap, stacks, runtime; not the binary's pages), sampled every 50 ms: the job's, plus the harness and what earlier cases left (the broker runs in a child process). Returning that memory to the OS before each case (debug.FreeOSMemory) would isolate the job but made it 60%% slower as its heap grew back, so the column is an upper bound.\n")
 
 	fmt.Fprintf(w, "\n## Stages of filter_to_jsonl at GOMAXPROCS=1 (BenchmarkStage)\n\n")
@@ -345,10 +546,10 @@ func report(w io.Writer, rs []result, in reportInfo) {
 
 	if in.profile != "" {
 		fmt.Fprintf(w, "\n## CPU profile of filter_to_jsonl at GOMAXPROCS=1\n\n")
-		fmt.Fprintf(w, "A separate run with -cpuprofile, cut to the job's goroutines (-tagfocus bench=job: setup, production and checks left out; the GC's background workers carry no label, so GC shows only as assists and write barriers). Percentages are of the whole profile, setup included; compare entries with each other.\n\n```\n%s```\n", in.profile)
+		fmt.Fprintf(w, "A separate run with -e2e.cpuprofile: the profile covers the job's timed run alone (Build, group join, fetch, decode, SQL, sinks, checkpoints, commits) and everything the process did meanwhile, the GC's background workers, the scheduler and the heap sampler included; production and checks are left out. Percentages are of that run.\n\n```\n%s```\n", in.profile)
 	}
 
-	if fails := failures(in.raw); len(fails) > 0 {
+	if fails := failures(in.raw + in.rawBefore); len(fails) > 0 {
 		fmt.Fprintf(w, "\n## Failures\n\n```\n%s\n```\n", strings.Join(fails, "\n"))
 	}
 
@@ -356,6 +557,27 @@ func report(w io.Writer, rs []result, in reportInfo) {
 	lines := strings.Split(in.raw, "\n")
 	lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, "ok ") || strings.TrimSpace(l) == "" })
 	fmt.Fprintf(w, "%s\n```\n", strings.Join(lines, "\n"))
+	if in.rawBefore != "" {
+		fmt.Fprintf(w, "\n## Raw output of the before revision\n\n```\n")
+		lines := strings.Split(in.rawBefore, "\n")
+		lines = slices.DeleteFunc(lines, func(l string) bool { return !strings.HasPrefix(l, "Benchmark") })
+		fmt.Fprintf(w, "%s\n```\n", strings.Join(lines, "\n"))
+	}
+}
+
+// perCPUSecond is 10⁹ ÷ the run's CPU ns per record, 0 when unknown.
+func perCPUSecond(r result) float64 {
+	if ns := r.m["cpu-ns/record"]; ns > 0 {
+		return 1e9 / ns
+	}
+	return 0
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // failures returns the `--- FAIL` lines of go test output with the
