@@ -56,7 +56,10 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 
 // PutRecords implements kgo.PoolRecords; franz-go calls it from the
 // goroutine that recycles a batch's last record (deliver's, or a fetch
-// goroutine for a batch it kept nothing of), with every record zeroed.
+// goroutine for a batch it kept nothing of). Recycled records are zeroed;
+// the records of a batch below the offset asked for (the first fetch
+// after a commit inside a batch) are not, and keep their response until
+// the slab is refilled or the GC empties the pool.
 func (p *recordPool) PutRecords(s []kgo.Record) {
 	c := class(cap(s))
 	if c > maxClass || cap(s) != 1<<c {
