@@ -150,6 +150,7 @@ func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
 				g = &group{key: string(key)}
 				s.groups[g.key] = g
 			}
+			g.full = true // merged windows are not marked dirty
 			if !g.dirty {
 				g.dirty = true
 				s.dirty = append(s.dirty, g)
