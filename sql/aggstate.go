@@ -43,6 +43,8 @@ type aggregate struct {
 
 	pre, post, out *engine.Row
 	keyBuf         []byte
+	winSlab        []win // newWin's
+	accSlab        []acc
 	ready          []readyWin
 	hopStarts      []int64
 }
@@ -234,6 +236,41 @@ func appendSlot(b []byte, v *engine.Slot) []byte {
 	return append(b, v.S...)
 }
 
+// keySlotIn is readKeySlot over an encoded key held in a string, whose
+// value it returns as a substring of k instead of a copy.
+func keySlotIn(k string) (engine.Slot, string, error) {
+	if len(k) == 0 {
+		return engine.Slot{}, "", errors.New("truncated key")
+	}
+	if k[0] == 1 {
+		return engine.Slot{Null: true}, k[1:], nil
+	}
+	if len(k) < 9 {
+		return engine.Slot{}, "", errors.New("truncated key")
+	}
+	var n8 [8]byte
+	copy(n8[:], k[1:9])
+	v := engine.Slot{N: binary.LittleEndian.Uint64(n8[:])}
+	var n uint64
+	i := 9
+	for shift := 0; ; shift += 7 {
+		if i >= len(k) || shift > 63 {
+			return engine.Slot{}, "", errors.New("truncated key")
+		}
+		c := k[i]
+		i++
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	if uint64(len(k)-i) < n {
+		return engine.Slot{}, "", errors.New("truncated key")
+	}
+	v.S = k[i : i+int(n)]
+	return v, k[i+int(n):], nil
+}
+
 func readKeySlot(b []byte) (engine.Slot, []byte, error) {
 	if len(b) == 0 {
 		return engine.Slot{}, nil, errors.New("truncated key")
@@ -253,8 +290,24 @@ func readKeySlot(b []byte) (engine.Slot, []byte, error) {
 	return v, b[9+k+int(n):], nil
 }
 
+// Windows and their accumulators are carved out of slabs, two
+// allocations per slabWins windows instead of two per window. A slab lives
+// until its last window is emitted: windows are born and emitted in about
+// the order of event time, so that is about a window's life.
+const slabWins = 128
+
 func (s *aggregate) newWin(g *group, start, end int64) *win {
-	w := &win{start: start, end: end, accs: make([]acc, len(s.a.aggs))}
+	n := len(s.a.aggs)
+	if len(s.winSlab) == 0 {
+		s.winSlab = make([]win, slabWins)
+	}
+	if len(s.accSlab) < n {
+		s.accSlab = make([]acc, n*slabWins)
+	}
+	w := &s.winSlab[0]
+	s.winSlab = s.winSlab[1:]
+	*w = win{start: start, end: end, accs: s.accSlab[:n:n]}
+	s.accSlab = s.accSlab[n:]
 	s.due.push(dueEntry{end: end, key: g.key})
 	return w
 }
@@ -499,9 +552,11 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 	p.Reset(s.a.postIn.Width())
 	p.SetInt(0, w.start)
 	p.SetInt(1, w.end)
-	rest := []byte(g.key)
+	// The key's strings are substrings of g.key, which stays valid: no
+	// copy per emitted row.
+	rest := g.key
 	for i := range s.a.keys {
-		v, r, err := readKeySlot(rest)
+		v, r, err := keySlotIn(rest)
 		if err != nil {
 			return fmt.Errorf("sql: window key: %w", err)
 		}
