@@ -201,11 +201,21 @@ func outCol(b *testing.B, agg engine.Aggregator, name string) int {
 // suffix.
 func dirBytes(tb testing.TB, dir, suffix string) int64 {
 	tb.Helper()
+	n, err := dirSize(dir, suffix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// dirSize is dirBytes without a testing.TB, for a sampling goroutine; a
+// missing dir has size 0.
+func dirSize(dir, suffix string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if os.IsNotExist(err) {
-				return nil // a scratch file Pebble removed meanwhile
+				return nil // not created yet, or a scratch file Pebble removed meanwhile
 			}
 			return err
 		}
@@ -217,8 +227,38 @@ func dirBytes(tb testing.TB, dir, suffix string) int64 {
 		}
 		return nil
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return n
+	return n, err
+}
+
+// diskSampler records the peak size of a directory while a job runs.
+type diskSampler struct {
+	stop, done chan struct{}
+	peak       int64
+}
+
+func sampleDisk(dir string, every time.Duration) *diskSampler {
+	d := &diskSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if n, err := dirSize(dir, ""); err == nil {
+				d.peak = max(d.peak, n)
+			}
+			select {
+			case <-t.C:
+			case <-d.stop:
+				return
+			}
+		}
+	}()
+	return d
+}
+
+// Peak stops the sampler and returns the largest size it saw.
+func (d *diskSampler) Peak() int64 {
+	close(d.stop)
+	<-d.done
+	return d.peak
 }
