@@ -314,8 +314,10 @@ func (s *aggregate) newWin(g *group, start, end int64) *win {
 
 // window returns g's window [start, end), creating it.
 func (s *aggregate) window(g *group, start, end int64) *win {
-	for _, w := range g.wins {
-		if w.start == start {
+	// Newest first: a record mostly belongs to the group's latest window,
+	// and each look at an older one is a cache miss.
+	for i := len(g.wins) - 1; i >= 0; i-- {
+		if w := g.wins[i]; w.start == start {
 			return w
 		}
 	}
