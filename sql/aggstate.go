@@ -214,8 +214,8 @@ func (s *aggregate) Add(in *engine.Row) (late bool, err error) {
 // group returns the group of the key in s.pre, creating it.
 func (s *aggregate) group() *group {
 	b := s.keyBuf[:0]
-	for i := range s.a.keys {
-		b = appendSlot(b, &s.pre.Slots[1+i])
+	for i, c := range s.a.keyCodes {
+		b = appendKeySlot(b, c, &s.pre.Slots[1+i])
 	}
 	s.keyBuf = b
 	g := s.groups[string(b)]
@@ -234,41 +234,6 @@ func appendSlot(b []byte, v *engine.Slot) []byte {
 	b = binary.LittleEndian.AppendUint64(b, v.N)
 	b = binary.AppendUvarint(b, uint64(len(v.S)))
 	return append(b, v.S...)
-}
-
-// keySlotIn is readKeySlot over an encoded key held in a string, whose
-// value it returns as a substring of k instead of a copy.
-func keySlotIn(k string) (engine.Slot, string, error) {
-	if len(k) == 0 {
-		return engine.Slot{}, "", errors.New("truncated key")
-	}
-	if k[0] == 1 {
-		return engine.Slot{Null: true}, k[1:], nil
-	}
-	if len(k) < 9 {
-		return engine.Slot{}, "", errors.New("truncated key")
-	}
-	var n8 [8]byte
-	copy(n8[:], k[1:9])
-	v := engine.Slot{N: binary.LittleEndian.Uint64(n8[:])}
-	var n uint64
-	i := 9
-	for shift := 0; ; shift += 7 {
-		if i >= len(k) || shift > 63 {
-			return engine.Slot{}, "", errors.New("truncated key")
-		}
-		c := k[i]
-		i++
-		n |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-	}
-	if uint64(len(k)-i) < n {
-		return engine.Slot{}, "", errors.New("truncated key")
-	}
-	v.S = k[i : i+int(n)]
-	return v, k[i+int(n):], nil
 }
 
 func readKeySlot(b []byte) (engine.Slot, []byte, error) {
@@ -557,8 +522,8 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 	// The key's strings are substrings of g.key, which stays valid: no
 	// copy per emitted row.
 	rest := g.key
-	for i := range s.a.keys {
-		v, r, err := keySlotIn(rest)
+	for i, c := range s.a.keyCodes {
+		v, r, err := keySlotIn(rest, c)
 		if err != nil {
 			return fmt.Errorf("sql: window key: %w", err)
 		}
