@@ -72,12 +72,47 @@ type win struct {
 
 // acc is the accumulator of one aggregate in one window.
 type acc struct {
-	n   int64   // values folded (rows for COUNT(*))
-	i   int64   // SUM of integers or decimals (unscaled)
-	f   float64 // SUM of doubles; AVG's sum
+	n int64   // values folded (rows for COUNT(*))
+	i int64   // SUM of integers or decimals (unscaled)
+	f float64 // SUM of doubles; AVG's sum
+	// what MIN, MAX, ANY_VALUE, COUNT(DISTINCT) and APPROX_COUNT_DISTINCT
+	// keep besides, allocated by the first value: COUNT, SUM and AVG
+	// windows stay 32 bytes an aggregate, with one pointer for the GC.
+	x *accExt
+}
+
+type accExt struct {
 	v   engine.Slot
 	set map[string]struct{}
 	hll *hyperloglog.Sketch
+}
+
+func (x *acc) ext() *accExt {
+	if x.x == nil {
+		x.x = &accExt{}
+	}
+	return x.x
+}
+
+func (x *acc) val() engine.Slot {
+	if x.x == nil {
+		return engine.Slot{}
+	}
+	return x.x.v
+}
+
+func (x *acc) setOf() map[string]struct{} {
+	if x.x == nil {
+		return nil
+	}
+	return x.x.set
+}
+
+func (x *acc) hllOf() *hyperloglog.Sketch {
+	if x.x == nil {
+		return nil
+	}
+	return x.x.hll
 }
 
 type dueEntry struct {
@@ -344,26 +379,26 @@ func (s *aggregate) merge(into, w *win) {
 		case aggAvg:
 			x.f += y.f
 		case aggMin, aggMax:
-			if y.n > 0 && (x.n == 0 || less(spec, y.v, x.v) == (spec.kind == aggMin)) {
-				x.v = y.v
+			if y.n > 0 && (x.n == 0 || less(spec, y.val(), x.val()) == (spec.kind == aggMin)) {
+				x.ext().v = y.val()
 			}
 		case aggAnyValue:
 			if x.n == 0 {
-				x.v = y.v
+				x.ext().v = y.val()
 			}
 		case aggCountDistinct:
-			if x.set == nil {
-				x.set = map[string]struct{}{}
+			if x.setOf() == nil {
+				x.ext().set = map[string]struct{}{}
 			}
-			for k := range y.set {
-				x.set[k] = struct{}{}
+			for k := range y.setOf() {
+				x.ext().set[k] = struct{}{}
 			}
 		case aggApproxDistinct:
-			if y.hll != nil {
-				if x.hll == nil {
-					x.hll = hyperloglog.New14()
+			if y.hllOf() != nil {
+				if x.hllOf() == nil {
+					x.ext().hll = hyperloglog.New14()
 				}
-				_ = x.hll.Merge(y.hll) // same precision: never fails
+				_ = x.hllOf().Merge(y.hllOf()) // same precision: never fails
 			}
 		}
 		x.n += y.n
@@ -402,26 +437,26 @@ func (s *aggregate) fold(w *win, g *group) {
 		case aggAvg:
 			x.f += numeric(spec, v)
 		case aggMin, aggMax:
-			if x.n == 0 || less(spec, *v, x.v) == (spec.kind == aggMin) {
-				x.v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
+			if x.n == 0 || less(spec, *v, x.val()) == (spec.kind == aggMin) {
+				x.ext().v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
 			}
 		case aggAnyValue:
 			if x.n == 0 {
-				x.v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
+				x.ext().v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
 			}
 		case aggCountDistinct:
-			if x.set == nil {
-				x.set = map[string]struct{}{}
+			if x.setOf() == nil {
+				x.ext().set = map[string]struct{}{}
 			}
 			k := distinctKey(s.keyBuf[len(s.keyBuf):], spec, v)
-			if _, ok := x.set[string(k)]; !ok {
-				x.set[string(k)] = struct{}{}
+			if _, ok := x.ext().set[string(k)]; !ok {
+				x.ext().set[string(k)] = struct{}{}
 			}
 		case aggApproxDistinct:
-			if x.hll == nil {
-				x.hll = hyperloglog.New14()
+			if x.hllOf() == nil {
+				x.ext().hll = hyperloglog.New14()
 			}
-			x.hll.Insert(distinctKey(s.keyBuf[len(s.keyBuf):], spec, v))
+			x.hllOf().Insert(distinctKey(s.keyBuf[len(s.keyBuf):], spec, v))
 		}
 		x.n++
 	}
@@ -537,10 +572,10 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 		case aggCountStar, aggCount:
 			slot.N = uint64(x.n)
 		case aggCountDistinct:
-			slot.N = uint64(len(x.set))
+			slot.N = uint64(len(x.setOf()))
 		case aggApproxDistinct:
-			if x.hll != nil {
-				slot.N = x.hll.Estimate()
+			if x.hllOf() != nil {
+				slot.N = x.hllOf().Estimate()
 			}
 		case aggSum:
 			switch {
@@ -565,7 +600,7 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 			if x.n == 0 {
 				slot.Null = true
 			} else {
-				*slot = x.v
+				*slot = x.val()
 			}
 		}
 	}
@@ -835,11 +870,12 @@ func (s *aggregate) appendWins(b []byte, g *group, dirty bool) []byte {
 				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.f))
 			case aggMin, aggMax, aggAnyValue:
 				if x.n > 0 {
-					b = appendSlot(b, &x.v)
+					v := x.val()
+					b = appendSlot(b, &v)
 				}
 			case aggCountDistinct:
-				keys := make([]string, 0, len(x.set))
-				for k := range x.set {
+				keys := make([]string, 0, len(x.setOf()))
+				for k := range x.setOf() {
 					keys = append(keys, k)
 				}
 				slices.Sort(keys)
@@ -849,10 +885,10 @@ func (s *aggregate) appendWins(b []byte, g *group, dirty bool) []byte {
 					b = append(b, k...)
 				}
 			case aggApproxDistinct:
-				if x.hll == nil {
+				if x.hllOf() == nil {
 					b = binary.AppendUvarint(b, 0)
 				} else {
-					h, _ := x.hll.MarshalBinary()
+					h, _ := x.hllOf().MarshalBinary()
 					b = binary.AppendUvarint(b, uint64(len(h)))
 					b = append(b, h...)
 				}
@@ -882,7 +918,7 @@ func (s *aggregate) decodeGroup(g *group, b []byte) error {
 				x.f = math.Float64frombits(d.u64())
 			case aggMin, aggMax, aggAnyValue:
 				if x.n > 0 {
-					x.v = d.slot()
+					x.ext().v = d.slot()
 				}
 			case aggCountDistinct:
 				// Each value takes at least its length byte: a count
@@ -890,15 +926,15 @@ func (s *aggregate) decodeGroup(g *group, b []byte) error {
 				if k := d.uvarint(); k > uint64(len(d.b)) {
 					d.fail()
 				} else if k > 0 {
-					x.set = make(map[string]struct{}, k)
+					x.ext().set = make(map[string]struct{}, k)
 					for i := uint64(0); i < k && d.err == nil; i++ {
-						x.set[string(d.bytes())] = struct{}{}
+						x.ext().set[string(d.bytes())] = struct{}{}
 					}
 				}
 			case aggApproxDistinct:
 				if h := d.bytes(); len(h) > 0 && d.err == nil {
-					x.hll = hyperloglog.New14()
-					if err := x.hll.UnmarshalBinary(bytes.Clone(h)); err != nil {
+					x.ext().hll = hyperloglog.New14()
+					if err := x.hllOf().UnmarshalBinary(bytes.Clone(h)); err != nil {
 						return err
 					}
 				}
