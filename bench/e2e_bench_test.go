@@ -389,7 +389,7 @@ var e2eCases = []e2eCase{
 			// Task state objects in the checkpoint store are content-
 			// addressed and written once: their total is what was
 			// uploaded, spread over the snapshots (manifests) taken.
-			var stateBytes, manifests, manifestBytes int64
+			var stateBytes, manifests, manifestBytes, maxManifest int64
 			filepath.WalkDir(filepath.Join(e.dir, "ckpt"), func(path string, d os.DirEntry, err error) error {
 				if err != nil || d.IsDir() || filepath.Base(filepath.Dir(path)) != "state" {
 					return err
@@ -402,9 +402,15 @@ var e2eCases = []e2eCase{
 				if strings.HasSuffix(path, ".state") {
 					manifests++
 					manifestBytes += info.Size()
+					maxManifest = max(maxManifest, info.Size())
 				}
 				return nil
 			})
+			// A snapshot's manifest names its sstables and holds only the
+			// small files inline: it must stay small.
+			if maxManifest >= 4<<10 {
+				tb.Errorf("a state manifest of %d bytes, want under 4 KiB", maxManifest)
+			}
 			if tb, ok := tb.(*testing.B); ok {
 				tb.ReportMetric(float64(rows), "window-rows")
 				if manifests > 0 {
@@ -793,6 +799,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ResetTimer()
 			heap := sampleHeap(5 * time.Millisecond)
 			stopProfile := startJobProfile(b, c.name)
+			// A stateful job's task databases, where app.Build puts them.
+			disk := sampleDisk(filepath.Join(os.TempDir(), "sluice-state", e.name), 100*time.Millisecond)
 			allocs0 := heapAllocs()
 			cpu := startCPU()
 			brokerCPU := k.cpu()
@@ -835,6 +843,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			allocs := heapAllocs() - allocs0
 			peak, peakRSS := heap.Peak()
+			peakDisk := disk.Peak()
 
 			st := rt.Stats()
 			if got := st.RecordsIn.Load(); got != int64(b.N)*int64(len(built.Job.Pipelines)) {
@@ -851,6 +860,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(peak, "peak-heap-MiB")
 			b.ReportMetric(peakRSS, "peak-rss-MiB")
 			b.ReportMetric(float64(allocs)/float64(b.N), "allocs/record")
+			if peakDisk > 0 {
+				b.ReportMetric(float64(peakDisk), "peak-state-disk-B")
+			}
 			if first := src.first.Load(); first > 0 {
 				b.ReportMetric(time.Unix(0, first).Sub(start).Seconds()*1e3, "startup-ms")
 				b.ReportMetric(float64(b.N)/end.Sub(time.Unix(0, first)).Seconds(), "steady-records/s")

@@ -39,8 +39,8 @@ type Aggregate interface {
 	// Pipeline.IdleTimeout).
 	Advance(wm int64)
 	// Save passes what changed since the last Save, to be written to the
-	// task's state store; Load gives back, one by one, the entries that
-	// the store holds, into an empty Aggregate.
+	// task's state store; Load gives back, one by one and in key order,
+	// the entries that the store holds, into an empty Aggregate.
 	Save(put func(key, value []byte), del func(key []byte))
 	Load(key, value []byte) error
 }

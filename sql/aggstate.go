@@ -28,10 +28,23 @@ type aggregate struct {
 	groups map[string]*group // by encoded group key
 	due    dueHeap           // windows by end, lazily invalidated
 	dirty  []*group          // groups changed since the last Save
-	gone   []string          // groups emptied since the last Save
+	// redue is set by Load: the due heap is rebuilt from the groups
+	// before the next Fire, since a group's windows are known only once
+	// every log entry is loaded.
+	redue bool
+
+	// The change log in the task's store (Save, Load).
+	seq       uint64   // sequence number of the next log entry
+	logSeqs   []uint64 // the log entries in the store
+	logBytes  int64    // their total size
+	liveBytes int64    // the encoded size of every live group
+	chunk     []byte   // the log entry being filled
+	val       []byte   // one encoded group
 
 	pre, post, out *engine.Row
 	keyBuf         []byte
+	winSlab        []win // newWin's
+	accSlab        []acc
 	ready          []readyWin
 	hopStarts      []int64
 }
@@ -41,6 +54,10 @@ type group struct {
 	key   string // encoded key: per key slot, a null flag, N, len(S), S
 	wins  []*win
 	dirty bool
+	// full is set when a window was removed (or sessions merged) since
+	// the last Save: the log gets the whole group, not its dirty windows.
+	full bool
+	size int32 // estimated bytes of its encoding, for the log's rewrite
 }
 
 // win is one window of a group: [start, end) for tumbling and hopping
@@ -50,16 +67,52 @@ type win struct {
 	start, end int64
 	accs       []acc
 	fired      bool // taken by Fire (a heap entry may repeat)
+	dirty      bool // folded into since the last Save
 }
 
 // acc is the accumulator of one aggregate in one window.
 type acc struct {
-	n   int64   // values folded (rows for COUNT(*))
-	i   int64   // SUM of integers or decimals (unscaled)
-	f   float64 // SUM of doubles; AVG's sum
+	n int64   // values folded (rows for COUNT(*))
+	i int64   // SUM of integers or decimals (unscaled)
+	f float64 // SUM of doubles; AVG's sum
+	// what MIN, MAX, ANY_VALUE, COUNT(DISTINCT) and APPROX_COUNT_DISTINCT
+	// keep besides, allocated by the first value: COUNT, SUM and AVG
+	// windows stay 32 bytes an aggregate, with one pointer for the GC.
+	x *accExt
+}
+
+type accExt struct {
 	v   engine.Slot
 	set map[string]struct{}
 	hll *hyperloglog.Sketch
+}
+
+func (x *acc) ext() *accExt {
+	if x.x == nil {
+		x.x = &accExt{}
+	}
+	return x.x
+}
+
+func (x *acc) val() engine.Slot {
+	if x.x == nil {
+		return engine.Slot{}
+	}
+	return x.x.v
+}
+
+func (x *acc) setOf() map[string]struct{} {
+	if x.x == nil {
+		return nil
+	}
+	return x.x.set
+}
+
+func (x *acc) hllOf() *hyperloglog.Sketch {
+	if x.x == nil {
+		return nil
+	}
+	return x.x.hll
 }
 
 type dueEntry struct {
@@ -196,8 +249,8 @@ func (s *aggregate) Add(in *engine.Row) (late bool, err error) {
 // group returns the group of the key in s.pre, creating it.
 func (s *aggregate) group() *group {
 	b := s.keyBuf[:0]
-	for i := range s.a.keys {
-		b = appendSlot(b, &s.pre.Slots[1+i])
+	for i, c := range s.a.keyCodes {
+		b = appendKeySlot(b, c, &s.pre.Slots[1+i])
 	}
 	s.keyBuf = b
 	g := s.groups[string(b)]
@@ -237,16 +290,34 @@ func readKeySlot(b []byte) (engine.Slot, []byte, error) {
 	return v, b[9+k+int(n):], nil
 }
 
+// Windows and their accumulators are carved out of slabs, two
+// allocations per slabWins windows instead of two per window. A slab lives
+// until its last window is emitted: windows are born and emitted in about
+// the order of event time, so that is about a window's life.
+const slabWins = 128
+
 func (s *aggregate) newWin(g *group, start, end int64) *win {
-	w := &win{start: start, end: end, accs: make([]acc, len(s.a.aggs))}
+	n := len(s.a.aggs)
+	if len(s.winSlab) == 0 {
+		s.winSlab = make([]win, slabWins)
+	}
+	if len(s.accSlab) < n {
+		s.accSlab = make([]acc, n*slabWins)
+	}
+	w := &s.winSlab[0]
+	s.winSlab = s.winSlab[1:]
+	*w = win{start: start, end: end, accs: s.accSlab[:n:n]}
+	s.accSlab = s.accSlab[n:]
 	s.due.push(dueEntry{end: end, key: g.key})
 	return w
 }
 
 // window returns g's window [start, end), creating it.
 func (s *aggregate) window(g *group, start, end int64) *win {
-	for _, w := range g.wins {
-		if w.start == start {
+	// Newest first: a record mostly belongs to the group's latest window,
+	// and each look at an older one is a cache miss.
+	for i := len(g.wins) - 1; i >= 0; i-- {
+		if w := g.wins[i]; w.start == start {
 			return w
 		}
 	}
@@ -308,26 +379,26 @@ func (s *aggregate) merge(into, w *win) {
 		case aggAvg:
 			x.f += y.f
 		case aggMin, aggMax:
-			if y.n > 0 && (x.n == 0 || less(spec, y.v, x.v) == (spec.kind == aggMin)) {
-				x.v = y.v
+			if y.n > 0 && (x.n == 0 || less(spec, y.val(), x.val()) == (spec.kind == aggMin)) {
+				x.ext().v = y.val()
 			}
 		case aggAnyValue:
 			if x.n == 0 {
-				x.v = y.v
+				x.ext().v = y.val()
 			}
 		case aggCountDistinct:
-			if x.set == nil {
-				x.set = map[string]struct{}{}
+			if x.setOf() == nil {
+				x.ext().set = map[string]struct{}{}
 			}
-			for k := range y.set {
-				x.set[k] = struct{}{}
+			for k := range y.setOf() {
+				x.ext().set[k] = struct{}{}
 			}
 		case aggApproxDistinct:
-			if y.hll != nil {
-				if x.hll == nil {
-					x.hll = hyperloglog.New14()
+			if y.hllOf() != nil {
+				if x.hllOf() == nil {
+					x.ext().hll = hyperloglog.New14()
 				}
-				_ = x.hll.Merge(y.hll) // same precision: never fails
+				_ = x.hllOf().Merge(y.hllOf()) // same precision: never fails
 			}
 		}
 		x.n += y.n
@@ -336,6 +407,7 @@ func (s *aggregate) merge(into, w *win) {
 
 // fold adds the aggregate arguments in s.pre to window w of g.
 func (s *aggregate) fold(w *win, g *group) {
+	w.dirty = true
 	if !g.dirty {
 		g.dirty = true
 		s.dirty = append(s.dirty, g)
@@ -365,26 +437,26 @@ func (s *aggregate) fold(w *win, g *group) {
 		case aggAvg:
 			x.f += numeric(spec, v)
 		case aggMin, aggMax:
-			if x.n == 0 || less(spec, *v, x.v) == (spec.kind == aggMin) {
-				x.v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
+			if x.n == 0 || less(spec, *v, x.val()) == (spec.kind == aggMin) {
+				x.ext().v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
 			}
 		case aggAnyValue:
 			if x.n == 0 {
-				x.v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
+				x.ext().v = engine.Slot{N: v.N, S: strings.Clone(v.S)}
 			}
 		case aggCountDistinct:
-			if x.set == nil {
-				x.set = map[string]struct{}{}
+			if x.setOf() == nil {
+				x.ext().set = map[string]struct{}{}
 			}
 			k := distinctKey(s.keyBuf[len(s.keyBuf):], spec, v)
-			if _, ok := x.set[string(k)]; !ok {
-				x.set[string(k)] = struct{}{}
+			if _, ok := x.ext().set[string(k)]; !ok {
+				x.ext().set[string(k)] = struct{}{}
 			}
 		case aggApproxDistinct:
-			if x.hll == nil {
-				x.hll = hyperloglog.New14()
+			if x.hllOf() == nil {
+				x.ext().hll = hyperloglog.New14()
 			}
-			x.hll.Insert(distinctKey(s.keyBuf[len(s.keyBuf):], spec, v))
+			x.hllOf().Insert(distinctKey(s.keyBuf[len(s.keyBuf):], spec, v))
 		}
 		x.n++
 	}
@@ -431,6 +503,9 @@ func less(spec aggSpec, a, b engine.Slot) bool {
 // so that a replay emits the same rows in the same order. Emitted windows
 // are forgotten. emit must not keep the row.
 func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
+	if s.redue {
+		s.rebuildDue()
+	}
 	if len(s.due) == 0 || (!final && s.due[0].end+s.lateness > s.wm) {
 		return nil
 	}
@@ -463,6 +538,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 			err = s.emit(r.g, r.w, emit)
 		}
 		r.g.wins = slices.DeleteFunc(r.g.wins, func(w *win) bool { return w == r.w })
+		r.g.full = true
 		if !r.g.dirty {
 			r.g.dirty = true
 			s.dirty = append(s.dirty, r.g)
@@ -478,9 +554,11 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 	p.Reset(s.a.postIn.Width())
 	p.SetInt(0, w.start)
 	p.SetInt(1, w.end)
-	rest := []byte(g.key)
-	for i := range s.a.keys {
-		v, r, err := readKeySlot(rest)
+	// The key's strings are substrings of g.key, which stays valid: no
+	// copy per emitted row.
+	rest := g.key
+	for i, c := range s.a.keyCodes {
+		v, r, err := keySlotIn(rest, c)
 		if err != nil {
 			return fmt.Errorf("sql: window key: %w", err)
 		}
@@ -494,10 +572,10 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 		case aggCountStar, aggCount:
 			slot.N = uint64(x.n)
 		case aggCountDistinct:
-			slot.N = uint64(len(x.set))
+			slot.N = uint64(len(x.setOf()))
 		case aggApproxDistinct:
-			if x.hll != nil {
-				slot.N = x.hll.Estimate()
+			if x.hllOf() != nil {
+				slot.N = x.hllOf().Estimate()
 			}
 		case aggSum:
 			switch {
@@ -522,7 +600,7 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 			if x.n == 0 {
 				slot.Null = true
 			} else {
-				*slot = x.v
+				*slot = x.val()
 			}
 		}
 	}
@@ -533,39 +611,140 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 	return emit(s.out)
 }
 
-// Keys in the task's state store: the watermark, and one entry per group.
+// The task's state store holds the watermark and a log of group changes:
+//
+//	m                        varint watermark (µs)
+//	l <seq: 8 bytes, BE>     entries, each uvarint len(key) key uvarint len(value) value
+//
+// Each Save appends one log entry (split at logChunk bytes) with every
+// group that changed in the bundle: a value is logFull and the group's
+// encoding (encodeGroup), or, for a tumbling or hopping window that only
+// had records folded in, logPatch and the encoding of just the windows
+// that changed; an empty value deletes a group whose windows are all
+// emitted. Load replays the entries
+// in sequence order, later ones replacing earlier ones. Writing a bundle's
+// changes as a few large values instead of one Pebble key per group costs
+// the store a memcpy instead of a skiplist insert and a compaction per
+// group. When the log has grown past twice the live state (and
+// logRewriteMin), a Save writes the live groups afresh and deletes every
+// older entry in the same batch, so the log stays within a constant factor
+// of the state and closed windows leave it.
 const (
-	stateMeta  = 'm'
-	stateGroup = 'g'
+	stateMeta = 'm'
+	stateLog  = 'l'
+	// The first byte of a group's value in the log.
+	logFull  = 0 // the group's every window
+	logPatch = 1 // windows that replace those of the same start
+	// logChunk bounds one log entry's value.
+	logChunk = 256 << 10
+	// logRewriteMin is the log size below which it is never rewritten.
+	logRewriteMin = 4 << 20
 )
 
-// Save passes what changed since the last Save: the encoded state of every
-// group that changed (del for a group with no open window left) and the
-// watermark.
+// Save passes what changed since the last Save: a log entry with the
+// encoded state of every group that changed (or the whole state, when the
+// log is due a rewrite) and the watermark.
 func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
-	var kb, vb []byte
+	rewrite := s.logBytes > 2*s.liveBytes+logRewriteMin
 	for _, g := range s.dirty {
 		g.dirty = false
-		kb = append(append(kb[:0], stateGroup), g.key...)
 		if len(g.wins) == 0 {
 			if s.groups[g.key] == g {
 				delete(s.groups, g.key)
 			}
-			del(kb)
+			s.liveBytes -= int64(g.size)
+			g.size = 0
+			if !rewrite {
+				s.logAppend(put, g.key, nil)
+			}
 			continue
 		}
-		vb = s.encodeGroup(vb[:0], g)
-		put(kb, vb)
+		if !rewrite {
+			s.logGroup(put, g, !g.full && s.a.win.kind != session)
+		}
+		g.full = false
 	}
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
+	if rewrite {
+		for _, seq := range s.logSeqs {
+			del(logKey(seq))
+		}
+		s.logSeqs, s.logBytes, s.liveBytes = s.logSeqs[:0], 0, 0
+		for _, g := range s.groups {
+			g.size = 0
+			s.logGroup(put, g, false)
+		}
+	}
+	s.logFlush(put)
 	if s.wm != s.wmSaved {
 		s.wmSaved = s.wm
 		put([]byte{stateMeta}, binary.AppendVarint(nil, s.wm))
 	}
 }
 
-// Load restores one entry that Save wrote.
+// logGroup appends g to the log entry being filled: the whole group, or
+// with patch its windows folded into since the last Save, which replace
+// the windows of the same start when the log is loaded.
+func (s *aggregate) logGroup(put func(key, value []byte), g *group, patch bool) {
+	kind, size := byte(logFull), int64(0)
+	if patch {
+		kind = logPatch
+	}
+	s.val = s.appendWins(append(s.val[:0], kind), g, patch)
+	if patch {
+		// The group's size is estimated from the windows written.
+		if n := countDirty(g); n > 0 {
+			size = int64(len(s.val)-1) / int64(n) * int64(len(g.wins))
+		}
+	} else {
+		size = int64(len(s.val))
+	}
+	for _, w := range g.wins {
+		w.dirty = false
+	}
+	s.liveBytes += size - int64(g.size)
+	g.size = int32(size)
+	s.logAppend(put, g.key, s.val)
+}
+
+func countDirty(g *group) int {
+	n := 0
+	for _, w := range g.wins {
+		if w.dirty {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *aggregate) logAppend(put func(key, value []byte), key string, val []byte) {
+	b := binary.AppendUvarint(s.chunk, uint64(len(key)))
+	b = append(b, key...)
+	b = binary.AppendUvarint(b, uint64(len(val)))
+	s.chunk = append(b, val...)
+	if len(s.chunk) >= logChunk {
+		s.logFlush(put)
+	}
+}
+
+// logFlush writes the log entry being filled, if any (put copies it).
+func (s *aggregate) logFlush(put func(key, value []byte)) {
+	if len(s.chunk) == 0 {
+		return
+	}
+	put(logKey(s.seq), s.chunk)
+	s.logSeqs = append(s.logSeqs, s.seq)
+	s.logBytes += int64(len(s.chunk))
+	s.seq++
+	s.chunk = s.chunk[:0]
+}
+
+func logKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{stateLog}, seq)
+}
+
+// Load restores one entry that Save wrote; entries come in key order.
 func (s *aggregate) Load(key, value []byte) error {
 	if len(key) == 0 {
 		return errors.New("sql: window state: empty key")
@@ -578,51 +757,141 @@ func (s *aggregate) Load(key, value []byte) error {
 		}
 		s.wm, s.wmSaved = wm, wm
 		return nil
-	case stateGroup:
-		g := &group{key: string(key[1:])}
-		if err := s.decodeGroup(g, value); err != nil {
-			return fmt.Errorf("sql: window state: %w", err)
+	case stateLog:
+		if len(key) != 9 {
+			return fmt.Errorf("sql: window state: log key of %d bytes, want 9", len(key))
 		}
-		s.groups[g.key] = g
-		for _, w := range g.wins {
-			s.due.push(dueEntry{end: w.end, key: g.key})
+		seq := binary.BigEndian.Uint64(key[1:])
+		s.logSeqs = append(s.logSeqs, seq)
+		s.logBytes += int64(len(value))
+		s.seq = max(s.seq, seq+1)
+		s.redue = true
+		d := stateDecoder{b: value}
+		for len(d.b) > 0 && d.err == nil {
+			k, v := d.bytes(), d.bytes()
+			if d.err != nil {
+				break
+			}
+			old := s.groups[string(k)]
+			if len(v) == 0 || v[0] == logFull {
+				if old != nil {
+					s.liveBytes -= int64(old.size)
+					delete(s.groups, old.key)
+				}
+				if len(v) == 0 {
+					continue
+				}
+				g := &group{key: string(k), size: int32(len(v))}
+				if err := s.decodeGroup(g, v[1:]); err != nil {
+					return fmt.Errorf("sql: window state: %w", err)
+				}
+				s.groups[g.key] = g
+				s.liveBytes += int64(len(v))
+				continue
+			}
+			if v[0] != logPatch {
+				return fmt.Errorf("sql: window state: log entry %d: unknown group value kind %d", seq, v[0])
+			}
+			var p group
+			if err := s.decodeGroup(&p, v[1:]); err != nil {
+				return fmt.Errorf("sql: window state: %w", err)
+			}
+			if old == nil {
+				old = &group{key: string(k)}
+				s.groups[old.key] = old
+			}
+			for _, w := range p.wins {
+				if i := slices.IndexFunc(old.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
+					old.wins[i] = w
+				} else {
+					old.wins = append(old.wins, w)
+				}
+			}
+			s.liveBytes += int64(len(v))
+			old.size += int32(len(v))
+		}
+		if d.err != nil {
+			return fmt.Errorf("sql: window state: log entry %d: %w", seq, d.err)
 		}
 		return nil
 	}
-	return fmt.Errorf("sql: window state: unknown key kind %q", key[0])
+	return fmt.Errorf("sql: window state: unknown key kind %q (state written by another version of the window state format)", key[0])
+}
+
+// rebuildDue refills the due heap from every window after a Load.
+func (s *aggregate) rebuildDue() {
+	s.redue = false
+	clear(s.due)
+	s.due = s.due[:0]
+	for _, g := range s.groups {
+		for _, w := range g.wins {
+			if !w.fired {
+				s.due.push(dueEntry{end: w.end, key: g.key})
+			}
+		}
+	}
 }
 
 // The value of a group: the number of windows, then each window's start,
-// end and accumulators (n, i, f bits, the value slot, the distinct set in
-// order, the HyperLogLog sketch).
+// its length (end - start), and per aggregate the values folded (n) and
+// what its kind needs: SUM the integer (or decimal, unscaled) sum or a
+// double's bits, AVG the sum's bits, MIN, MAX and ANY_VALUE the value
+// (when n > 0), COUNT(DISTINCT) the set in order, APPROX_COUNT_DISTINCT the
+// HyperLogLog sketch.
 func (s *aggregate) encodeGroup(b []byte, g *group) []byte {
-	b = binary.AppendUvarint(b, uint64(len(g.wins)))
-	var keys []string
+	return s.appendWins(b, g, false)
+}
+
+// appendWins appends the encoding of g's windows (only its dirty ones when
+// dirty is set) in encodeGroup's layout.
+func (s *aggregate) appendWins(b []byte, g *group, dirty bool) []byte {
+	n := len(g.wins)
+	if dirty {
+		n = countDirty(g)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
 	for _, w := range g.wins {
+		if dirty && !w.dirty {
+			continue
+		}
 		b = binary.AppendVarint(b, w.start)
-		b = binary.AppendVarint(b, w.end)
-		for i := range w.accs {
+		b = binary.AppendUvarint(b, uint64(w.end-w.start))
+		for i, spec := range s.a.aggs {
 			x := &w.accs[i]
 			b = binary.AppendVarint(b, x.n)
-			b = binary.AppendVarint(b, x.i)
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.f))
-			b = appendSlot(b, &x.v)
-			keys = keys[:0]
-			for k := range x.set {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			b = binary.AppendUvarint(b, uint64(len(keys)))
-			for _, k := range keys {
-				b = binary.AppendUvarint(b, uint64(len(k)))
-				b = append(b, k...)
-			}
-			if x.hll == nil {
-				b = binary.AppendUvarint(b, 0)
-			} else {
-				h, _ := x.hll.MarshalBinary()
-				b = binary.AppendUvarint(b, uint64(len(h)))
-				b = append(b, h...)
+			switch spec.kind {
+			case aggSum:
+				if spec.arg == tFloat {
+					b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.f))
+				} else {
+					b = binary.AppendVarint(b, x.i)
+				}
+			case aggAvg:
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x.f))
+			case aggMin, aggMax, aggAnyValue:
+				if x.n > 0 {
+					v := x.val()
+					b = appendSlot(b, &v)
+				}
+			case aggCountDistinct:
+				keys := make([]string, 0, len(x.setOf()))
+				for k := range x.setOf() {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				b = binary.AppendUvarint(b, uint64(len(keys)))
+				for _, k := range keys {
+					b = binary.AppendUvarint(b, uint64(len(k)))
+					b = append(b, k...)
+				}
+			case aggApproxDistinct:
+				if x.hllOf() == nil {
+					b = binary.AppendUvarint(b, 0)
+				} else {
+					h, _ := x.hllOf().MarshalBinary()
+					b = binary.AppendUvarint(b, uint64(len(h)))
+					b = append(b, h...)
+				}
 			}
 		}
 	}
@@ -633,26 +902,41 @@ func (s *aggregate) decodeGroup(g *group, b []byte) error {
 	d := stateDecoder{b: b}
 	n := d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		w := &win{start: d.varint(), end: d.varint(), accs: make([]acc, len(s.a.aggs))}
-		for j := range w.accs {
+		start := d.varint()
+		w := &win{start: start, end: start + int64(d.uvarint()), accs: make([]acc, len(s.a.aggs))}
+		for j, spec := range s.a.aggs {
 			x := &w.accs[j]
-			x.n, x.i = d.varint(), d.varint()
-			x.f = math.Float64frombits(d.u64())
-			x.v = d.slot()
-			// Each value takes at least its length byte: a count past the
-			// bytes left is corrupt, not a map to allocate.
-			if k := d.uvarint(); k > uint64(len(d.b)) {
-				d.fail()
-			} else if k > 0 {
-				x.set = make(map[string]struct{}, k)
-				for i := uint64(0); i < k && d.err == nil; i++ {
-					x.set[string(d.bytes())] = struct{}{}
+			x.n = d.varint()
+			switch spec.kind {
+			case aggSum:
+				if spec.arg == tFloat {
+					x.f = math.Float64frombits(d.u64())
+				} else {
+					x.i = d.varint()
 				}
-			}
-			if h := d.bytes(); len(h) > 0 && d.err == nil {
-				x.hll = hyperloglog.New14()
-				if err := x.hll.UnmarshalBinary(bytes.Clone(h)); err != nil {
-					return err
+			case aggAvg:
+				x.f = math.Float64frombits(d.u64())
+			case aggMin, aggMax, aggAnyValue:
+				if x.n > 0 {
+					x.ext().v = d.slot()
+				}
+			case aggCountDistinct:
+				// Each value takes at least its length byte: a count
+				// past the bytes left is corrupt, not a map to allocate.
+				if k := d.uvarint(); k > uint64(len(d.b)) {
+					d.fail()
+				} else if k > 0 {
+					x.ext().set = make(map[string]struct{}, k)
+					for i := uint64(0); i < k && d.err == nil; i++ {
+						x.ext().set[string(d.bytes())] = struct{}{}
+					}
+				}
+			case aggApproxDistinct:
+				if h := d.bytes(); len(h) > 0 && d.err == nil {
+					x.ext().hll = hyperloglog.New14()
+					if err := x.hllOf().UnmarshalBinary(bytes.Clone(h)); err != nil {
+						return err
+					}
 				}
 			}
 		}

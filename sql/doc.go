@@ -89,9 +89,13 @@
 // past its end plus the allowed lateness, in the order of ends, starts and
 // keys, so that a replay emits the same rows in the same order. A record of
 // an emitted window is late (the runtime dead-letters it); for a hopping
-// window, a record any of whose windows was emitted. The state is saved as
-// key/value entries per group (engine.Aggregate.Save) and deleted when the
-// group's last window closes.
+// window, a record any of whose windows was emitted. The state is saved
+// at the end of each bundle as one log entry holding every group that
+// changed (engine.Aggregate.Save; for a tumbling or hopping window, only
+// the windows folded into); a group whose last window closed is deleted
+// by the log, and the log is rewritten from the live groups once it
+// outgrows twice their size, so the store stays proportional to the open
+// windows.
 //
 // # Shuffle
 //

@@ -135,7 +135,7 @@ func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
 	if err := s.decodeGroup(&m.part, value); err != nil {
 		return 0, fmt.Errorf("sql: partial: %w", err)
 	}
-	if _, err := checkKey(key, s.a.keys); err != nil {
+	if err := s.a.checkKey(string(key)); err != nil {
 		return 0, fmt.Errorf("sql: partial key: %w", err)
 	}
 	var g *group
@@ -150,6 +150,7 @@ func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
 				g = &group{key: string(key)}
 				s.groups[g.key] = g
 			}
+			g.full = true // merged windows are not marked dirty
 			if !g.dirty {
 				g.dirty = true
 				s.dirty = append(s.dirty, g)
@@ -209,20 +210,6 @@ func (s *aggregate) mergeSession(g *group, w *win) {
 	if into.end != end {
 		s.due.push(dueEntry{end: into.end, key: g.key})
 	}
-}
-
-// checkKey checks that b is the encoding of n key slots.
-func checkKey(b []byte, n int) ([]byte, error) {
-	for range n {
-		var err error
-		if _, b, err = readKeySlot(b); err != nil {
-			return nil, err
-		}
-	}
-	if len(b) != 0 {
-		return nil, errors.New("trailing bytes")
-	}
-	return b, nil
 }
 
 // ShuffleMerge is a merging task's side of the shuffle protocol (see the

@@ -80,8 +80,10 @@ type Aggregation struct {
 	postIn *engine.Schema // window_start, window_end, __kJ..., __aI...
 	win    windowSpec
 	keys   int
-	aggs   []aggSpec
-	reads  []string
+	// keyCodes encode the key slots (groupkey.go).
+	keyCodes []keyCode
+	aggs     []aggSpec
+	reads    []string
 }
 
 var _ engine.Aggregator = (*Aggregation)(nil)
@@ -333,6 +335,7 @@ func (c *compiler) aggregation(sel *sqlparser.Select, opts []Option) (*Aggregati
 			return nil, c.errorf(groupPos, "GROUP BY %s: an array or map cannot be a group key", keyText[i])
 		}
 		postFields = append(postFields, engine.Field{Name: "__k" + strconv.Itoa(i), Type: f.Type})
+		a.keyCodes = append(a.keyCodes, keyCodeOf(baseType(f.Type)))
 	}
 	for i := range a.aggs {
 		f := fields[1+len(keys)+i]

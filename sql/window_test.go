@@ -2,6 +2,8 @@ package sql
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +91,9 @@ func runWindow(t *testing.T, q string, lateness int64, recs []wrec, reload bool)
 			st.Save(func(k, v []byte) { kv[string(k)] = append([]byte(nil), v...) }, func(k []byte) { delete(kv, string(k)) })
 			st = a.NewAggregate(0)
 			st.(*aggregate).lateness = lateness * 1e6
-			for k, v := range kv {
-				if err := st.Load([]byte(k), v); err != nil {
+			// In key order, as a TaskStore's Scan gives them.
+			for _, k := range slices.Sorted(maps.Keys(kv)) {
+				if err := st.Load([]byte(k), kv[k]); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -1,0 +1,99 @@
+package sql
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// TestWindowStateLogRewrite: when the state log is due a rewrite, Save
+// writes the live groups afresh and deletes every older entry, and a state
+// loaded from the store (patches, deletions, a rewrite, more patches) emits
+// what the state that never left memory emits.
+func TestWindowStateLogRewrite(t *testing.T) {
+	tr, err := CompileTransform(`SELECT window_start, src, COUNT(*) AS c, SUM(n) AS s, MAX(n) AS hi
+		FROM input GROUP BY TUMBLE(ts, '10 seconds'), src`, windowSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tr.(*Aggregation)
+	kv := map[string][]byte{}
+	put := func(k, v []byte) { kv[string(k)] = append([]byte(nil), v...) }
+	del := func(k []byte) { delete(kv, string(k)) }
+	load := func() *aggregate {
+		st := a.NewAggregate(0).(*aggregate)
+		st.lateness = 5e6
+		for _, k := range slices.Sorted(maps.Keys(kv)) {
+			if err := st.Load([]byte(k), kv[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st
+	}
+	mem := a.NewAggregate(0).(*aggregate)
+	mem.lateness = 5e6
+	st := load()
+	var gotMem, gotStore []string
+	emitTo := func(rows *[]string) func(*engine.Row) error {
+		return func(out *engine.Row) error {
+			*rows = append(*rows, fmt.Sprintf("%d %s %d %d %d", out.Int(0)/1e6, out.Str(1), out.Int(2), out.Int(3), out.Int(4)))
+			return nil
+		}
+	}
+	in := engine.NewRow(3)
+	rewrote := false
+	for i := range 400 {
+		in.Reset(3)
+		in.SetInt(0, int64(i/4)*1e6)
+		in.SetStr(1, fmt.Sprintf("src-%d", i%7))
+		in.SetInt(2, int64(i%13))
+		for _, s := range []*aggregate{mem, st} {
+			if late, err := s.Add(in); late || err != nil {
+				t.Fatalf("record %d: late %v, error %v", i, late, err)
+			}
+		}
+		if err := mem.Fire(false, emitTo(&gotMem)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Fire(false, emitTo(&gotStore)); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 4 {
+			if i == 199 {
+				st.logBytes = 1 << 40 // a rewrite is due
+			}
+			before := len(st.logSeqs)
+			st.Save(put, del)
+			if i == 199 {
+				rewrote = true
+				if len(st.logSeqs) != 1 || before < 2 {
+					t.Fatalf("rewrite: %d log entries before, %d after; want several, then 1", before, len(st.logSeqs))
+				}
+				if n := len(kv); n != 2 { // the rewritten entry and the watermark
+					t.Fatalf("after the rewrite the store holds %d entries, want 2: %q", n, slices.Sorted(maps.Keys(kv)))
+				}
+			}
+			st = load()
+		}
+	}
+	if !rewrote {
+		t.Fatal("no rewrite")
+	}
+	if err := mem.Fire(true, emitTo(&gotMem)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Fire(true, emitTo(&gotStore)); err != nil {
+		t.Fatal(err)
+	}
+	if len(gotMem) < 50 {
+		t.Fatalf("only %d rows", len(gotMem))
+	}
+	if diff := cmp.Diff(gotMem, gotStore); diff != "" {
+		t.Errorf("rows of the reloaded state (-in memory +reloaded):\n%s", diff)
+	}
+}
