@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// TestValidateWindows: a windowed job validates; a GROUP BY without a
-// window, a windowed GROUP BY without aggregation: per_partition, and a
-// dedup on an unknown column are errors at their line and column.
+// TestValidateWindows: a windowed job validates, shuffled (the default
+// for a Kafka source) or per partition; a GROUP BY without a window, an
+// unknown aggregation mode, a shuffle with what it does not run with yet,
+// and a dedup on an unknown column are errors at their line and column.
 func TestValidateWindows(t *testing.T) {
 	const job = `job: w
 kafka: {brokers: ["localhost:9092"]}
@@ -31,8 +32,10 @@ pipelines:
 	}{
 		{"valid", "    aggregation: per_partition\n    allowed_lateness: 30s\n    dedup: {key: session_id, within: 10m}", windowed, ""},
 		{"no window", "    aggregation: per_partition", "SELECT src_ip, COUNT(*) FROM input GROUP BY src_ip", "job.yaml:9:45: sql: GROUP BY needs a window over the event time"},
-		{"no aggregation mode", "    allowed_lateness: 30s", windowed, "job.yaml:9:10: sql: a windowed GROUP BY needs aggregation: per_partition"},
-		{"bad mode", "    aggregation: shuffle", windowed, "job.yaml:8:18: aggregation must be per_partition"},
+		{"default mode: shuffle", "    allowed_lateness: 30s", windowed, ""},
+		{"shuffle", "    aggregation: shuffle\n    shuffle_partitions: 8", windowed, ""},
+		{"bad mode", "    aggregation: global", windowed, "job.yaml:8:18: aggregation must be shuffle or per_partition"},
+		{"default shuffle with dedup", "    dedup: {key: session_id, within: 10m}", windowed, "job.yaml:9:10: aggregation: shuffle (the default for a kafka source) does not run with dedup yet; set aggregation: per_partition"},
 		{"bad dedup key", "    aggregation: per_partition\n    dedup: {key: nope, within: 10m}", windowed, "dedup: sql: dedup key nope"},
 	}
 	for _, tt := range tests {
