@@ -1,6 +1,8 @@
 package app
 
 import (
+	"math/rand"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,4 +46,50 @@ func TestShuffleExact(t *testing.T) {
 			t.Logf("per_partition: %d of %d windows split into several rows", split, len(r.want))
 		})
 	}
+}
+
+// TestShuffleCrashExactlyOnce: the shuffled aggregation of TestShuffleExact
+// while records flow, through two SIGKILLs of the binary and a second
+// worker joining (the group moves source and merging tasks to it): every
+// window of the records produced is in the table once, with its exact
+// count and sum. A producer restarted after a crash starts a new epoch
+// from its committed offset, so the merging tasks drop the partials it
+// replays; a merging task resumes from its checkpointed state and offset,
+// and replays the same rows, which the committed-mode table deduplicates.
+func TestShuffleCrashExactlyOnce(t *testing.T) {
+	t.Parallel()
+	r := newWindowRunMode(t, "shuffle", true)
+	c := r.c
+	rnd := rand.New(rand.NewSource(17))
+	pause := func() { time.Sleep(time.Duration(1500+rnd.Intn(1500)) * time.Millisecond) }
+	start := time.Now()
+	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
+	stopProducing := r.produceEvery(200, 25*time.Millisecond)
+
+	w0 := c.start("w0")
+	pause()
+	step("kill 1")
+	c.kill(w0)
+	w0 = c.start("w0")
+	pause()
+	step("w1 starts")
+	w1 := c.start("w1")
+	pause()
+	step("kill 2")
+	c.kill(w0)
+	stopProducing()
+	w0 = c.start("w0")
+	step("waiting for the table")
+	r.waitTable(2 * time.Minute)
+	step("drain")
+	c.drain(w1)
+	c.drain(w0)
+	logs := w0.logs.String() + w1.logs.String()
+	r.exact(logs)
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			t.Errorf("logged: %s", l)
+		}
+	}
+	t.Logf("%d records, %d windows, 2 SIGKILLs and a second worker: every window once, every count and sum exact", r.next, len(r.want))
 }
