@@ -42,6 +42,7 @@
 //	ColumnReader         Transform        sql.Program                       once per pipeline, by New
 //	Projector            Decoder          source/avro.Decoder               once per decoder, by New, before any Decode
 //	RowPreparer          Decoder          source/avro.Decoder               once per task and decoder, by the task's goroutine when it starts
+//	Sealer               Aggregate        sql.ShuffleProducer's aggregates  by the task's goroutine when a bundle closes, before its flush
 //
 // Their comments (interfaces.go, projection.go) say who owns each buffer. A
 // wrapper that embeds a base interface hides the capabilities of what it
@@ -128,5 +129,8 @@
 // changed is written to the store when the pipeline completes it, and a
 // stateful task publishes its position only with a snapshot of the store
 // (at each checkpoint cut and when it stops), so that every checkpointed
-// offset comes with the state at that offset. See stateful.go.
+// offset comes with the state at that offset. An aggregate that is a
+// Sealer (the source side of a shuffled aggregation, whose rows are its
+// partials, not the query's) emits rows of its own when a bundle closes,
+// before the flush, so that they are part of the bundle. See stateful.go.
 package engine

@@ -190,62 +190,16 @@ func ensureShuffleTopic(ctx context.Context, adm *kadm.Client, sources []string,
 	return producers, int32(partitions), nil
 }
 
-// The repartition topic's records. Key: a partial's group key (empty for
-// the other kinds). Value (part of the format: never change it without a
-// new version byte):
-//
-//	version    1 byte, shuffleVersion
-//	kind       1 byte (sql.ShuffleStart, ...)
-//	producer   uvarint length + bytes: the source task, "<topic>/<partition>"
-//	epoch      varint
-//	from, to   varints: source offsets (Start and Commit: the offset in to)
-//	watermark  varint, unix microseconds (Progress)
-//	rest       the partial's windows (Partial)
-const shuffleVersion = 1
-
-func appendShuffle(b []byte, kind byte, producer string, epoch, from, to, wm int64, value []byte) []byte {
-	b = append(b, shuffleVersion, kind)
-	b = binary.AppendUvarint(b, uint64(len(producer)))
-	b = append(b, producer...)
-	b = binary.AppendVarint(b, epoch)
-	b = binary.AppendVarint(b, from)
-	b = binary.AppendVarint(b, to)
-	b = binary.AppendVarint(b, wm)
-	return append(b, value...)
-}
-
 // shuffleDecoder decodes the repartition topic's records into rows of
-// sql.ShuffleSchema. Strings alias the record.
+// sql.ShuffleSchema (the format: sql.AppendShuffleMessage).
 type shuffleDecoder struct{}
 
 func (shuffleDecoder) Schema() *engine.Schema { return sql.ShuffleSchema }
 
 func (shuffleDecoder) Decode(rec *engine.Record, row *engine.Row) error {
-	fail := func(what string) error {
-		return &engine.DecodeError{Err: fmt.Errorf("repartition record: %s", what)}
+	if err := sql.DecodeShuffleMessage(rec.Key, rec.Value, row); err != nil {
+		return &engine.DecodeError{Err: err}
 	}
-	v := rec.Value
-	if len(v) < 2 || v[0] != shuffleVersion {
-		return fail("unknown version")
-	}
-	row.SetInt(sql.ShuffleKind, int64(v[1]))
-	v = v[2:]
-	n, k := binary.Uvarint(v)
-	if k <= 0 || uint64(len(v)-k) < n {
-		return fail("bad producer")
-	}
-	row.SetStr(sql.ShuffleProducerName, engine.UnsafeString(v[k:k+int(n)]))
-	v = v[k+int(n):]
-	for _, slot := range []int{sql.ShuffleEpoch, sql.ShuffleFrom, sql.ShuffleTo, sql.ShuffleWatermark} {
-		x, k := binary.Varint(v)
-		if k <= 0 {
-			return fail("bad number")
-		}
-		row.SetInt(slot, x)
-		v = v[k:]
-	}
-	row.SetStr(sql.ShuffleKey, engine.UnsafeString(rec.Key))
-	row.SetStr(sql.ShuffleValue, engine.UnsafeString(v))
 	return nil
 }
 
@@ -332,7 +286,7 @@ func (s *shuffleSink) commit(ctx context.Context, positions []engine.Position) {
 			continue
 		}
 		s.sent[p.Task] = off
-		v := appendShuffle(nil, sql.ShuffleCommit, p.Task.String(), epoch, 0, off, 0, nil)
+		v := sql.AppendShuffleMessage(nil, sql.ShuffleCommit, p.Task.String(), epoch, 0, off, 0, nil)
 		for part := range s.parts {
 			recs = append(recs, &kgo.Record{Partition: part, Value: v})
 		}
@@ -411,13 +365,13 @@ func (w *shuffleWriter) Flush(ctx context.Context) error {
 	epoch := w.epoch
 	if !started {
 		epoch = s.newEpoch(w.task, w.floor)
-		v := appendShuffle(nil, sql.ShuffleStart, w.name, epoch, 0, w.rows[0].from, 0, nil)
+		v := sql.AppendShuffleMessage(nil, sql.ShuffleStart, w.name, epoch, 0, w.rows[0].from, 0, nil)
 		for p := range s.parts {
 			recs = append(recs, &kgo.Record{Partition: p, Value: v})
 		}
 	}
 	for _, r := range w.rows {
-		v := appendShuffle(nil, byte(r.kind), w.name, epoch, r.from, r.to, r.wm, r.value)
+		v := sql.AppendShuffleMessage(nil, byte(r.kind), w.name, epoch, r.from, r.to, r.wm, r.value)
 		if r.kind == sql.ShufflePartial {
 			recs = append(recs, &kgo.Record{Partition: shufflePartition(r.key, s.parts), Key: r.key, Value: v})
 			continue
