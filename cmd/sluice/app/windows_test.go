@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,6 +44,50 @@ pipelines:
 		t.Run(tt.name, func(t *testing.T) {
 			body := fmt.Sprintf(job, tt.keys, tt.sql)
 			path := writeJob(t, t.TempDir(), body)
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), []string{"validate", path}, &stdout, &stderr)
+			if tt.want == "" {
+				if code != 0 {
+					t.Fatalf("validate exit %d:\n%s", code, stderr.String())
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("validate exit %d, said:\n%s\nwant %q", code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestValidateWindowsFileSource: a windowed GROUP BY over a file (one task)
+// aggregates per partition by default, which is exact; asking a file source
+// for a shuffle is an error that says what to set.
+func TestValidateWindowsFileSource(t *testing.T) {
+	const job = `job: w
+pipelines:
+  - name: p
+    source: {file: {path: traffic.avro}}
+    format: {avro: {schema_file: traffic.avsc}}
+    event_time: time_generated
+%s
+    sql: SELECT window_start, src_ip, COUNT(*) AS n FROM input GROUP BY TUMBLE(time_generated, '1 minute'), src_ip
+    sinks:
+      - file: {path: out/a.jsonl}
+`
+	for _, tt := range []struct{ name, keys, want string }{
+		{"default", "", ""},
+		{"shuffle", "    aggregation: shuffle", "job.yaml:7:18: aggregation: shuffle goes through Kafka and needs a kafka source; a file or generate source is one task, whose aggregation: per_partition is already exact"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeJob(t, dir, fmt.Sprintf(job, tt.keys))
+			sample, err := os.ReadFile(filepath.Join(repoRoot(t), "examples/data/traffic-sample.avro"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "traffic.avro"), sample, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			var stdout, stderr bytes.Buffer
 			code := Main(context.Background(), []string{"validate", path}, &stdout, &stderr)
 			if tt.want == "" {
