@@ -10,7 +10,8 @@ FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzOCF ./sql:FuzzSQL \
              ./checkpoint:FuzzCheckpointDecode ./source/jsonrow:FuzzJSONRow \
              ./engine/config:FuzzJobFile ./sink/object:FuzzDecodeState \
              ./engine/avro:FuzzVarint ./engine/avro:FuzzContainer ./sql:FuzzShuffleMerge \
-             ./checkpoint:FuzzStateManifestDecode ./source/kafka:FuzzDecodeRates
+             ./checkpoint:FuzzStateManifestDecode ./source/kafka:FuzzDecodeRates \
+             ./sql:FuzzShuffleMessage
 
 .PHONY: all build test unit fuzz bench demo lint clean
 

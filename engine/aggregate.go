@@ -69,3 +69,18 @@ type TaskStore interface {
 	// Close releases the database; its files on local disk are removed.
 	Close() error
 }
+
+// Sealer is implemented by Aggregates whose bundles end in rows of their
+// own: the source side of a shuffled aggregation (sql.ShuffleProducer),
+// whose partials of the bundle go to its sinks before the bundle
+// completes.
+//
+// Seal is called by the task's goroutine when the bundle closes, before
+// its writers are flushed, with the pipeline's bundle of source offsets
+// [from, to) (from is the pipeline's position before it; to the position
+// it reaches once complete); again, after a reload of the state, when a
+// failed flush is replayed. The rows it emits are written to the
+// pipeline's writers; emit must not keep them.
+type Sealer interface {
+	Seal(from, to int64, emit func(out *Row) error) error
+}

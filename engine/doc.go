@@ -43,6 +43,7 @@
 //	Projector            Decoder          source/avro.Decoder               once per decoder, by New, before any Decode
 //	RowPreparer          Decoder          source/avro.Decoder               once per task and decoder, by the task's goroutine when it starts
 //	Batcher              Handler          the runtime (used by Kafka)       by the source, from any goroutine, before each Deliver
+//	Sealer               Aggregate        sql.ShuffleProducer's aggregates  by the task's goroutine when a bundle closes, before its flush
 //
 // Their comments (interfaces.go, projection.go, batch.go) say who owns each
 // buffer. Batcher is the other way round: the runtime offers it and a
@@ -133,5 +134,8 @@
 // changed is written to the store when the pipeline completes it, and a
 // stateful task publishes its position only with a snapshot of the store
 // (at each checkpoint cut and when it stops), so that every checkpointed
-// offset comes with the state at that offset. See stateful.go.
+// offset comes with the state at that offset. An aggregate that is a
+// Sealer (the source side of a shuffled aggregation, whose rows are its
+// partials, not the query's) emits rows of its own when a bundle closes,
+// before the flush, so that they are part of the bundle. See stateful.go.
 package engine

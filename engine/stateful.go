@@ -244,6 +244,30 @@ func (t *task) idle(now time.Time) {
 	t.complete()
 }
 
+// seal ends the bundle of the pipelines whose aggregates emit rows of
+// their own at the end of a bundle (Sealer).
+func (t *task) seal() {
+	if !t.stateful {
+		return
+	}
+	for _, tp := range t.pipes {
+		sl, ok := tp.agg.(Sealer)
+		if !ok || tp.done {
+			continue
+		}
+		from := tp.pos.Offset
+		to := max(from, t.next)
+		err := sl.Seal(from, to, func(out *Row) error {
+			out.Origin = Origin{Task: t.id, Offset: to - 1}
+			t.writeRow(tp, out, nil)
+			return nil
+		})
+		if err != nil {
+			t.rt.log.Error("bundle rows not emitted", "task", t.id.String(), "pipeline", tp.p.Name, "error", t.rt.redact(err.Error()))
+		}
+	}
+}
+
 // replayAdvance repeats, in a replay, the watermark advance of the sealed
 // bundle.
 func (t *task) replayAdvance() {

@@ -837,6 +837,7 @@ func (t *task) complete() {
 	}
 	t.sealed = true
 	t.obs.state.Store(bundleFlushing)
+	t.seal()
 	start := time.Now()
 	if t.flush() {
 		d := time.Since(start)
@@ -900,6 +901,7 @@ func (t *task) retrySealed() {
 		}
 		if ok {
 			t.replayAdvance()
+			t.seal()
 		}
 		t.replay = false
 		t.held, t.heldDue, t.heldErr = held, due, heldErr

@@ -102,41 +102,48 @@
 // A task's windows are exact only for the records of its own partition:
 // when a group's records are spread over partitions, the result per group
 // and window needs a shuffle by group key. The package holds its two
-// halves and the protocol between them; the runtime does not run them yet
-// (aggregation: per_partition is the only mode a job may ask for), and
-// this section is the design the runtime is to follow, as Kafka Streams
-// does: an internal repartition topic, <job>.<pipeline>.repartition, with
-// as many partitions as the input (or as configured), created by sluice
-// when absent and read by the job's own consumer group, so that its tasks
-// are assigned, checkpointed and moved on a rescale like any other.
+// halves, the protocol between them, and the halves as engine transforms
+// (ShuffleProducer, ShuffleMerger; ShuffleSchema is the row of one
+// message); cmd/sluice wires them for a pipeline with aggregation: shuffle,
+// as Kafka Streams does: an internal repartition topic,
+// <job>.<pipeline>.repartition, with as many partitions as the input (or
+// as configured), created by sluice when absent and read by the job's own
+// consumer group, so that its tasks are assigned, checkpointed and moved
+// on a rescale like any other.
 //
-// A source task (a producer) folds its records into a Partial. Lateness
-// is judged at the source, against the task's own watermark, exactly as
-// in per-partition mode; late records are dead letters there, with their
-// bytes. When the bundle completes, Partial.Flush hands out one partial per
-// group folded (key: the encoded group key; value: its windows in the
-// state's group encoding), which the task sends to partition
+// A source task (a producer) folds its records into a Partial (the task
+// state of a ShuffleProducer). Lateness is judged at the source, against
+// the task's own watermark, exactly as in per-partition mode; late records
+// are dead letters there, with their bytes. When the bundle [from, to)
+// closes, the producer's Seal hands out one partial per group folded
+// (key: the encoded group key; value: its windows in the state's group
+// encoding), which the task's repartition writer sends to partition
 // hash(key) mod N, then a progress record (the source offset after the
 // bundle and the task's watermark) to every partition; the bundle is
 // complete only once Kafka acknowledged all of them (acks=all, idempotent
-// producer). A producer sends a start record (its epoch, the consumer-group
-// generation it was assigned in, and the offset it starts from) to every
-// partition before its first partial, and a commit record (the offset
-// committed) to every partition after each commit of its offsets. A
-// producer whose input is idle for idle_timeout advances its watermark
-// with the wall clock and sends progress as its windows do today.
+// producer). Each writer of the task (a new owner's, or the one reopened
+// after a failed send) sends, before its first partial, a start record
+// (a new epoch, above every earlier one of the task, and the offset its
+// first bundle starts from) to every partition, and a commit record (the
+// offset committed) to every partition after each commit of the job's
+// offsets. A producer whose input is idle for idle_timeout advances its
+// watermark with the wall clock and sends progress at the offset it
+// stands at.
 //
 // A task of the repartition topic (a merger) feeds those records to a
-// ShuffleMerge: partials stay pending per producer until a commit record
-// covers their offsets, or a start record of a newer epoch says where the
-// producer restarts (pending partials below that offset are merged, the
-// others dropped: they will be replayed); records of an older epoch than
-// the producer's latest are a zombie's and are ignored. Merged partials go
+// ShuffleMerge (the task state of a ShuffleMerger): partials stay pending
+// per producer until a commit record covers their offsets; a start record
+// of a newer epoch says where the producer restarts, and the pending
+// partials from that offset on are dropped (they will be replayed), those
+// below stay pending until a commit covers them; records of an older
+// epoch than the producer's latest are a zombie's and are ignored. Merged partials go
 // through Merge.MergePartial: a tumbling or hopping window into the window
 // of the same start, a session into every session of its group it comes
 // within the gap of. The merger's watermark is the lowest of its
 // producers' watermarks at their committed offsets, once every producer
-// (the source's partition count) has committed some input; windows are
+// (the source's partition count) has committed some input (a progress
+// at an offset already committed, an idle producer's, holds at once);
+// windows are
 // emitted by Fire as in a per-partition aggregate, and the merger's state
 // (open windows, producers, pending partials) is saved and snapshotted
 // like any task's.
@@ -145,8 +152,9 @@
 //
 //   - Nothing is lost: a producer's offset advances only past a bundle
 //     whose partials and progress Kafka acknowledged, and they are merged
-//     once that offset is committed (commit record) or the task's next
-//     owner starts from it (start record).
+//     once a commit record covers that offset (the task's next owner, which
+//     starts from the committed offset, sends one at its first commit if
+//     the last owner could not).
 //   - Nothing counts twice: a record is merged only through a partial
 //     [from, to) with to at or below a committed offset. After a crash the
 //     producer replays from its committed offset, which is a bundle bound
@@ -154,6 +162,10 @@
 //     only), so every replayed partial starts at or above every merged
 //     one; the partials of the crashed run past that offset were dropped
 //     at the start record, which precedes the replay in every partition.
+//     A writer reopened after a failed send starts, in a new epoch, from
+//     the failed bundle's start: what of that bundle reached the topic is
+//     dropped, the earlier bundles stay pending, and the start merges
+//     nothing, so a crash before their commit still replays them once.
 //     Deduplicating by (producer, offset) alone would not do: a replay's
 //     bundles have other bounds, so a replayed partial can straddle a
 //     merged one, and a partial cannot be split.
@@ -176,7 +188,13 @@
 // per partition, since a merger waits for commits.
 // TestWindowShuffleDifferentialSQLite drives the protocol with producer
 // crashes, replays in bundles of other bounds, zombies and merger restarts,
-// and compares the rows with SQLite's aggregation over all the records.
+// and compares the rows with SQLite's aggregation over all the records;
+// TestShuffleTaskRestart and TestShuffleTaskIdleProgress drive the task
+// halves through a failed send, a crash and an idle producer. Epochs are
+// wall-clock microseconds, raised above the task's previous epoch in the
+// process and in its checkpoint: a new owner's epoch is above its
+// predecessor's unless their clocks differ by more than the handover takes
+// (a drain, or a session timeout).
 //
 // CompileDedup wraps a transform in a Deduplication: a record whose key
 // (an expression) was seen, in the same task, within a span of event time

@@ -274,12 +274,15 @@ func (s *ShuffleMerge) producer(name string) *producer {
 	return p
 }
 
-// Start records that producer's task starts, in epoch, from source offset
-// offset, its committed position: the pending partials below offset were
-// committed and are merged; those from offset on are dropped, for the
-// producer replays them. A Start of an epoch not above the producer's is
-// a zombie's and is ignored. A start below the offsets already merged is
-// an error: its replay would count them again.
+// Start records that producer's task (re)starts, in epoch, from source
+// offset offset: a new owner from its committed position, or the same
+// owner replaying a bundle whose flush failed from the position before it.
+// The pending partials from offset on are dropped, for the producer sends
+// them again; those below stay pending until a commit covers them (a
+// start says where the producer stands, not what is committed). A Start
+// of an epoch not above the producer's is a zombie's and is ignored. A
+// start below the offsets already merged is an error: its replay would
+// count them again.
 func (s *ShuffleMerge) Start(name string, epoch, offset int64) error {
 	p := s.producer(name)
 	if epoch <= p.epoch {
@@ -291,15 +294,29 @@ func (s *ShuffleMerge) Start(name string, epoch, offset int64) error {
 		// replay would count merged records again.
 		return fmt.Errorf("sql: shuffle: producer %s starts at offset %d, below the %d already merged", name, offset, p.applied)
 	}
-	if err := s.apply(p, offset); err != nil {
-		return err
-	}
 	for _, q := range p.pending {
-		p.dropped = append(p.dropped, q.seq)
+		if q.from < offset && offset < q.to {
+			return fmt.Errorf("sql: shuffle: producer %s starts at offset %d, inside a partial of offsets [%d, %d)", name, offset, q.from, q.to)
+		}
 	}
-	clear(p.pending)
-	p.pending = p.pending[:0]
-	p.progress = p.progress[:0]
+	kept := p.pending[:0]
+	for _, q := range p.pending {
+		if q.to <= offset {
+			kept = append(kept, q)
+		} else {
+			p.dropped = append(p.dropped, q.seq)
+		}
+	}
+	clear(p.pending[len(kept):])
+	p.pending = kept
+	n := 0
+	for _, m := range p.progress {
+		if m.to <= offset {
+			p.progress[n] = m
+			n++
+		}
+	}
+	p.progress = p.progress[:n]
 	p.epoch, p.dirty = epoch, true
 	return nil
 }
@@ -318,10 +335,21 @@ func (s *ShuffleMerge) Partial(name string, epoch, from, to int64, key, value []
 }
 
 // Progress records the producer's watermark once its bundles up to source
-// offset to are sent (math.MaxInt64: the end of its input).
+// offset to are sent (math.MaxInt64: the end of its input). It holds once
+// a commit covers to; at once when one already does: a producer whose
+// input is idle advances its watermark at the offset it committed, and
+// every record it reads later is judged late against that watermark at
+// the source.
 func (s *ShuffleMerge) Progress(name string, epoch, to, wm int64) {
 	p := s.producer(name)
-	if epoch != p.epoch || to <= p.applied {
+	if epoch != p.epoch {
+		return
+	}
+	if to <= p.applied {
+		if wm > p.wm {
+			p.wm, p.dirty = wm, true
+			s.lower()
+		}
 		return
 	}
 	p.progress = append(p.progress, progressMark{to: to, wm: wm})
@@ -373,14 +401,21 @@ func (s *ShuffleMerge) apply(p *producer, offset int64) error {
 	}
 	p.progress = slices.Delete(p.progress, 0, n)
 	p.applied, p.dirty = offset, true
-	if len(s.producers) >= s.expect {
-		low := int64(math.MaxInt64)
-		for _, p := range s.producers {
-			low = min(low, p.wm)
-		}
-		s.m.Advance(low)
-	}
+	s.lower()
 	return nil
+}
+
+// lower moves the task's watermark to the lowest of its producers', once
+// every producer expected has shown itself.
+func (s *ShuffleMerge) lower() {
+	if len(s.producers) < s.expect {
+		return
+	}
+	low := int64(math.MaxInt64)
+	for _, p := range s.producers {
+		low = min(low, p.wm)
+	}
+	s.m.Advance(low)
 }
 
 // Late is the number of partial windows dropped because their window had

@@ -44,8 +44,14 @@ const (
 	DefaultSLADeadLetters     = 1.0 // per second, over 10 minutes
 	DefaultIdleTimeout        = time.Minute
 	// AggregationPerPartition is the aggregation mode of a windowed GROUP
-	// BY: each task (Kafka partition) emits the rows of its own records.
+	// BY where each task (Kafka partition) emits the rows of its own
+	// records: one row per partition holding records of a group and window.
 	AggregationPerPartition = "per_partition"
+	// AggregationShuffle is the aggregation mode of a windowed GROUP BY
+	// where source tasks pre-aggregate and send partials by group key
+	// through a repartition topic, whose tasks merge and emit one row per
+	// group and window: the default for a Kafka source.
+	AggregationShuffle = "shuffle"
 	// MaxFileBytes bounds a job file: a bigger one (or a FIFO, or a device
 	// that never ends) is an error, not an ever-growing read.
 	MaxFileBytes = 4 << 20
@@ -276,11 +282,17 @@ type Pipeline struct {
 	// watermark with the wall clock, so that its last windows are
 	// emitted (DefaultIdleTimeout).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// Aggregation is how a windowed GROUP BY is computed; required with
-	// one. per_partition (AggregationPerPartition), the only mode today:
-	// each task emits the rows of its own records, partial rows when a
-	// group's records are spread over partitions.
+	// Aggregation is how a windowed GROUP BY is computed: shuffle
+	// (AggregationShuffle, the default for a Kafka source), one row per
+	// group and window whatever the partitioning; or per_partition
+	// (AggregationPerPartition, the default for a file or generate source,
+	// which are one task), each task emitting the rows of its own records,
+	// partial rows when a group's records are spread over partitions.
 	Aggregation string `yaml:"aggregation"`
+	// ShufflePartitions is the partition count of a shuffled aggregation's
+	// repartition topic when sluice creates it; 0 (the default): the
+	// source topics' partitions in all.
+	ShufflePartitions int `yaml:"shuffle_partitions"`
 	// Dedup drops records whose key was seen within a span of event time.
 	Dedup *Dedup `yaml:"dedup"`
 }
@@ -757,8 +769,17 @@ func (j *Job) validate() Errors {
 		if p.IdleTimeout < 0 {
 			add(p.Pos.Key("idle_timeout").Errorf("idle_timeout must be positive, got %s", p.IdleTimeout))
 		}
-		if p.Aggregation != "" && p.Aggregation != AggregationPerPartition {
-			add(p.Pos.Key("aggregation").Errorf("aggregation must be %s, got %q (a shuffle by group key is not available yet)", AggregationPerPartition, p.Aggregation))
+		if p.ShufflePartitions < 0 {
+			add(p.Pos.Key("shuffle_partitions").Errorf("shuffle_partitions must be 0 (as many as the source topics) or more, got %d", p.ShufflePartitions))
+		}
+		switch p.Aggregation {
+		case "", AggregationPerPartition:
+		case AggregationShuffle:
+			if src.Kafka == nil {
+				add(p.Pos.Key("aggregation").Errorf("aggregation: shuffle goes through Kafka and needs a kafka source; a file or generate source is one task, whose aggregation: %s is already exact", AggregationPerPartition))
+			}
+		default:
+			add(p.Pos.Key("aggregation").Errorf("aggregation must be %s or %s, got %q", AggregationShuffle, AggregationPerPartition, p.Aggregation))
 		}
 		if d := p.Dedup; d != nil && d.Within <= 0 && d.Pos.keys["within"] != [2]int{} {
 			add(d.Pos.Key("within").Errorf("dedup within must be positive, got %s", d.Within))

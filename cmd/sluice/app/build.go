@@ -101,12 +101,24 @@ func Build(ctx context.Context, cj *config.Job, o Options) (*Built, error) {
 	if o.DryRun {
 		return &Built{Job: job, Metrics: metrics}, nil
 	}
+	if err := b.setupShuffles(job); err != nil {
+		b.closeSinks(job)
+		return nil, err
+	}
 	src, err := b.source()
 	if err != nil {
 		b.closeSinks(job)
 		return nil, err
 	}
 	job.Source = src
+	if len(b.shuffleSinks) > 0 {
+		sinks := b.shuffleSinks
+		job.Source = &committing{Source: src, after: func(ctx context.Context, positions []engine.Position) {
+			for _, s := range sinks {
+				s.commit(ctx, positions)
+			}
+		}}
+	}
 	job.Store = store
 	for _, p := range job.Pipelines {
 		if _, ok := p.Transform.(engine.Aggregator); ok {
@@ -136,6 +148,10 @@ type builder struct {
 	generate []engine.Source     // the generate sources, one per pipeline that has one
 	redact   func(string) string // the job's secrets out of text
 	claims   map[string]claimant // destinations that take one writer, by key
+	// shuffles are the pipelines with a shuffled aggregation, and
+	// shuffleSinks their repartition sinks once set up (shuffle.go).
+	shuffles     []*shufflePlan
+	shuffleSinks []*shuffleSink
 }
 
 type fileInput struct {
@@ -188,9 +204,12 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 		}
 		return nil
 	}
-	if _, ok := prog.(engine.Aggregator); ok && cp.Aggregation == "" {
-		b.fail(cp.Pos.Key("sql").Errorf("sql: a windowed GROUP BY needs aggregation: %s in its pipeline: each partition's task emits the rows of its own records, so a group whose records are spread over partitions gets one row per partition (a shuffle by group key is not available yet)", config.AggregationPerPartition))
-		return nil
+	var shuffled *sql.Aggregation
+	if agg, ok := prog.(*sql.Aggregation); ok && aggregationMode(cp) == config.AggregationShuffle {
+		if !b.checkShuffle(cp) {
+			return nil
+		}
+		shuffled = agg
 	}
 	if d := cp.Dedup; d != nil {
 		dd, err := sql.CompileDedup(d.Key, cp.EventTime, d.Within, prog, schema)
@@ -235,7 +254,24 @@ func (b *builder) pipeline(cp *config.Pipeline) *engine.Pipeline {
 	if len(b.errs) > nerr {
 		return nil
 	}
+	if shuffled != nil {
+		b.shuffles = append(b.shuffles, &shufflePlan{cp: cp, agg: shuffled, p: p, topic: shuffleTopic(b.cj.Job, cp.Name)})
+	}
 	return p
+}
+
+// aggregationMode is how a pipeline's windowed GROUP BY is computed: as
+// the job file says, else shuffle for a Kafka source and per_partition
+// for a file or generate source (one task: the same result, without the
+// repartition topic).
+func aggregationMode(cp *config.Pipeline) string {
+	switch {
+	case cp.Aggregation != "":
+		return cp.Aggregation
+	case cp.Source.Kafka != nil:
+		return config.AggregationShuffle
+	}
+	return config.AggregationPerPartition
 }
 
 func topicMatcher(k *config.KafkaSource) func(string) bool {
@@ -332,6 +368,13 @@ func (b *builder) source() (engine.Source, error) {
 		for _, t := range k.Topics {
 			if !slices.Contains(topics, t) {
 				topics = append(topics, t)
+			}
+		}
+		if aggregationMode(&p) == config.AggregationShuffle {
+			for _, sp := range b.shuffles {
+				if sp.cp.Name == p.Name {
+					topics = append(topics, sp.topic) // its merging tasks'
+				}
 			}
 		}
 		if k.TopicRegex != "" {

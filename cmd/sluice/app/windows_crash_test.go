@@ -29,6 +29,10 @@ type windowRun struct {
 	bq   *bqtest.Server
 	prod *kgo.Client
 	keys [][]string // per partition, the src_ips written to it
+	// spread: record i goes to partition i mod windowTopicP and has the
+	// src_ip keys[0][i/windowTopicP mod 4], so every key is on every
+	// partition.
+	spread bool
 
 	mu     sync.Mutex
 	next   int64
@@ -57,6 +61,14 @@ var windowBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // newWindowRun builds a cluster whose job is the windowed aggregation.
 func newWindowRun(t *testing.T) *windowRun {
 	t.Helper()
+	return newWindowRunMode(t, "per_partition", false)
+}
+
+// newWindowRunMode is newWindowRun with the pipeline's aggregation mode,
+// and with spread, group keys spread over every partition (independently
+// of the partition a record is written to) instead of one per partition.
+func newWindowRunMode(t *testing.T, aggregation string, spread bool) *windowRun {
+	t.Helper()
 	bq := bqtest.Start(t)
 	c := newCluster(t, windowTopicP, "1s")
 	job := fmt.Sprintf(`job: e2e
@@ -70,7 +82,7 @@ pipelines:
     format: {avro: {schema_file: traffic.avsc}}
     event_time: time_generated
     idle_timeout: 1h
-    aggregation: per_partition
+    aggregation: %s
     sql: |
       SELECT window_start, src_ip, COUNT(*) AS n, SUM(bytes_sent) AS bytes
       FROM input
@@ -78,7 +90,7 @@ pipelines:
     bundle: {max_records: 500, max_wait: 200ms}
     sinks:
       - bigquery: {project: p, dataset: d, table: windows, mode: committed, endpoint: "http://%s"}
-`, c.brokers[0], c.dir, bq.Addr())
+`, c.brokers[0], c.dir, aggregation, bq.Addr())
 	if err := os.WriteFile(c.job, []byte(job), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +99,7 @@ pipelines:
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	r := &windowRun{c: c, bq: bq, prod: prod, want: map[windowKey]windowAgg{}}
+	r := &windowRun{c: c, bq: bq, prod: prod, want: map[windowKey]windowAgg{}, spread: spread}
 	for p := range windowTopicP {
 		var ks []string
 		for k := range 4 {
@@ -115,6 +127,9 @@ func (r *windowRun) produce(n int) {
 		p := int32(i % windowTopicP)
 		ks := r.keys[p]
 		rec.SrcIP = ks[(i/windowTopicP)%int64(len(ks))]
+		if r.spread {
+			rec.SrcIP = r.keys[0][(i/windowTopicP)%int64(len(ks))]
+		}
 		rec.SequenceNumber = i
 		rec.TimeGenerated = windowBase.Add(time.Duration(i) * windowStep)
 		wk := windowKey{rec.TimeGenerated.Truncate(windowSize).UnixMicro(), rec.SrcIP}

@@ -1,0 +1,109 @@
+package app
+
+import (
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestShuffleExact: a windowed COUNT and SUM by src_ip, whose records are
+// written round-robin over 4 partitions so that every key is on every
+// partition, run by the sluice binary into a BigQuery committed-mode
+// table. With aggregation: shuffle the source tasks pre-aggregate, send
+// partials through the repartition topic sluice creates, and its tasks
+// merge: the table holds exactly one row per key and window, equal to
+// the count and sum computed from the produced records. The same job
+// with aggregation: per_partition emits a row per partition holding the
+// key (so the shuffle is what makes the result exact).
+//
+// Each worker's TMPDIR is its test's directory: task state lives under
+// the temporary directory by job and pod name, which the tests share.
+func TestShuffleExact(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"shuffle", "per_partition"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			r := newWindowRunMode(t, mode, true)
+			w := r.c.start("w0", "TMPDIR="+r.c.dir)
+			for range 4 {
+				r.produce(2500)
+			}
+			r.waitTable(90 * time.Second)
+			if mode == "per_partition" {
+				// Rows per partition reach the window count long before
+				// the last: drain once the table stops growing.
+				for n, deadline := -1, time.Now().Add(60*time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+					m := len(r.bq.Rows(windowTable))
+					if m == n {
+						break
+					}
+					n = m
+				}
+			}
+			r.c.drain(w)
+			if mode == "shuffle" {
+				r.exact(w.logs.String())
+				t.Logf("%d records, %d windows: every window once, every count and sum exact", r.next, len(r.want))
+				return
+			}
+			got := r.table()
+			split := 0
+			for wk := range r.want {
+				if len(got[wk]) > 1 {
+					split++
+				}
+			}
+			if split == 0 {
+				t.Fatalf("per_partition: no key and window has more than one row (%d windows): the test does not spread keys over partitions", len(r.want))
+			}
+			t.Logf("per_partition: %d of %d windows split into several rows", split, len(r.want))
+		})
+	}
+}
+
+// TestShuffleCrashExactlyOnce: the shuffled aggregation of TestShuffleExact
+// while records flow, through two SIGKILLs of the binary and a second
+// worker joining (the group moves source and merging tasks to it): every
+// window of the records produced is in the table once, with its exact
+// count and sum. A producer restarted after a crash starts a new epoch
+// from its committed offset, so the merging tasks drop the partials it
+// replays; a merging task resumes from its checkpointed state and offset,
+// and replays the same rows, which the committed-mode table deduplicates.
+func TestShuffleCrashExactlyOnce(t *testing.T) {
+	t.Parallel()
+	r := newWindowRunMode(t, "shuffle", true)
+	c := r.c
+	rnd := rand.New(rand.NewSource(17))
+	pause := func() { time.Sleep(time.Duration(1500+rnd.Intn(1500)) * time.Millisecond) }
+	start := time.Now()
+	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
+	stopProducing := r.produceEvery(200, 25*time.Millisecond)
+
+	w0 := c.start("w0", "TMPDIR="+c.dir)
+	pause()
+	step("kill 1")
+	c.kill(w0)
+	w0 = c.start("w0", "TMPDIR="+c.dir)
+	pause()
+	step("w1 starts")
+	w1 := c.start("w1", "TMPDIR="+c.dir)
+	pause()
+	step("kill 2")
+	c.kill(w0)
+	stopProducing()
+	w0 = c.start("w0", "TMPDIR="+c.dir)
+	step("waiting for the table")
+	r.waitTable(2 * time.Minute)
+	step("drain")
+	c.drain(w1)
+	c.drain(w0)
+	logs := w0.logs.String() + w1.logs.String()
+	r.exact(logs)
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			t.Errorf("logged: %s", l)
+		}
+	}
+	t.Logf("%d records, %d windows, 2 SIGKILLs and a second worker: every window once, every count and sum exact", r.next, len(r.want))
+}
