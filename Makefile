@@ -6,7 +6,7 @@ BIN       := bin/sluice
 # when a -fuzztime deadline expires while a starved worker is mid-input.
 FUZZTIME  ?= 20000x
 # Fuzz targets run briefly by `make test`: package:target.
-FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzOCF ./sql:FuzzSQL \
+FUZZ      := ./source/avro:FuzzAvroDecode ./source/avro:FuzzSkipPlan ./source/avro:FuzzOCF ./sql:FuzzSQL \
              ./checkpoint:FuzzCheckpointDecode ./source/jsonrow:FuzzJSONRow \
              ./engine/config:FuzzJobFile ./sink/object:FuzzDecodeState \
              ./engine/avro:FuzzVarint ./engine/avro:FuzzContainer ./sql:FuzzShuffleMerge \

@@ -51,23 +51,34 @@
 // (the columns a pipeline's SQL and event time read: the runtime asks
 // Decoder.Project for them through engine.Projector). Every other writer
 // field is skipped at the wire level without touching its slots, by a skip
-// plan: a flat list of small instructions run by one loop that writes
-// nothing. Nested records are flattened into their fields and runs of like
-// values merged: a run of strings is one instruction that jumps each by its
-// one-byte length, a run of varints one that finds their ends eight bytes
-// at a time, fixed-size values one jump, a union of null and one simple
-// value one instruction without a branch on which it is, other unions by
-// their branch's plan, arrays and maps block by block (a block with its byte
-// size, or of fixed-size elements, in one jump). Writer fields the reader
-// lacks are skipped the same way in every program. A projected program is
-// itself one such plan, its decoded values instructions among the skips.
-// Compatibility is checked for every field, so a projection never changes
-// which writer schemas compile. Decode stops after the last projected
-// field: bytes after it are not read, so a record damaged only there is not
-// a dead letter (DecodePrefix, which must find the record's end, walks it
-// all). A projected program clears the slots of the top-level fields it
-// decodes and Row.Ext itself and writes no other slot, so the runtime does
-// not Reset its row between records (engine.RowPreparer).
+// plan: a flat list of small instructions. Nested records are flattened
+// into their fields and runs of like values merged: a run of strings, and
+// of strings mixed with unions of null and a string, is one instruction
+// that jumps each by its one-byte length (a union's end chosen without a
+// branch on its index, which data does not make predictable); a run of
+// varints one that finds their ends eight bytes at a time (a word with no
+// last byte is a nine-byte varint when the next byte ends it); fixed-size
+// values one jump; a union of null and one varint or fixed-size value one
+// instruction; other unions by their branch's plan; arrays and maps block
+// by block (a block with its byte size, or of fixed-size elements, in one
+// jump). Writer fields the reader lacks are skipped the same way in every
+// program. A projected program is itself one such plan, its decoded values
+// instructions among the skips: an int, long or enum is decoded eight bytes
+// at a time without a branch on its length, a string or bytes aliased from
+// its one-byte length, each written into its slot whole. One loop runs the
+// plan without a call, reading the input without a bounds check per byte
+// (each instruction checks the bytes left once) while its fast paths apply;
+// any other encoding (a longer length, a varint of ten bytes or near the
+// end of the input, a bad index, a truncation) hands that one instruction
+// to an exact reader that names the field in its error. Compatibility is
+// checked for every field, so a projection never changes which writer
+// schemas compile. Decode stops after the last projected value, even
+// inside a nested record: bytes after it are not read, so a record damaged
+// only there is not a dead letter (DecodePrefix, which must find the
+// record's end, walks it all). A projected program clears Row.Ext and the
+// slots of the top-level fields it decodes that it does not write whole,
+// and writes no other slot, so the runtime does not Reset its row between
+// records (engine.RowPreparer).
 //
 // Strings and bytes alias the input (engine.UnsafeString): the caller keeps
 // the input alive as long as the row. In steady state a decode allocates

@@ -96,10 +96,10 @@ func (p *Program) Decode(data []byte, row *engine.Row) error {
 	if p.proj != nil {
 		// Projected: one flat plan, and nothing after the last projected
 		// field is read.
-		p.prepare(row)
+		p.prepare(row, p.planClear)
 		m := machine{buf: data, row: row, maxExt: p.maxExt}
 		n, err := runPlan(data, 0, p.plan, &m)
-		if err == nil && p.stop == len(p.fields) && n != len(data) {
+		if err == nil && p.whole && n != len(data) {
 			return &engine.DecodeError{Err: fmt.Errorf("%w: %d of %d bytes", ErrTrailing, len(data)-n, len(data))}
 		}
 		return err
@@ -115,7 +115,7 @@ func (p *Program) Decode(data []byte, row *engine.Row) error {
 // the number of bytes it took.
 func (p *Program) DecodePrefix(data []byte, row *engine.Row) (int, error) {
 	if p.proj != nil {
-		p.prepare(row)
+		p.prepare(row, p.clear)
 	} else if len(row.Slots) < p.width {
 		row.Reset(p.width)
 	}
@@ -126,16 +126,17 @@ func (p *Program) DecodePrefix(data []byte, row *engine.Row) (int, error) {
 	return m.pos, nil
 }
 
-// prepare clears what a projected program may write in row: the slots of
-// its fields and Ext. The other slots are left as they are.
-func (p *Program) prepare(row *engine.Row) {
+// prepare clears what a projected program may write in row: Ext and the
+// slots of clear (those of its fields that it may not write whole). The
+// other slots are left as they are.
+func (p *Program) prepare(row *engine.Row, clear []int32) {
 	if len(row.Slots) < p.width {
 		row.Reset(p.width)
 		return
 	}
 	row.Ext = row.Ext[:0]
 	slots := row.Slots[:p.width]
-	for _, i := range p.clear {
+	for _, i := range clear {
 		slots[i] = engine.Slot{}
 	}
 }

@@ -3,6 +3,7 @@ package avro
 import (
 	"bytes"
 	"errors"
+	"math"
 	"math/rand"
 	"testing"
 
@@ -167,4 +168,89 @@ func encodeValue(dst []byte, t *engine.Type, row *engine.Row, area []engine.Slot
 		return encodeValue(dst, t.Branches[b], row, area, i+t.BranchSlot(b))
 	}
 	return dst
+}
+
+// runsSchema puts side by side the values the skip plan merges into one
+// instruction or reads a word at a time: runs of varints (of one to ten
+// bytes), strings mixed with unions of null and a string in either branch
+// order, nullable varints and fixed-size values, and a nested record whose
+// fields join the runs around it.
+const runsSchema = `{"type":"record","name":"Runs","namespace":"t","fields":[
+ {"name":"a","type":"long"},{"name":"b","type":"int"},{"name":"c","type":"long"},
+ {"name":"s","type":"string"},{"name":"o1","type":["null","string"]},{"name":"o2","type":["null","string"]},
+ {"name":"t","type":"bytes"},{"name":"o3","type":["string","null"]},{"name":"o4","type":["null","string"]},
+ {"name":"in","type":{"type":"record","name":"In","fields":[{"name":"x","type":"long"},{"name":"y","type":"string"},{"name":"z","type":["null","string"]}]}},
+ {"name":"ol","type":["null","long"]},{"name":"od","type":["double","null"]},{"name":"e","type":{"type":"enum","name":"E","symbols":["P","Q","R"]}},
+ {"name":"d","type":"long"},{"name":"f","type":"boolean"},{"name":"u","type":"string"}]}`
+
+// FuzzSkipPlan: on any input, a compiled skip plan (its fast paths reading
+// words and runs up to the end of the input) reads past exactly the bytes
+// the reference walk (Skip) does and fails where it fails, with a
+// DecodeError; and a program projected on a few columns of runsSchema
+// accepts what the full program accepts and agrees with it on them.
+func FuzzSkipPlan(f *testing.F) {
+	_, traffic := readSchema(f, "traffic.avsc")
+	every, err := ParseSchema([]byte(everySchema))
+	if err != nil {
+		f.Fatal(err)
+	}
+	runs, err := ParseSchema([]byte(runsSchema))
+	if err != nil {
+		f.Fatal(err)
+	}
+	types := []*engine.Type{runs, traffic, every}
+	r := rand.New(rand.NewSource(5))
+	for k, typ := range types {
+		for i := 0; i < 4; i++ {
+			f.Add(uint8(k), randValue(r, typ, nil))
+		}
+	}
+	// Varints of nine and ten bytes and one over ten, at the end of the input.
+	long := func(vs ...int64) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = wire.AppendLong(b, v)
+		}
+		return b
+	}
+	f.Add(uint8(0), long(math.MaxInt64, math.MinInt64, 1<<56))
+	f.Add(uint8(0), long(1<<55, -1<<55, 0))
+	f.Add(uint8(0), append(long(1, 2), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01))
+	plans := make([][]skipOp, len(types))
+	for k, typ := range types {
+		plans[k] = appendSkipPlan(nil, typ, "")
+	}
+	paths := []string{"b", "o2", "in.y", "e"}
+	full := mustCompile(f, runs, runs)
+	proj, err := Compile(runs, runs, WithProjection(paths...))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		k := int(which) % len(types)
+		want, werr := Skip(types[k], data)
+		got, gerr := skipPlan(data, 0, plans[k])
+		if (werr == nil) != (gerr == nil) || werr == nil && got != want {
+			t.Fatalf("plan skipped %d (%v), reference %d (%v)", got, gerr, want, werr)
+		}
+		var de *engine.DecodeError
+		if gerr != nil && !errors.As(gerr, &de) {
+			t.Fatalf("plan error %v is not a DecodeError", gerr)
+		}
+		if k != 0 {
+			return
+		}
+		fr, pr := engine.NewRow(full.Width()), engine.NewRow(proj.Width())
+		poison(pr)
+		ferr, perr := full.Decode(data, fr), proj.Decode(data, pr)
+		if perr != nil && !errors.As(perr, &de) {
+			t.Fatalf("projected error %v is not a DecodeError", perr)
+		}
+		if ferr == nil {
+			if perr != nil {
+				t.Fatalf("the full program accepts what the projected one rejects: %v", perr)
+			}
+			sameColumns(t, engine.MustSchema(runs), paths, fr, pr)
+		}
+	})
 }

@@ -100,11 +100,17 @@ type Program struct {
 	// after the last one that writes a projected column are not run.
 	stop int
 	// clear lists the slots a projected program may write (every slot of
-	// each top-level field it decodes), which it clears itself before each
-	// record instead of having the whole row cleared.
+	// each top-level field it decodes), which DecodePrefix clears itself
+	// before each record instead of having the whole row cleared.
 	clear []int32
-	// plan is a projected program's fields[:stop] as one flat plan.
-	plan []skipOp
+	// plan is a projected program's fields[:stop] as one flat plan, without
+	// the skips after its last decoded value; planClear is clear without
+	// the slots that plan's scalar instructions write whole, which Decode
+	// need not clear first; whole says the plan walks the entire record, so
+	// that Decode checks that nothing follows.
+	plan      []skipOp
+	planClear []int32
+	whole     bool
 }
 
 // CompileOption configures Compile.
@@ -206,10 +212,27 @@ func Compile(writer, reader *engine.Type, opts ...CompileOption) (*Program, erro
 	if p.proj != nil {
 		p.fields, p.stop = cutProjected(p.fields)
 		p.plan = flatPlan(nil, p.fields[:p.stop], -1)
+		// Nothing after the last decoded value need be read.
+		n := len(p.plan)
+		for n > 0 && p.plan[n-1].code < dLong {
+			n--
+		}
+		p.whole = p.stop == len(p.fields) && n == len(p.plan)
+		p.plan = p.plan[:n:n]
+		written := map[int32]bool{}
+		for _, o := range p.plan {
+			if o.writesSlot() {
+				written[o.slot] = true
+			}
+		}
 		for _, f := range reader.Fields {
 			if p.proj.wants(f.Name) {
 				for i := range f.Type.Width() {
-					p.clear = append(p.clear, int32(f.Slot-1+i)) // top-level base is -1
+					slot := int32(f.Slot - 1 + i) // top-level base is -1
+					p.clear = append(p.clear, slot)
+					if !written[slot] {
+						p.planClear = append(p.planClear, slot)
+					}
 				}
 			}
 		}

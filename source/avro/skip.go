@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/engine"
 	wire "github.com/sluicehq/sluice/engine/avro"
@@ -17,11 +18,12 @@ import (
 // flattened into their fields, and runs of like values are merged, so the
 // loop's work is proportional to the values, not to the schema's shape.
 //
-// The loop's fast path handles the common encodings without a call: lengths
-// and union indexes of one byte, varints of up to eight bytes found eight
-// bytes at a time. Anything else (a longer length, a varint near the end of
-// the input, a bad index, a truncation) hands the rest of the instruction to
-// skipSlow, which reads it exactly and names the field in its error.
+// fastPlan runs the common encodings without a call: lengths and union
+// indexes of one byte, varints of up to nine bytes found eight bytes at a
+// time. Anything else (a longer length, a varint of ten bytes or near the
+// end of the input, a bad index, a truncation) hands that instruction to
+// slowOp and skipSlow, which read it exactly and name the field in their
+// errors.
 type skipCode uint8
 
 const (
@@ -30,6 +32,7 @@ const (
 	skFixed                     // n bytes: boolean, float, double, fixed
 	skOptVarint                 // union of null and an int, long or enum
 	skOptBytes                  // union of null and a string or bytes
+	skStrs                      // n of skBytes and skOptBytes: bit k of mask set if the k-th is a union
 	skOptFixed                  // union of null and n bytes
 	skUnion                     // any other union: x.branches[index]
 	skBlocks                    // array or map: blocks of x.elem values
@@ -50,7 +53,8 @@ type skipOp struct {
 	code     skipCode
 	nul, val uint8
 	n        int32
-	slot     int32 // the d codes: the slot written (dOp: the base)
+	slot     int32  // the d codes: the slot written (dOp: the base)
+	mask     uint32 // skStrs: which values are unions
 	x        *skipExtra
 }
 
@@ -64,7 +68,8 @@ type skipExtra struct {
 	min      int64      // skBlocks: fewest bytes of an element
 	fixed    int64      // skBlocks: bytes of every element when constant, else -1
 	isMap    bool
-	op       *op // the d codes: the op compiled for the value
+	op       *op          // the d codes: the op compiled for the value
+	enum     []enumTarget // dEnum: op's table
 }
 
 // appendSkipPlan appends the instructions that read past a value of writer
@@ -98,6 +103,9 @@ func appendSkipPlan(plan []skipOp, t *engine.Type, path string) []skipOp {
 	case engine.KindInt, engine.KindLong, engine.KindEnum:
 		return run(skVarints, 1)
 	case engine.KindString, engine.KindBytes:
+		if k := len(plan) - 1; k >= 0 && (plan[k].code == skStrs || plan[k].code == skOptBytes) {
+			return appendStr(plan, false, plan[k].nul, plan[k].val, path)
+		}
 		return run(skBytes, 1)
 	case engine.KindRecord:
 		for _, f := range t.Fields {
@@ -111,8 +119,9 @@ func appendSkipPlan(plan []skipOp, t *engine.Type, path string) []skipOp {
 		}
 		o := skipOp{code: skUnion, x: x}
 		if len(t.Branches) == 2 {
-			// A nullable union of one simple value has its own codes, so
-			// that the loop skips it without a nested plan.
+			// A nullable union of one simple value has its own codes (a
+			// string joins an skStrs run), so that the loop skips it
+			// without a nested plan.
 			for nul := 0; nul < 2; nul++ {
 				val := 1 - nul
 				if t.Branches[nul].Kind != engine.KindNull || len(x.branches[val]) != 1 {
@@ -132,6 +141,12 @@ func appendSkipPlan(plan []skipOp, t *engine.Type, path string) []skipOp {
 				o.nul, o.val = uint8(2*nul), uint8(2*val)
 			}
 		}
+		if k := len(plan) - 1; o.code == skOptBytes && k >= 0 {
+			switch plan[k].code {
+			case skBytes, skStrs, skOptBytes:
+				return appendStr(plan, true, o.nul, o.val, path)
+			}
+		}
 		return append(plan, o)
 	case engine.KindArray, engine.KindMap:
 		x := &skipExtra{paths: []string{path}, min: int64(minSize(t.Items)), fixed: int64(fixedSize(t.Items))}
@@ -149,6 +164,49 @@ func appendSkipPlan(plan []skipOp, t *engine.Type, path string) []skipOp {
 	panic(fmt.Sprintf("avro: skip plan of %v", t.Kind))
 }
 
+// appendStr appends a string (or bytes) value, a union of null and one if
+// opt, to the plan whose last instruction is an skBytes, skOptBytes or
+// skStrs, making it an skStrs: one instruction for a run of both, which the
+// records of many schemas interleave. The unions of one skStrs have the
+// same branch order (nul, val); a value that does not fit starts another.
+func appendStr(plan []skipOp, opt bool, nul, val uint8, path string) []skipOp {
+	k := len(plan) - 1
+	last := &plan[k]
+	fits := last.n < 32
+	if opt && (last.code == skOptBytes || last.code == skStrs) && (last.nul != nul || last.val != val) {
+		fits = false
+	}
+	if !fits {
+		if !opt {
+			return append(plan, skipOp{code: skBytes, n: 1, x: &skipExtra{paths: []string{path}}})
+		}
+		return append(plan, skipOp{code: skOptBytes, nul: nul, val: val, x: &skipExtra{paths: []string{path},
+			branches: optBranches(nul, skipOp{code: skBytes, n: 1, x: &skipExtra{paths: []string{path}}})}})
+	}
+	switch last.code {
+	case skBytes:
+		last.nul, last.val = nul, val
+	case skOptBytes:
+		last.n, last.mask = 1, 1
+	}
+	last.code = skStrs
+	if opt {
+		last.mask |= 1 << last.n
+	}
+	last.n++
+	last.x = &skipExtra{paths: append(last.x.paths[:len(last.x.paths):len(last.x.paths)], path)}
+	return plan
+}
+
+// optBranches is the branches of a union of null and the value read by v,
+// the null branch first when nul is 0.
+func optBranches(nul uint8, v skipOp) [][]skipOp {
+	if nul == 0 {
+		return [][]skipOp{nil, {v}}
+	}
+	return [][]skipOp{{v}, nil}
+}
+
 // skipPlan reads past the values of plan at buf[pos:] and returns the
 // position after them. It writes nothing; an error is an *engine.DecodeError
 // naming the field.
@@ -157,158 +215,287 @@ func skipPlan(buf []byte, pos int, plan []skipOp) (int, error) {
 }
 
 // runPlan is skipPlan for plans that also decode (a projected program's):
-// their d instructions write m's row.
+// their d instructions write m's row. It alternates between fastPlan, which
+// runs instructions until one needs more than its fast path, and slowOp,
+// which runs that one exactly.
 func runPlan(buf []byte, pos int, plan []skipOp, m *machine) (int, error) {
-	var err error
-next:
+	var slots []engine.Slot
+	if m != nil {
+		slots = m.row.Slots
+	}
+	for {
+		i, p := fastPlan(buf, pos, plan, slots)
+		if i == len(plan) {
+			return p, nil
+		}
+		var err error
+		if pos, err = slowOp(buf, p, &plan[i], m); err != nil {
+			return pos, err
+		}
+		plan = plan[i+1:]
+	}
+}
+
+// fastPlan runs the instructions of plan from buf[pos:] while their fast
+// paths apply and returns how many it ran, with the position after them: at
+// an instruction it cannot finish (a long length, a varint near the end of
+// the input or of more than eight bytes, a union index it does not know, a
+// value out of range, a truncation) it stops at that instruction's start,
+// for slowOp to run it exactly. It calls nothing, so that its state stays in
+// registers from one instruction to the next, and it reads the input
+// through at and word, each read checked against len(buf) once by the
+// instruction (0 <= pos <= len(buf) holds throughout).
+func fastPlan(buf []byte, pos int, plan []skipOp, slots []engine.Slot) (int, int) {
+	if pos < 0 || pos > len(buf) {
+		return 0, pos
+	}
+	base := unsafe.Pointer(unsafe.SliceData(buf))
 	for i := range plan {
 		o := &plan[i]
 		switch o.code {
 		case skBytes:
-			for k := int32(0); k < o.n; k++ {
-				if pos < len(buf) {
-					b := buf[pos]
-					if n := 1 + int(b>>1); b&0x81 == 0 && n <= len(buf)-pos {
-						pos += n
-						continue
+			// Lengths of one byte: each value is checked against the end
+			// only by the next one's read, and the last one after the run.
+			p := pos
+			for k := o.n; k > 0; k-- {
+				if p >= len(buf) {
+					return i, pos
+				}
+				b := at(base, p)
+				if b&0x81 != 0 {
+					return i, pos
+				}
+				p += 1 + int(b>>1)
+			}
+			if p > len(buf) {
+				return i, pos
+			}
+			pos = p
+		case skStrs:
+			// Like skBytes, and each union like skOptBytes.
+			p := pos
+			mask := o.mask
+			for k := o.n; k > 0; k-- {
+				if len(buf)-p < 2 {
+					return i, pos
+				}
+				b := at(base, p)
+				if mask&1 == 0 {
+					if b&0x81 != 0 {
+						return i, pos
+					}
+					p += 1 + int(b>>1)
+				} else {
+					// Both ends computed, one chosen without a branch: the
+					// index is not predictable.
+					l := at(base, p+1)
+					if b != o.nul && (b != o.val || l&0x81 != 0) {
+						return i, pos
+					}
+					v := p + 2 + int(l>>1)
+					p++
+					if b == o.val {
+						p = v
 					}
 				}
-				if pos, err = skipSlow(buf, pos, o, int(k)); err != nil {
-					return pos, err
-				}
-				continue next
+				mask >>= 1
 			}
+			if p > len(buf) {
+				return i, pos
+			}
+			pos = p
 		case skVarints:
 			// Eight bytes at a time: the clear top bits of a word mark the
-			// last byte of each varint in it.
-			for n := int(o.n); n > 0; {
-				if len(buf)-pos >= 8 {
-					ends := ^binary.LittleEndian.Uint64(buf[pos:]) & 0x8080808080808080
-					if c := bits.OnesCount64(ends); c >= n {
-						for ; n > 1; n-- {
-							ends &= ends - 1
-						}
-						pos += bits.TrailingZeros64(ends)>>3 + 1
-						continue next
-					} else if c > 0 {
-						pos += (63-bits.LeadingZeros64(ends))>>3 + 1
-						n -= c
-						continue
+			// last byte of each varint in it. A word without one starts a
+			// varint of nine bytes or more: nine (a long over 2^55, such as
+			// a hash) ends at the next byte, ten are left to slowOp, which
+			// checks them for overflow.
+			p := pos
+			for n := o.n; n > 0; n-- {
+				if len(buf)-p < 9 {
+					return i, pos
+				}
+				ends := ^word(base, p) & 0x8080808080808080
+				if ends == 0 {
+					if at(base, p+8) >= 0x80 {
+						return i, pos
 					}
+					p += 9
+					continue
 				}
-				if pos, err = skipSlow(buf, pos, o, int(o.n)-n); err != nil {
-					return pos, err
+				for n > 1 && ends&(ends-1) != 0 {
+					ends &= ends - 1
+					n--
 				}
-				continue next
+				p += bits.TrailingZeros64(ends)>>3 + 1
 			}
+			pos = p
 		case skFixed:
 			if int(o.n) > len(buf)-pos {
-				return skipSlow(buf, pos, o, 0)
+				return i, pos
 			}
 			pos += int(o.n)
 		case skOptBytes:
 			// Without a branch on which branch it is: nulls and values
 			// alternate unpredictably.
-			if len(buf)-pos >= 2 {
-				b, l := buf[pos], buf[pos+1]
-				isVal := int((b ^ o.nul) >> 1) // 1 for val, 0 for nul (when b is either)
-				n := 1 + (-isVal & (1 + int(l>>1)))
-				if b&^2 == 0 && int(l&0x81)&-isVal == 0 && n <= len(buf)-pos {
-					pos += n
-					continue
-				}
+			if len(buf)-pos < 2 {
+				return i, pos
 			}
-			if pos, err = skipSlow(buf, pos, o, 0); err != nil {
-				return pos, err
+			b, l := at(base, pos), at(base, pos+1)
+			isVal := int((b ^ o.nul) >> 1) // 1 for val, 0 for nul (when b is either)
+			n := 1 + (-isVal & (1 + int(l>>1)))
+			if b&^2 != 0 || int(l&0x81)&-isVal != 0 || n > len(buf)-pos {
+				return i, pos
 			}
+			pos += n
 		case skOptVarint:
-			if pos < len(buf) {
-				if b := buf[pos]; b == o.nul {
-					pos++
-					continue
-				} else if b == o.val && len(buf)-pos >= 9 {
-					ends := ^binary.LittleEndian.Uint64(buf[pos+1:]) & 0x8080808080808080
-					if ends != 0 {
-						pos += bits.TrailingZeros64(ends)>>3 + 2
-						continue
-					}
-				}
+			if len(buf)-pos < 9 {
+				return i, pos
 			}
-			if pos, err = skipSlow(buf, pos, o, 0); err != nil {
-				return pos, err
+			b := at(base, pos)
+			if b == o.nul {
+				pos++
+				continue
 			}
+			ends := ^word(base, pos+1) & 0x8080808080808080
+			if b != o.val || ends == 0 {
+				return i, pos
+			}
+			pos += bits.TrailingZeros64(ends)>>3 + 2
 		case skOptFixed:
-			if pos < len(buf) {
-				if b := buf[pos]; b == o.nul {
-					pos++
-					continue
-				} else if b == o.val && int(o.n) < len(buf)-pos {
-					pos += 1 + int(o.n)
-					continue
-				}
+			if pos >= len(buf) {
+				return i, pos
 			}
-			if pos, err = skipSlow(buf, pos, o, 0); err != nil {
-				return pos, err
+			if b := at(base, pos); b == o.nul {
+				pos++
+			} else if b == o.val && int(o.n) < len(buf)-pos {
+				pos += 1 + int(o.n)
+			} else {
+				return i, pos
 			}
 		case dLong, dInt, dEnum:
-			var v int64
-			if pos < len(buf) && buf[pos] < 0x80 {
-				b := buf[pos]
-				pos++
-				v = int64(b>>1) ^ -int64(b&1)
-			} else {
-				u, p, err := wire.Uvarint(buf, pos)
-				if err != nil {
-					return p, fieldErr(o.x.paths[0], err)
-				}
-				pos = p
-				v = wire.Unzag(u)
+			// A varint of one byte, or of up to eight found and decoded
+			// eight bytes at a time, without a branch on its length.
+			if len(buf)-pos < 8 {
+				return i, pos
 			}
-			s := &m.row.Slots[o.slot]
+			start := pos
+			w := word(base, pos)
+			ends := ^w & 0x8080808080808080
+			if ends == 0 {
+				return i, pos
+			}
+			u := compact7(w & (ends ^ (ends - 1)))
+			pos += bits.TrailingZeros64(ends)>>3 + 1
+			v := wire.Unzag(u)
+			// Each d instruction writes its whole slot, so that Decode
+			// need not clear it first (Program.planClear).
 			switch o.code {
 			case dLong:
-				s.N = uint64(v)
+				slots[o.slot] = engine.Slot{N: uint64(v)}
 			case dInt:
-				if v < math.MinInt32 || v > math.MaxInt32 {
-					return pos, fieldErr(o.x.paths[0], ErrIntOverflow)
+				if v != int64(int32(v)) {
+					return i, start // for slowOp to report
 				}
-				s.N = uint64(v)
+				slots[o.slot] = engine.Slot{N: uint64(v)}
 			default:
-				enum := o.x.op.x.enum
-				if v < 0 || v >= int64(len(enum)) {
-					return pos, fieldErr(o.x.paths[0], fmt.Errorf("%w: %d of %d symbols", ErrEnumIndex, v, len(enum)))
+				if uint64(v) >= uint64(len(o.x.enum)) {
+					return i, start
 				}
-				s.N, s.S = enum[v].n, enum[v].sym
+				e := &o.x.enum[v]
+				slots[o.slot] = engine.Slot{N: e.n, S: e.sym}
 			}
 		case dBytes:
-			if pos < len(buf) {
-				b := buf[pos]
-				if n := int(b >> 1); b&0x81 == 0 && n < len(buf)-pos {
-					m.row.Slots[o.slot].S = engine.UnsafeString(buf[pos+1 : pos+1+n])
-					pos += 1 + n
-					continue
-				}
+			if pos >= len(buf) {
+				return i, pos
 			}
-			m.pos = pos
-			str, err := m.bytes()
-			if err != nil {
-				return m.pos, fieldErr(o.x.paths[0], err)
+			b := at(base, pos)
+			n := int(b >> 1)
+			if b&0x81 != 0 || n >= len(buf)-pos {
+				return i, pos
 			}
-			m.row.Slots[o.slot].S = str
-			pos = m.pos
-		case dOp:
-			m.pos = pos
-			if err := m.run(unsafeOne(o.x.op), int(o.slot), false); err != nil {
-				return m.pos, err
+			var str string
+			if n > 0 { // n > 0: pos+1 is in buf
+				str = unsafe.String((*byte)(unsafe.Add(base, pos+1)), n)
 			}
-			pos = m.pos
+			slots[o.slot] = engine.Slot{S: str}
+			pos += 1 + n
 		default:
-			if pos, err = skipSlow(buf, pos, o, 0); err != nil {
-				return pos, err
-			}
+			return i, pos
 		}
 	}
-	return pos, nil
+	return len(plan), pos
+}
+
+// at is the byte at pos from base, which the caller has checked is in its
+// slice: fastPlan's reads, without a bounds check per byte.
+func at(base unsafe.Pointer, pos int) byte { return *(*byte)(unsafe.Add(base, pos)) }
+
+// word is the eight bytes at pos from base, little-endian, all of which the
+// caller has checked are in its slice.
+func word(base unsafe.Pointer, pos int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(base, pos))[:])
+}
+
+// slowOp runs one instruction exactly from buf[pos:], whatever the encoding
+// of its values, and names the field in its error.
+func slowOp(buf []byte, pos int, o *skipOp, m *machine) (int, error) {
+	switch o.code {
+	case dLong, dInt, dEnum:
+		u, p, err := wire.Uvarint(buf, pos)
+		if err != nil {
+			return p, fieldErr(o.x.paths[0], err)
+		}
+		v := wire.Unzag(u)
+		s := &m.row.Slots[o.slot]
+		switch o.code {
+		case dLong:
+			*s = engine.Slot{N: uint64(v)}
+		case dInt:
+			if v < math.MinInt32 || v > math.MaxInt32 {
+				return p, fieldErr(o.x.paths[0], ErrIntOverflow)
+			}
+			*s = engine.Slot{N: uint64(v)}
+		default:
+			if v < 0 || v >= int64(len(o.x.enum)) {
+				return p, fieldErr(o.x.paths[0], fmt.Errorf("%w: %d of %d symbols", ErrEnumIndex, v, len(o.x.enum)))
+			}
+			*s = engine.Slot{N: o.x.enum[v].n, S: o.x.enum[v].sym}
+		}
+		return p, nil
+	case dBytes:
+		m.pos = pos
+		str, err := m.bytes()
+		if err != nil {
+			return m.pos, fieldErr(o.x.paths[0], err)
+		}
+		m.row.Slots[o.slot] = engine.Slot{S: str}
+		return m.pos, nil
+	case dOp:
+		m.pos = pos
+		err := m.run(unsafeOne(o.x.op), int(o.slot), false)
+		return m.pos, err
+	}
+	return skipSlow(buf, pos, o, 0)
+}
+
+// compact7 packs the low seven bits of each byte of x, low byte first, into
+// one number: the value of a varint whose bytes x holds (and nothing above
+// them), in three shift-and-merge steps instead of one per byte.
+func compact7(x uint64) uint64 {
+	x &= 0x7f7f7f7f7f7f7f7f
+	x = x&0x007f007f007f007f | x&0x7f007f007f007f00>>1
+	x = x&0x00003fff00003fff | x&0x3fff00003fff0000>>2
+	return x&0x000000000fffffff | x&0x0fffffff00000000>>4
+}
+
+// writesSlot reports whether o is a d instruction that writes its slot whole.
+func (o *skipOp) writesSlot() bool {
+	switch o.code {
+	case dLong, dInt, dEnum, dBytes:
+		return true
+	}
+	return false
 }
 
 // flatPlan compiles the ops of a record whose own slot is base (-1 at the
@@ -332,6 +519,7 @@ func flatPlan(plan []skipOp, ops []op, base int32) []skipOp {
 			d.code = dInt
 		case opEnum:
 			d.code = dEnum
+			d.x.enum = o.x.enum
 		case opBytes:
 			d.code = dBytes
 		default:
@@ -357,6 +545,27 @@ func skipSlow(buf []byte, pos int, o *skipOp, k int) (int, error) {
 		}
 	case skBytes:
 		for ; k < int(o.n); k++ {
+			p, err := skipLength(buf, pos)
+			if err != nil {
+				return p, fieldErr(x.paths[k], err)
+			}
+			pos = p
+		}
+	case skStrs:
+		for ; k < int(o.n); k++ {
+			if o.mask>>k&1 != 0 {
+				u, p, err := wire.Uvarint(buf, pos)
+				if err != nil {
+					return p, fieldErr(x.paths[k], err)
+				}
+				if v := wire.Unzag(u); v != 0 && v != 1 {
+					return p, fieldErr(x.paths[k], fmt.Errorf("%w: %d of 2 branches", ErrUnionIndex, v))
+				}
+				pos = p
+				if uint8(2*wire.Unzag(u)) == o.nul {
+					continue
+				}
+			}
 			p, err := skipLength(buf, pos)
 			if err != nil {
 				return p, fieldErr(x.paths[k], err)
