@@ -152,7 +152,10 @@ type worker struct {
 func (c *cluster) start(pod string, env ...string) *worker {
 	cmd := exec.Command(c.bin, "run", c.job)
 	cmd.Dir = c.dir
-	cmd.Env = append(append(os.Environ(), "POD_NAME="+pod), env...)
+	// TMPDIR is the test's directory: a worker keeps its task state under
+	// it (sluice-state/<job>/<pod>), so parallel tests whose jobs and pods
+	// share names never wipe each other's state. env may override it.
+	cmd.Env = append(append(os.Environ(), "POD_NAME="+pod, "TMPDIR="+c.dir), env...)
 	w := &worker{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr, cmd.Stdout = w.logs, w.logs
 	if err := cmd.Start(); err != nil {

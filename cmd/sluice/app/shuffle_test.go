@@ -16,16 +16,13 @@ import (
 // the count and sum computed from the produced records. The same job
 // with aggregation: per_partition emits a row per partition holding the
 // key (so the shuffle is what makes the result exact).
-//
-// Each worker's TMPDIR is its test's directory: task state lives under
-// the temporary directory by job and pod name, which the tests share.
 func TestShuffleExact(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{"shuffle", "per_partition"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			r := newWindowRunMode(t, mode, true)
-			w := r.c.start("w0", "TMPDIR="+r.c.dir)
+			w := r.c.start("w0")
 			for range 4 {
 				r.produce(2500)
 			}
@@ -80,19 +77,19 @@ func TestShuffleCrashExactlyOnce(t *testing.T) {
 	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	stopProducing := r.produceEvery(200, 25*time.Millisecond)
 
-	w0 := c.start("w0", "TMPDIR="+c.dir)
+	w0 := c.start("w0")
 	pause()
 	step("kill 1")
 	c.kill(w0)
-	w0 = c.start("w0", "TMPDIR="+c.dir)
+	w0 = c.start("w0")
 	pause()
 	step("w1 starts")
-	w1 := c.start("w1", "TMPDIR="+c.dir)
+	w1 := c.start("w1")
 	pause()
 	step("kill 2")
 	c.kill(w0)
 	stopProducing()
-	w0 = c.start("w0", "TMPDIR="+c.dir)
+	w0 = c.start("w0")
 	step("waiting for the table")
 	r.waitTable(2 * time.Minute)
 	step("drain")
