@@ -43,18 +43,7 @@ pipelines:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := fmt.Sprintf(job, tt.keys, tt.sql)
-			path := writeJob(t, t.TempDir(), body)
-			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), []string{"validate", path}, &stdout, &stderr)
-			if tt.want == "" {
-				if code != 0 {
-					t.Fatalf("validate exit %d:\n%s", code, stderr.String())
-				}
-				return
-			}
-			if code != 1 || !strings.Contains(stderr.String(), tt.want) {
-				t.Fatalf("validate exit %d, said:\n%s\nwant %q", code, stderr.String(), tt.want)
-			}
+			expectValidate(t, writeJob(t, t.TempDir(), body), tt.want)
 		})
 	}
 }
@@ -88,17 +77,24 @@ pipelines:
 			if err := os.WriteFile(filepath.Join(dir, "traffic.avro"), sample, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), []string{"validate", path}, &stdout, &stderr)
-			if tt.want == "" {
-				if code != 0 {
-					t.Fatalf("validate exit %d:\n%s", code, stderr.String())
-				}
-				return
-			}
-			if code != 1 || !strings.Contains(stderr.String(), tt.want) {
-				t.Fatalf("validate exit %d, said:\n%s\nwant %q", code, stderr.String(), tt.want)
-			}
+			expectValidate(t, path, tt.want)
 		})
+	}
+}
+
+// expectValidate runs sluice validate on path: with want empty it must
+// exit 0, otherwise exit 1 with want in what it said.
+func expectValidate(t *testing.T, path, want string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"validate", path}, &stdout, &stderr)
+	if want == "" {
+		if code != 0 {
+			t.Fatalf("validate exit %d:\n%s", code, stderr.String())
+		}
+		return
+	}
+	if code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("validate exit %d, said:\n%s\nwant %q", code, stderr.String(), want)
 	}
 }
