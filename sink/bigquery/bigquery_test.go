@@ -418,3 +418,32 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Error("UnmarshalBinary accepted an unknown version")
 	}
 }
+
+// TestSinkOutlivesBuildContext: the context New is given ends when the
+// worker is told to drain (it is the process's signal context), and the
+// drain still has to flush. A client built with that context died with it,
+// and every append of the drain failed with "context canceled".
+func TestSinkOutlivesBuildContext(t *testing.T) {
+	srv := bqtest.Start(t)
+	schema := testSchema()
+	buildCtx, cancel := context.WithCancel(t.Context())
+	s, err := bigquery.New(buildCtx, bigquery.Config{Project: "p", Dataset: "d", Table: "t", Mode: bigquery.ModeCommitted, Endpoint: "http://" + srv.Addr()},
+		schema, engine.SinkEnv{Pipeline: "p1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	cancel()
+	ctx := t.Context()
+	w, err := s.Open(ctx, engine.TaskID{Topic: "in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRange(t, schema, w, 0, 5)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("flush after the build context ended: %v", err)
+	}
+	if got := len(srv.Rows("projects/p/datasets/d/tables/t")); got != 5 {
+		t.Errorf("table has %d rows, want 5", got)
+	}
+}

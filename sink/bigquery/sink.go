@@ -58,7 +58,11 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 		} else if cfg.Endpoint != "" {
 			copts = append(copts, option.WithEndpoint(cfg.Endpoint))
 		}
-		c, err := managedwriter.NewClient(ctx, cfg.Project, copts...)
+		// The client keeps its context for every connection it opens
+		// later. ctx may end before the sink does (a worker's ends on
+		// SIGTERM, and the drain that follows still flushes), so the
+		// client lives until Close instead.
+		c, err := managedwriter.NewClient(context.WithoutCancel(ctx), cfg.Project, copts...)
 		if err != nil {
 			return nil, fmt.Errorf("bigquery: connect: %w", err)
 		}
