@@ -21,8 +21,8 @@ type Decoder interface {
 // of the reader schema to rows of Output().
 //
 // Eval is called concurrently from many task goroutines; per-call scratch lives
-// in out (Row.Arena). Eval resets out itself. keep is false when the WHERE
-// clause rejected the row. An error (wrapping *EvalError) sends the input
+// in out (Row.Arena). Eval resets out itself for a row it keeps; keep is false
+// when the WHERE clause rejected the row, and out is then not meaningful. An error (wrapping *EvalError) sends the input
 // record to the dead-letter destination.
 type Transform interface {
 	Output() *Schema

@@ -71,17 +71,20 @@ func (p *Program) Columns() []string { return p.reads }
 // String returns the SQL text the program was compiled from.
 func (p *Program) String() string { return p.text }
 
-// Eval filters and projects one row. It resets out to the output width and
-// writes the output columns into it; strings in out alias in (for copied
-// columns) or out.Arena (for computed ones), so out is valid while in is and
-// until out is reset. keep is false when the WHERE clause is false or NULL.
-// An error wraps *engine.EvalError and names the failing expression.
+// Eval filters and projects one row. When the WHERE clause keeps the row,
+// it resets out to the output width and writes the output columns into it;
+// strings in out alias in (for copied columns) or out.Arena (for computed
+// ones), so out is valid while in is and until out is reset. keep is false
+// when the WHERE clause is false or NULL; out's slots are then left as they
+// were (the WHERE only uses out.Arena as scratch), so that a row the filter
+// drops costs no clearing of the output row. An error wraps
+// *engine.EvalError and names the failing expression.
 func (p *Program) Eval(in, out *engine.Row) (keep bool, err error) {
 	if len(in.Slots) < p.inWidth {
 		return false, fmt.Errorf("sql: input row has %d slots, the schema %d", len(in.Slots), p.inWidth)
 	}
-	out.Reset(p.width)
 	if p.where != nil {
+		out.Arena = out.Arena[:0]
 		v, ok, err := p.where(in, out)
 		if err != nil {
 			return false, fmt.Errorf("sql: where: %w", err)
@@ -89,8 +92,8 @@ func (p *Program) Eval(in, out *engine.Row) (keep bool, err error) {
 		if !ok || !v {
 			return false, nil
 		}
-		out.Arena = out.Arena[:0]
 	}
+	out.Reset(p.width)
 	if p.copyExt {
 		out.Ext = append(out.Ext, in.Ext...)
 	}
