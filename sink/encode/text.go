@@ -111,20 +111,92 @@ func appendFloat(dst []byte, f float64, bits int) ([]byte, bool) {
 }
 
 // appendTime appends the text of a date, time or timestamp value v of logical
-// type l (see the package documentation for the forms).
+// type l (see the package documentation for the forms). Dates of years 0
+// to 9999 are written by hand, as time.Time.AppendFormat writes them but
+// several times faster (every JSON or CSV row of a log has a timestamp or
+// two); others go through AppendFormat.
 func appendTime(dst []byte, l engine.Logical, v int64) []byte {
 	switch l {
 	case engine.Date:
+		if v >= minCivilDay && v <= maxCivilDay {
+			return appendDate(dst, v)
+		}
 		return time.Unix(v*86400, 0).UTC().AppendFormat(dst, "2006-01-02")
 	case engine.TimeMillis, engine.TimeMicros:
 		us := v * l.MicrosPerUnit()
-		return time.UnixMicro(us).UTC().AppendFormat(dst, "15:04:05.000000")
-	case engine.TimestampMillis, engine.TimestampMicros:
-		return time.UnixMicro(v*l.MicrosPerUnit()).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
-	case engine.LocalTimestampMillis, engine.LocalTimestampMicros:
-		return time.UnixMicro(v*l.MicrosPerUnit()).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000")
+		return appendClock(dst, us-floorDiv(us, microsPerDay)*microsPerDay)
+	case engine.TimestampMillis, engine.TimestampMicros, engine.LocalTimestampMillis, engine.LocalTimestampMicros:
+		us := v * l.MicrosPerUnit()
+		local := l == engine.LocalTimestampMillis || l == engine.LocalTimestampMicros
+		if day := floorDiv(us, microsPerDay); day >= minCivilDay && day <= maxCivilDay {
+			dst = appendDate(dst, day)
+			dst = append(dst, 'T')
+			dst = appendClock(dst, us-day*microsPerDay)
+			if local {
+				return dst
+			}
+			return append(dst, 'Z')
+		}
+		if local {
+			return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000")
+		}
+		return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
 	}
 	return strconv.AppendInt(dst, v, 10)
+}
+
+const microsPerDay = 86400 * 1_000_000
+
+// The days since 1970-01-01 of 0000-01-01 and 9999-12-31: the dates whose
+// year AppendFormat writes as four digits.
+const (
+	minCivilDay = -719528
+	maxCivilDay = 2932896
+)
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// appendDate appends day (days since 1970-01-01, within [minCivilDay,
+// maxCivilDay]) as YYYY-MM-DD, by the proleptic Gregorian calendar
+// (H. Hinnant's days_from_civil inverse).
+func appendDate(dst []byte, day int64) []byte {
+	z := day + 719468 // days since 0000-03-01
+	era := floorDiv(z, 146097)
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100) // [0, 365], from March 1st
+	mp := (5*doy + 2) / 153                  // [0, 11], March = 0
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+		y++
+	}
+	return append(dst,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-',
+		byte('0'+d/10), byte('0'+d%10))
+}
+
+// appendClock appends us, microseconds into a day ([0, microsPerDay)), as
+// HH:MM:SS.ffffff.
+func appendClock(dst []byte, us int64) []byte {
+	sec := us / 1_000_000
+	frac := us % 1_000_000
+	h, mi, s := sec/3600, sec/60%60, sec%60
+	return append(dst,
+		byte('0'+h/10), byte('0'+h%10), ':',
+		byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.',
+		byte('0'+frac/100000), byte('0'+frac/10000%10), byte('0'+frac/1000%10),
+		byte('0'+frac/100%10), byte('0'+frac/10%10), byte('0'+frac%10))
 }
 
 // isTime reports whether values of l are written by appendTime.
