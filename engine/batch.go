@@ -17,11 +17,13 @@ import (
 // Handler (cmd/sluice's multi-source, the benchmarks' instrumentation)
 // forwards Batch when the Handler it wraps has it.
 //
-// Batch may be called from any goroutine. It returns a slice of length 0
-// and capacity at least n. The caller fills it and passes it to Deliver,
-// which takes it over: the caller must not read or write it afterwards
-// (not even recs[0] for its own accounting). Every slice from Batch must be
-// delivered: the runtime tracks it until then.
+// Batch may be called from any goroutine. It returns a slice of length 0,
+// capacity at least n and zero records. The caller fills it and passes it
+// to Deliver, which takes it over: the caller must not read or write it
+// afterwards (not even recs[0] for its own accounting), nor write records
+// past the length it delivers (the runtime clears only those when it takes
+// the slice back). Every slice from Batch must be delivered: the runtime
+// tracks it until then.
 type Batcher interface {
 	Batch(n int) []Record
 }
@@ -81,10 +83,14 @@ func (p *batchPool) owns(recs []Record) bool {
 	return ok
 }
 
-// put takes back a slice that owns reported, once nothing refers to its
-// records any more. It clears the records so that the pooled slice does not
-// keep their fetch responses alive.
+// put takes back a slice that owns reported, as delivered, once nothing
+// refers to its records any more. It clears the delivered records so that
+// the pooled slice does not keep their fetch responses alive; the rest of
+// its capacity is zero already (a new slice, or one cleared the same way,
+// and a source writes only the records it delivers), so a pooled slice is
+// all zero and clearing costs what was delivered, not the size class.
 func (p *batchPool) put(recs []Record) {
+	n := len(recs)
 	recs = recs[:cap(recs)]
 	p.mu.Lock()
 	delete(p.lent, unsafe.SliceData(recs))
@@ -93,7 +99,7 @@ func (p *batchPool) put(recs []Record) {
 	if c > maxBatchClass || cap(recs) != 1<<c {
 		return
 	}
-	clear(recs)
+	clear(recs[:n])
 	recs = recs[:0]
 	p.classes[c].Put(&recs)
 }

@@ -24,6 +24,7 @@ type lendingSource struct {
 
 	reused  int      // slices handed out again
 	early   []string // slices handed out again before their records were acknowledged
+	dirty   []string // slices handed out holding a record (a response it would keep alive)
 	foreign bool     // Batch returned the source's own slice
 }
 
@@ -43,7 +44,11 @@ func (s *lendingSource) Run(ctx context.Context, h engine.Handler) error {
 			recs = make([]engine.Record, end-i, 16) // a power of two, like the pool's
 			own = unsafe.SliceData(recs)
 		} else {
-			recs = b.Batch(end - i)[:end-i]
+			recs = b.Batch(end - i)
+			if j := slices.IndexFunc(recs[:cap(recs)], func(r engine.Record) bool { return r.Value != nil || r.Offset != 0 }); j >= 0 {
+				s.dirty = append(s.dirty, fmt.Sprintf("slice for offset %d holds offset %d at %d", i, recs[:cap(recs)][j].Offset, j))
+			}
+			recs = recs[:end-i]
 			p := unsafe.SliceData(recs)
 			if p == own {
 				s.foreign = true
@@ -75,7 +80,8 @@ func (s *lendingSource) Run(ctx context.Context, h engine.Handler) error {
 // complete bundle (here: acknowledged by the sink, including after failed
 // flushes that replay the bundle from those very slices), every row reaches
 // the sink once and in order, and a slice the source allocated itself is
-// never handed out.
+// never handed out, and a slice handed out again holds no record of its
+// last use (which would keep that record's fetch response alive).
 func TestBatcherReusesSlicesOnlyAfterTheirBundle(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
@@ -109,6 +115,9 @@ func TestBatcherReusesSlicesOnlyAfterTheirBundle(t *testing.T) {
 			}
 			if len(src.early) > 0 {
 				t.Fatalf("slices reused before their bundle completed:\n%v", src.early)
+			}
+			if len(src.dirty) > 0 {
+				t.Fatalf("lent slices not cleared:\n%v", src.dirty)
 			}
 			if src.foreign {
 				t.Fatal("Batch handed out a slice the source had allocated itself")
