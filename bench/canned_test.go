@@ -20,10 +20,11 @@ import (
 // The canned broker answers every fetch of the benchmark's topic with copies
 // of one record batch of generated traffic (kfake.SyntheticFetch: the copies'
 // first offsets rewritten, nothing stored, nothing read from a log), so that
-// serving a record costs the broker a memcpy, as a production broker's
-// fetch from the page cache costs it almost nothing. kfake's log path costs
-// more CPU per record than sluice does, so over it a benchmark at -cpu 1
-// measures the test broker; over the canned broker it measures sluice.
+// serving a record costs the broker the copies of its bytes into the
+// response and the socket write, as a production broker's fetch from the
+// page cache costs it almost nothing. kfake's log path costs more CPU per
+// record than sluice does, so over it a benchmark at -cpu 1 measures the
+// test broker; over the canned broker it measures sluice.
 //
 // The batch holds the first records of the case's traffic (cannedRecordBytes
 // of them, thousands of distinct records, both writer schemas where the case
