@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -26,8 +27,8 @@ import (
 // record than sluice does, so over it a benchmark at -cpu 1 measures the
 // test broker; over the canned broker it measures sluice.
 //
-// The batch holds the first records of the case's traffic (cannedRecordBytes
-// of them, thousands of distinct records, both writer schemas where the case
+// The batch holds the first records of the case's traffic (about 1 MB of
+// them, -e2e.cannedbytes, thousands of distinct records, both writer schemas where the case
 // has two), encoded as the case produces them to the log broker. Partition p
 // of the topic ends at ends[p] (b.N spread as produce spreads it): the
 // broker answers ListOffsets with those ends instead of kfake's synthetic
@@ -40,10 +41,11 @@ import (
 const cannedEnv = "SLUICE_BENCH_CANNED"
 
 // cannedRecordBytes is how many bytes of records the canned batch holds,
-// about: the batch stays under the consumer's 1 MiB partition fetch limit,
-// so each fetch of a partition carries one copy, as it would carry a
-// produced log's batches up to that limit.
-const cannedRecordBytes = 1_000_000
+// about. The default batch stays under the consumer's 1 MiB partition fetch
+// limit, so each fetch of a partition carries one copy, as it would carry a
+// produced log's batches up to that limit; a smaller batch has fewer
+// distinct records and kfake packs more copies into each fetch.
+var cannedRecordBytes = flag.Int("e2e.cannedbytes", 1_000_000, "bytes of records in the canned broker's batch, about (the first records of the case's traffic)")
 
 // cannedTimestamp is every canned record's Kafka timestamp (2024-05-01, the
 // day of e2eSeed): fixed so the batch is the same bytes every run.
@@ -70,7 +72,7 @@ func newCannedBatch(c e2eCase) *cannedBatch {
 	t := newTraffic()
 	var recs []byte
 	var n int32
-	for len(recs) < cannedRecordBytes {
+	for len(recs) < *cannedRecordBytes {
 		r := kmsg.Record{OffsetDelta: n, Value: c.record(t, int(n))}
 		// Length counts the bytes after its own varint: encode once with
 		// Length 0 (a one-byte varint) to measure.
