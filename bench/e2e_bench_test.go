@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/bench/gen"
@@ -37,23 +36,45 @@ import (
 
 // The end-to-end benchmarks run a real job (app.Build → engine.Runtime, the
 // franz-go group consumer, the Avro decoder, the SQL program, the file sink
-// and the file checkpoint store) over records pre-produced into kfake.
+// and the file checkpoint store) over records served by kfake.
 //
-// One op is one record: each call of a benchmark function produces b.N fresh
-// records into a new topic with the timer stopped, then times the whole job
+// One op is one record: each call of a benchmark function readies b.N
+// records in a new topic with the timer stopped, then times the whole job
 // from Build to the runtime's exit, which for a `stop_at: end` job is after
 // every record's bundle is flushed, checkpointed and committed. Startup (the
 // group join) and the final checkpoint are inside the timer, so small b.N
 // understate the rate; run with -benchtime=1000000x or so.
+//
+// Each case runs under one or two brokers, its sub-benchmarks named after
+// them (BenchmarkEndToEnd/filter_to_jsonl/broker=canned):
+//
+//   - broker=log: kfake as a Kafka broker, the b.N records produced into its
+//     log before the timer starts and served from it. kfake serves fetches
+//     from one goroutine and spends more CPU per record doing it (the
+//     broker-cpu-ns/record metric) than sluice spends consuming, so at
+//     -cpu 1 the job waits on the broker: the figure is kfake's pace.
+//   - broker=canned: kfake serving copies of one canned ~1 MB record batch of
+//     the same generated traffic (see canned_test.go): a production broker
+//     serves fetches from the page cache at almost no CPU per record, and
+//     this one costs only the copies of the bytes into its response and the
+//     socket write, about half of the log path and less than sluice: the
+//     figure is sluice's, as long as the broker has a core of its own.
+//     Stateless cases only: a stateful case (tumble_count) needs the
+//     distinct event times of a real stream, which repeated copies of one
+//     batch lack.
+//
+// fetched÷read is the bytes the broker process wrote over the bytes of the
+// records the job read: about 1.03 for record framing, more when the
+// consumer fetched records twice or far past the ends.
 //
 // By default the broker runs in a child process (this test binary re-run
 // with brokerEnv set), so that -cpu 1 gives the cores sluice uses alone, as a
 // worker pod's vCPU is: kfake is one serial broker that would otherwise
 // share the one P with the job. -e2e.broker=inproc puts it in this process.
 var (
-	e2eBroker     = flag.String("e2e.broker", "process", "where the kfake broker of the end-to-end benchmarks runs: process or inproc")
+	e2eBroker     = flag.String("e2e.broker", "process", "where the kfake brokers of the end-to-end benchmarks run: process or inproc")
 	e2ePartitions = flag.Int("e2e.partitions", 6, "partitions of each benchmark topic")
-	e2eProfile    = flag.String("e2e.cpuprofile", "", "write a CPU profile of each end-to-end case's timed run (the job alone: no production, no checks) to this file, with the case's name before the extension; do not combine with -test.cpuprofile")
+	e2eProfile    = flag.String("e2e.cpuprofile", "", "write a CPU profile of each end-to-end case's timed run (the job alone: no production, no checks) to this file, with the case's name and broker before the extension (cpu.filter_to_jsonl.canned.out); do not combine with -test.cpuprofile")
 )
 
 const (
@@ -78,10 +99,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// serveBroker is the child process: a kfake cluster on loopback until the
+// serveBroker is the child process: a kfake cluster on loopback (the
+// canned broker when cannedEnv names a spec, else the log broker) until the
 // parent closes its stdin (or dies).
 func serveBroker() {
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.AllowAutoTopicCreation())
+	c, err := newCluster(os.Getenv(cannedEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -91,14 +113,35 @@ func serveBroker() {
 	c.Close()
 }
 
-// broker is the kfake cluster shared by every benchmark of this process,
-// with an admin client and a producer.
+// broker is a kfake cluster with an admin client and a producer: the log
+// broker, shared by every benchmark of this process, or a case's canned
+// broker.
 type broker struct {
 	addrs []string
 	adm   *kadm.Client
 	prod  *kgo.Client
 	stop  func()
 	pid   int // the broker's process with -e2e.broker=process, else 0
+}
+
+// written is the bytes the broker's process has passed to write calls (its
+// responses: fetched records, mostly), or 0 when it runs in this process or
+// cannot be read.
+func (k *broker) written() int64 {
+	if k.pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", k.pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "wchar:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // cpu is the CPU time (user + system) the broker's process has used, or 0
@@ -139,7 +182,7 @@ var (
 
 func sharedBroker(tb testing.TB) *broker {
 	tb.Helper()
-	brokerOnce.Do(func() { shared, brokerErr = startBroker() })
+	brokerOnce.Do(func() { shared, brokerErr = startBroker("") })
 	if brokerErr != nil {
 		tb.Fatal(brokerErr)
 	}
@@ -153,18 +196,20 @@ func closeBroker() {
 	}
 }
 
-func startBroker() (*broker, error) {
+// startBroker starts the log broker when cannedSpec is empty, else the
+// canned broker of that spec file.
+func startBroker(cannedSpec string) (*broker, error) {
 	k := &broker{}
 	switch *e2eBroker {
 	case "inproc":
-		c, err := kfake.NewCluster(kfake.Ports(0), kfake.AllowAutoTopicCreation())
+		c, err := newCluster(cannedSpec)
 		if err != nil {
 			return nil, err
 		}
 		k.addrs, k.stop = c.ListenAddrs(), c.Close
 	case "process":
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), brokerEnv+"=1")
+		cmd.Env = append(os.Environ(), brokerEnv+"=1", cannedEnv+"="+cannedSpec)
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -252,6 +297,8 @@ type traffic struct {
 	perTenant map[string]int64
 	// Of the records written with the v2 schema: count.
 	v2 int64
+	// Of every record: the bytes of its value.
+	bytes int64
 }
 
 func newTraffic() *traffic {
@@ -268,6 +315,18 @@ func (t *traffic) next() *gen.Record {
 		t.deniedBytes += r.BytesTotal
 	}
 	return r
+}
+
+// add adds k times o's tally to t's.
+func (t *traffic) add(o *traffic, k int64) {
+	t.denied += k * o.denied
+	t.deniedBytes += k * o.deniedBytes
+	t.allBytes += k * o.allBytes
+	t.v2 += k * o.v2
+	t.bytes += k * o.bytes
+	for tenant, n := range o.perTenant {
+		t.perTenant[tenant] += k * n
+	}
 }
 
 // Registry ids of the two writer schemas of two_writer_schemas.
@@ -322,6 +381,24 @@ type e2eCase struct {
 	registry bool
 	// check verifies the sinks' output against t.
 	check func(tb testing.TB, e jobEnv, t *traffic, n int)
+	// stateful cases need a stream's distinct event times: they run under
+	// the log broker only.
+	stateful bool
+}
+
+// record encodes record i of the case's traffic, accounting it in t.
+func (c e2eCase) record(t *traffic, i int) []byte {
+	v := c.value(t, i)
+	t.bytes += int64(len(v))
+	return v
+}
+
+// brokers are the brokers the case runs under (see BenchmarkEndToEnd).
+func (c e2eCase) brokers() []string {
+	if c.stateful {
+		return []string{"log"}
+	}
+	return []string{"canned", "log"}
 }
 
 const filterSQL = "SELECT receive_time, tenant_id, src_ip, dst_ip, dst_port, app, rule, action, bytes_total FROM input WHERE action <> 'ALLOW'"
@@ -347,8 +424,9 @@ var e2eCases = []e2eCase{
 		// the generator's 200 sources and destinations make tens of
 		// thousands of groups per window. The state is in Pebble and
 		// snapshot at each checkpoint; the check sums every emitted row.
-		name:  "tumble_count",
-		value: func(t *traffic, i int) []byte { return t.next().AppendAvro(make([]byte, 0, 600)) },
+		name:     "tumble_count",
+		stateful: true,
+		value:    func(t *traffic, i int) []byte { return t.next().AppendAvro(make([]byte, 0, 600)) },
 		job: func(e jobEnv) string {
 			return e.header() + fmt.Sprintf(`  - name: tumble
     source: {kafka: {topics: [%s], start: earliest, stop_at: end}}
@@ -774,99 +852,122 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	for _, c := range e2eCases {
 		b.Run(c.name, func(b *testing.B) {
-			k := sharedBroker(b)
-			parts := *e2ePartitions
-			e := jobEnv{
-				name:    fmt.Sprintf("e2e-%s-%d", strings.ReplaceAll(c.name, "_", "-"), jobSeq.Add(1)),
-				dir:     b.TempDir(),
-				schemas: schemas,
-			}
-			e.topic = k.topic(b, e.name, parts)
-			if c.registry {
-				e.registry = registryServer(b)
-			}
-			t := newTraffic()
-			size := k.produce(b, e.topic, parts, b.N, func(i int) []byte { return c.value(t, i) })
-			jobFile := filepath.Join(e.dir, "job.yaml")
-			text := c.job(e)
-			if err := os.WriteFile(jobFile, []byte(text), 0o644); err != nil {
-				b.Fatal(err)
-			}
-			runtime.GC()
-
-			b.ReportAllocs()
-			b.SetBytes(size / int64(b.N))
-			b.ResetTimer()
-			heap := sampleHeap(5 * time.Millisecond)
-			stopProfile := startJobProfile(b, c.name)
-			// A stateful job's task databases, where app.Build puts them.
-			disk := sampleDisk(filepath.Join(os.TempDir(), "sluice-state", e.name), 100*time.Millisecond)
-			allocs0 := heapAllocs()
-			cpu := startCPU()
-			brokerCPU := k.cpu()
-			start := time.Now()
-			// A bounded job that never ends is a failure, not a hang: allow
-			// it far more than it needs (10 µs a record, 30 s to start).
-			limit := 30*time.Second + time.Duration(b.N)*10*time.Microsecond
-			ctx, cancel := context.WithTimeout(context.Background(), limit)
-			defer cancel()
-			// The job's goroutines inherit this label, so that a CPU
-			// profile can be cut to the timed run: -tagfocus bench=job.
-			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("bench", "job")))
-			cj, err := config.Parse(jobFile, []byte(text), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			built, err := app.Build(ctx, cj, app.Options{Pod: "bench-0", Brokers: k.addrs})
-			if err != nil {
-				b.Fatal(err)
-			}
-			src := &firstSource{Source: built.Job.Source}
-			built.Job.Source = src
-			rt, err := engine.New(built.Job)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := rt.Run(ctx); err != nil {
-				b.Fatal(err)
-			}
-			end := time.Now()
-			b.StopTimer()
-			stopProfile()
-			pprof.SetGoroutineLabels(context.Background())
-			if ctx.Err() != nil {
-				b.Fatalf("the bounded job did not end within %v (drained instead)", limit)
-			}
-			cpu.report(b, b.N)
-			if k.pid != 0 {
-				b.ReportMetric(float64(k.cpu()-brokerCPU)/float64(b.N), "broker-cpu-ns/record")
-			}
-			allocs := heapAllocs() - allocs0
-			peak, peakRSS := heap.Peak()
-			peakDisk := disk.Peak()
-
-			st := rt.Stats()
-			if got := st.RecordsIn.Load(); got != int64(b.N)*int64(len(built.Job.Pipelines)) {
-				b.Fatalf("records in %d, want %d × %d pipelines", got, b.N, len(built.Job.Pipelines))
-			}
-			if dl := st.DeadLetters.Load(); dl != 0 {
-				b.Fatalf("%d dead letters", dl)
-			}
-			c.check(b, e, t, b.N)
-			checkCommitted(b, k, e.name, e.topic)
-
-			elapsed := end.Sub(start).Seconds()
-			b.ReportMetric(float64(b.N)/elapsed, "records/s")
-			b.ReportMetric(peak, "peak-heap-MiB")
-			b.ReportMetric(peakRSS, "peak-rss-MiB")
-			b.ReportMetric(float64(allocs)/float64(b.N), "allocs/record")
-			if peakDisk > 0 {
-				b.ReportMetric(float64(peakDisk), "peak-state-disk-B")
-			}
-			if first := src.first.Load(); first > 0 {
-				b.ReportMetric(time.Unix(0, first).Sub(start).Seconds()*1e3, "startup-ms")
-				b.ReportMetric(float64(b.N)/end.Sub(time.Unix(0, first)).Seconds(), "steady-records/s")
+			for _, kind := range c.brokers() {
+				b.Run("broker="+kind, func(b *testing.B) { benchEndToEnd(b, c, kind, schemas) })
 			}
 		})
+	}
+}
+
+// benchEndToEnd runs case c's job over b.N records served by the broker of
+// kind (see BenchmarkEndToEnd).
+func benchEndToEnd(b *testing.B, c e2eCase, kind, schemas string) {
+	parts := *e2ePartitions
+	e := jobEnv{
+		name:    fmt.Sprintf("e2e-%s-%s-%d", strings.ReplaceAll(c.name, "_", "-"), kind, jobSeq.Add(1)),
+		dir:     b.TempDir(),
+		schemas: schemas,
+	}
+	if c.registry {
+		e.registry = registryServer(b)
+	}
+	var k *broker
+	var t *traffic // the tally of the records the topic holds
+	switch kind {
+	case "log":
+		k = sharedBroker(b)
+		e.topic = k.topic(b, e.name, parts)
+		t = newTraffic()
+		k.produce(b, e.topic, parts, b.N, func(i int) []byte { return c.record(t, i) })
+	case "canned":
+		e.topic = e.name
+		batch := newCannedBatch(c)
+		ends := spreadEnds(b.N, parts)
+		k = startCanned(b, e.dir, cannedSpec{Topic: e.topic, Ends: ends, Batch: batch.raw})
+		t = batch.expect(c, ends)
+	}
+	size := t.bytes
+	jobFile := filepath.Join(e.dir, "job.yaml")
+	text := c.job(e)
+	if err := os.WriteFile(jobFile, []byte(text), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+
+	b.ReportAllocs()
+	b.SetBytes(size / int64(b.N))
+	b.ResetTimer()
+	heap := sampleHeap(5 * time.Millisecond)
+	stopProfile := startJobProfile(b, c.name+"."+kind)
+	// A stateful job's task databases, where app.Build puts them.
+	disk := sampleDisk(filepath.Join(os.TempDir(), "sluice-state", e.name), 100*time.Millisecond)
+	allocs0 := heapAllocs()
+	cpu := startCPU()
+	brokerCPU, brokerWritten := k.cpu(), k.written()
+	start := time.Now()
+	// A bounded job that never ends is a failure, not a hang: allow
+	// it far more than it needs (10 µs a record, 30 s to start).
+	limit := 30*time.Second + time.Duration(b.N)*10*time.Microsecond
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	// The job's goroutines inherit this label, so that a CPU
+	// profile can be cut to the timed run: -tagfocus bench=job.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("bench", "job")))
+	cj, err := config.Parse(jobFile, []byte(text), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	built, err := app.Build(ctx, cj, app.Options{Pod: "bench-0", Brokers: k.addrs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := &firstSource{Source: built.Job.Source}
+	built.Job.Source = src
+	rt, err := engine.New(built.Job)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Run(ctx); err != nil {
+		b.Fatal(err)
+	}
+	end := time.Now()
+	b.StopTimer()
+	stopProfile()
+	pprof.SetGoroutineLabels(context.Background())
+	if ctx.Err() != nil {
+		b.Fatalf("the bounded job did not end within %v (drained instead)", limit)
+	}
+	cpu.report(b, b.N)
+	if k.pid != 0 {
+		b.ReportMetric(float64(k.cpu()-brokerCPU)/float64(b.N), "broker-cpu-ns/record")
+		// Over the bytes of the records the job read: above 1 when the
+		// consumer fetched records more than once or past the ends.
+		b.ReportMetric(float64(k.written()-brokerWritten)/float64(t.bytes), "fetched÷read")
+	}
+	allocs := heapAllocs() - allocs0
+	peak, peakRSS := heap.Peak()
+	peakDisk := disk.Peak()
+
+	st := rt.Stats()
+	if got := st.RecordsIn.Load(); got != int64(b.N)*int64(len(built.Job.Pipelines)) {
+		b.Fatalf("records in %d, want %d × %d pipelines", got, b.N, len(built.Job.Pipelines))
+	}
+	if dl := st.DeadLetters.Load(); dl != 0 {
+		b.Fatalf("%d dead letters", dl)
+	}
+	c.check(b, e, t, b.N)
+	checkCommitted(b, k, e.name, e.topic)
+
+	elapsed := end.Sub(start).Seconds()
+	b.ReportMetric(float64(b.N)/elapsed, "records/s")
+	b.ReportMetric(peak, "peak-heap-MiB")
+	b.ReportMetric(peakRSS, "peak-rss-MiB")
+	b.ReportMetric(float64(allocs)/float64(b.N), "allocs/record")
+	if peakDisk > 0 {
+		b.ReportMetric(float64(peakDisk), "peak-state-disk-B")
+	}
+	if first := src.first.Load(); first > 0 {
+		b.ReportMetric(time.Unix(0, first).Sub(start).Seconds()*1e3, "startup-ms")
+		b.ReportMetric(float64(b.N)/end.Sub(time.Unix(0, first)).Seconds(), "steady-records/s")
 	}
 }

@@ -18,12 +18,12 @@ import (
 )
 
 // BenchmarkStage measures each stage of filter_to_jsonl alone, on the same
-// seeded traffic, per input record, so that the stages' ns/op add up to
-// BenchmarkEndToEnd/filter_to_jsonl's ns/op less what the engine itself
-// (task routing, bundles, checkpoints) costs:
+// seeded traffic, per input record, so that the stages' CPU per record adds
+// up to BenchmarkEndToEnd/filter_to_jsonl/broker=canned's less what the
+// engine itself (task routing, bundles, checkpoints) costs:
 //
 //	fetch   the kafka source (franz-go group consumer → engine.Record
-//	        batches) into a handler that only counts
+//	        batches) into a handler that only counts, from the log broker
 //	decode  avro.Decoder.Decode of each record into a row
 //	sql     the compiled filter and projection on decoded rows
 //	encode  the JSON encoding of the rows the filter keeps

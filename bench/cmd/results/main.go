@@ -7,10 +7,14 @@
 //   - BenchmarkEndToEnd and BenchmarkStage with -cpu 1,N (N = all cores), one
 //     op per record, -benchtime=<records>x: the per-core figure and the
 //     scaling side by side in one run, as the machine is shared and noisy;
+//     each stateless end-to-end case under both brokers (broker=canned, the
+//     one whose fetches cost a memcpy, and broker=log, kfake's log, whose
+//     fetches cost more CPU than sluice's consuming), the stateful
+//     tumble_count under the log broker;
 //   - BenchmarkStartup with -cpu 1 and -benchtime=1x, alone, so that its peak
 //     RSS is its own;
-//   - filter_to_jsonl at -cpu 1 once more with a CPU profile of the job's
-//     timed run alone (-e2e.cpuprofile; kept with -cpuprofile, and a heap
+//   - filter_to_jsonl under the canned broker at -cpu 1 once more with a CPU
+//     profile of the job's timed run alone (-e2e.cpuprofile; kept with -cpuprofile, and a heap
 //     profile of the process with -memprofile), apart so that profiling does
 //     not skew the table; its pprof -top goes into the report.
 //
@@ -55,6 +59,16 @@ const goal = 500 * reference
 // e2eCases are BenchmarkEndToEnd's cases, in its order: -before runs them
 // one by one.
 var e2eCases = []string{"filter_to_jsonl", "tumble_count", "project_to_avro", "many_pipelines", "two_writer_schemas"}
+
+// brokers are the brokers BenchmarkEndToEnd runs case c under, its
+// sub-benchmarks broker=canned and broker=log: stateful cases need the
+// distinct event times of the log.
+func brokers(c string) []string {
+	if c == "tumble_count" {
+		return []string{"log"}
+	}
+	return []string{"canned", "log"}
+}
 
 func main() {
 	var o options
@@ -181,18 +195,18 @@ func run(o options) error {
 	var profTop string
 	{
 		base := filepath.Join(tmp, "cpu.out")
-		prof := benchArgs("^BenchmarkEndToEnd$/^filter_to_jsonl$", records, "1", "-e2e.cpuprofile", base)
+		prof := benchArgs("^BenchmarkEndToEnd$/^filter_to_jsonl$/^broker=canned$", records, "1", "-e2e.cpuprofile", base)
 		if o.memProfile != "" {
 			abs, _ := filepath.Abs(o.memProfile)
 			prof = append(prof, "-test.memprofile", abs)
 		}
 		shown := slices.Clone(prof)
-		shown[slices.Index(shown, base)] = "cpu.out" // writes cpu.filter_to_jsonl.out
+		shown[slices.Index(shown, base)] = "cpu.out" // writes cpu.filter_to_jsonl.canned.out
 		commands = append(commands, "bench.test "+strings.Join(quote(shown), " "))
 		if _, err := after.run(prof); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
-		cpuOut := filepath.Join(tmp, "cpu.filter_to_jsonl.out")
+		cpuOut := filepath.Join(tmp, "cpu.filter_to_jsonl.canned.out")
 		if o.cpuProfile != "" {
 			if b, err := os.ReadFile(cpuOut); err == nil {
 				abs, _ := filepath.Abs(o.cpuProfile)
@@ -207,7 +221,7 @@ func run(o options) error {
 			if err != nil {
 				runErr = errors.Join(runErr, fmt.Errorf("pprof: %w", err))
 			}
-			profTop += "$ go " + strings.Join(quote(args), " ") + " bench.test cpu.filter_to_jsonl.out\n" + trimPprof(string(top)) + "\n"
+			profTop += "$ go " + strings.Join(quote(args), " ") + " bench.test cpu.filter_to_jsonl.canned.out\n" + trimPprof(string(top)) + "\n"
 		}
 	}
 	rs := parse(suiteOut)
@@ -411,6 +425,16 @@ type reportInfo struct {
 	elapsed             time.Duration
 }
 
+// findE2E returns BenchmarkEndToEnd's result of case c under broker br at
+// procs (see find). A revision older than the broker sub-benchmarks named
+// its cases alone, and served them from the log.
+func findE2E(rs []result, c, br string, procs int) (result, bool) {
+	if r, ok := find(rs, "BenchmarkEndToEnd/"+c+"/broker="+br, procs); ok || br != "log" {
+		return r, ok
+	}
+	return find(rs, "BenchmarkEndToEnd/"+c, procs)
+}
+
 // find returns the result of name at procs; of several (-rounds), the one
 // with the median records/s.
 func find(rs []result, name string, procs int) (result, bool) {
@@ -440,7 +464,7 @@ func report(w io.Writer, rs []result, in reportInfo) {
 	fmt.Fprintf(w, "Written by `make bench` (`go run ./bench/cmd/results`; `make bench BEFORE=rev` adds the before columns); do not edit by hand. Each command runs the bench package's test binary (`go test -c ./bench/`) in bench/.\n\n")
 	fmt.Fprintf(w, "- machine: %s, %d cores; %s/%s, %s\n", in.cpu, in.cores, runtime.GOOS, runtime.GOARCH, in.goVersion)
 	fmt.Fprintf(w, "- date: %s\n", in.date.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "- records per run: %d (one op = one record); kfake broker: %s\n", in.records, brokerNote(in.broker))
+	fmt.Fprintf(w, "- records per run: %d (one op = one record); kfake brokers (canned and log, see End to end): %s\n", in.records, brokerNote(in.broker))
 	fmt.Fprintf(w, "- commands:\n")
 	for _, c := range in.commands {
 		fmt.Fprintf(w, "  - `%s`\n", c)
@@ -453,62 +477,65 @@ func report(w io.Writer, rs []result, in reportInfo) {
 
 	fmt.Fprintf(w, "\n## End to end (BenchmarkEndToEnd)\n\n")
 	fmt.Fprintf(w, "Kafka (kfake) → franz-go group consumer → Avro decode → SQL → file sink, until every record is flushed, checkpointed and committed; each run checks the sink's rows (count and a checksum) and the committed offsets. The timer covers Build, the group join, the run and the final checkpoint.\n\n")
+	fmt.Fprintf(w, "The broker column says what served the records. **canned**: kfake answering every fetch with copies of one ~1 MB record batch of the case's own generated traffic (thousands of distinct records; both writer schemas for two_writer_schemas) and listing end offsets that spread the run's records over the partitions, so the job reads exactly that many and its output is checked against the batch's tally. Serving a record costs that broker a memcpy or two and a socket write, as a production broker serving fetches from the page cache costs almost no CPU per record: these rows measure sluice. **log**: the records produced into kfake's log beforehand and served from it; kfake's fetch path is one serial loop that spends more CPU per record (broker CPU ns/record) than sluice spends consuming, so at GOMAXPROCS=1 these rows measure the test broker's pace, not sluice's. The stateful tumble_count needs a stream's distinct event times and runs under the log broker only.\n\n")
 	withBefore := len(in.before) > 0
-	head := "| case | GOMAXPROCS | records/s |"
-	rule := "|---|---:|---:|"
+	head := "| case | broker | GOMAXPROCS | records/s |"
+	rule := "|---|---|---:|---:|"
 	if withBefore {
 		head += " records/s before | after ÷ before | records per CPU-second before |"
 		rule += "---:|---:|---:|"
 	}
-	head += " records/s per core | × reference (3,000/vCPU) | records per CPU-second | allocs/record | B/record | peak heap MiB | peak RSS MiB | MB/s | startup ms |\n"
-	rule += "---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+	head += " records/s per core | × reference (3,000/vCPU) | records per CPU-second | broker CPU ns/record | allocs/record | B/record | peak heap MiB | peak RSS MiB | MB/s | startup ms |\n"
+	rule += "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 	fmt.Fprint(w, head+rule)
-	cases := []string{"filter_to_jsonl", "project_to_avro", "many_pipelines", "two_writer_schemas"}
+	cases := []string{"filter_to_jsonl", "project_to_avro", "two_writer_schemas", "many_pipelines", "tumble_count"}
 	procs := []int{1}
 	if in.cores > 1 {
 		procs = append(procs, in.cores)
 	}
 	var goalLine string
 	for _, c := range cases {
-		for _, p := range procs {
-			r, ok := find(rs, "BenchmarkEndToEnd/"+c, p)
-			if !ok {
-				fmt.Fprintf(w, "| %s | %d | failed or missing (see Failures) |%s  |  |  |  |  |  |  |  |  |\n", c, p, strings.Repeat("  |", 3*btoi(withBefore)))
-				continue
-			}
-			rps := r.m["records/s"]
-			perCore := rps / float64(p)
-			fmt.Fprintf(w, "| %s | %d | %s |", c, p, thousands(rps))
-			if withBefore {
-				if b, ok := find(in.before, "BenchmarkEndToEnd/"+c, p); ok && b.m["records/s"] > 0 {
-					fmt.Fprintf(w, " %s | %.2fx | %s |", thousands(b.m["records/s"]), rps/b.m["records/s"], thousands(perCPUSecond(b)))
-				} else {
-					fmt.Fprintf(w, " failed or missing |  |  |")
+		for _, br := range brokers(c) {
+			for _, p := range procs {
+				r, ok := findE2E(rs, c, br, p)
+				if !ok {
+					fmt.Fprintf(w, "| %s | %s | %d | failed or missing (see Failures) |%s  |  |  |  |  |  |  |  |  |  |\n", c, br, p, strings.Repeat("  |", 3*btoi(withBefore)))
+					continue
 				}
-			}
-			fmt.Fprintf(w, " %s | %.0fx | %s | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
-				thousands(perCore), perCore/reference, thousands(perCPUSecond(r)),
-				r.m["allocs/record"], r.m["B/op"], r.m["peak-heap-MiB"], r.m["peak-rss-MiB"], r.m["MB/s"], r.m["startup-ms"])
-			if c == "filter_to_jsonl" && p == 1 {
-				verdict := "met"
-				if rps < goal {
-					verdict = "NOT met"
+				rps := r.m["records/s"]
+				perCore := rps / float64(p)
+				fmt.Fprintf(w, "| %s | %s | %d | %s |", c, br, p, thousands(rps))
+				if withBefore {
+					if b, ok := findE2E(in.before, c, br, p); ok && b.m["records/s"] > 0 {
+						fmt.Fprintf(w, " %s | %.2fx | %s |", thousands(b.m["records/s"]), rps/b.m["records/s"], thousands(perCPUSecond(b)))
+					} else {
+						fmt.Fprintf(w, " failed or not run |  |  |")
+					}
 				}
-				goalLine = fmt.Sprintf("Goal: filter_to_jsonl at GOMAXPROCS=1 ≥ %s records/s (500x the reference): **%s** (%s records/s, %.0fx).\n",
-					thousands(goal), verdict, thousands(rps), rps/reference)
+				fmt.Fprintf(w, " %s | %.0fx | %s | %.0f | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+					thousands(perCore), perCore/reference, thousands(perCPUSecond(r)), r.m["broker-cpu-ns/record"],
+					r.m["allocs/record"], r.m["B/op"], r.m["peak-heap-MiB"], r.m["peak-rss-MiB"], r.m["MB/s"], r.m["startup-ms"])
+				if c == "filter_to_jsonl" && br == "canned" && p == 1 {
+					verdict := "met"
+					if rps < goal {
+						verdict = "NOT met"
+					}
+					goalLine = fmt.Sprintf("Goal: filter_to_jsonl at GOMAXPROCS=1 ≥ %s records/s (500x the reference), under the canned broker: **%s** (%s records/s, %.0fx; sluice's own CPU: %s records per CPU-second).\n",
+						thousands(goal), verdict, thousands(rps), rps/reference, thousands(perCPUSecond(r)))
+				}
 			}
 		}
 	}
 	fmt.Fprintf(w, "\n%s", goalLine)
 	if withBefore {
-		fmt.Fprintf(w, "\nBefore is %s, after %s; each pair of runs is adjacent in time, so their ratio holds better than either figure alone.\n", in.beforeRev, in.afterRev)
+		fmt.Fprintf(w, "\nBefore is %s, after %s; each pair of runs is adjacent in time, so their ratio holds better than either figure alone. A revision older than the canned broker ran its cases under the log broker only.\n", in.beforeRev, in.afterRev)
 	}
-	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited. B/record and allocs/record include the consumer's fetch buffers. Peak RSS is the anonymous resident memory of the benchmark process (heap, stacks, runtime; not the binary's pages), sampled every 50 ms: the job's, plus the harness and what earlier cases left (the broker runs in a child process). Returning that memory to the OS before each case (debug.FreeOSMemory) would isolate the job but made it 60%% slower as its heap grew back, so the column is an upper bound.\n")
+	fmt.Fprintf(w, "\nrecords/s per core is records/s ÷ GOMAXPROCS. Records per CPU-second is 10⁹ ÷ the process's CPU time (user + system, all threads) per record: what a core costs when the broker is elsewhere; it is lower than records/s when the process used more than one core, higher when it waited (for the broker, or for a core the machine's other work held). Broker CPU ns/record is the broker process's CPU time over the run, per record. B/record and allocs/record include the consumer's fetch buffers. Peak RSS is the anonymous resident memory of the benchmark process (heap, stacks, runtime; not the binary's pages), sampled every 50 ms: the job's, plus the harness and what earlier cases left (the broker runs in a child process). Returning that memory to the OS before each case (debug.FreeOSMemory) would isolate the job but made it 60%% slower as its heap grew back, so the column is an upper bound.\n")
 
 	fmt.Fprintf(w, "\n## Stages of filter_to_jsonl at GOMAXPROCS=1 (BenchmarkStage)\n\n")
 	fmt.Fprintf(w, "Each stage alone on the same seeded records, per input record. Shares are of the end-to-end CPU time per record; \"engine\" is what remains (task routing, bundles, checkpoints, commits, metrics).\n\n")
 	fmt.Fprintf(w, "| stage | wall ns/record | CPU ns/record | share of end-to-end CPU | allocs/record |\n|---|---:|---:|---:|---:|\n")
-	e2e, haveE2E := find(rs, "BenchmarkEndToEnd/filter_to_jsonl", 1)
+	e2e, haveE2E := findE2E(rs, "filter_to_jsonl", "canned", 1)
 	total := e2e.m["cpu-ns/record"]
 	sum := 0.0
 	for _, s := range []string{"fetch", "decode", "sql", "encode", "sink"} {
@@ -524,9 +551,9 @@ func report(w io.Writer, rs []result, in reportInfo) {
 	if haveE2E {
 		fmt.Fprintf(w, "| sum of stages |  | %.0f | %s |  |\n", sum, share(sum, total))
 		fmt.Fprintf(w, "| engine (end to end − stages) |  | %.0f | %s |  |\n", total-sum, share(total-sum, total))
-		fmt.Fprintf(w, "| **end to end** | %.0f | %.0f | 100%% | %.3f |\n", e2e.m["ns/op"], total, e2e.m["allocs/record"])
+		fmt.Fprintf(w, "| **end to end** (canned broker) | %.0f | %.0f | 100%% | %.3f |\n", e2e.m["ns/op"], total, e2e.m["allocs/record"])
 	}
-	fmt.Fprintf(w, "\nfetch's wall time is the broker's pace (kfake serves from one goroutine), not the client's cost: compare CPU. Alone, fetch also idles between responses and pays the wake-ups (netpoll, futex) that a busy job does not, so its CPU share here overstates its share inside the job; the profile below gives the in-job split. sink's wall time includes fsync, which at GOMAXPROCS=1 overlaps other tasks' work.\n")
+	fmt.Fprintf(w, "\nfetch reads from the log broker: its wall time is that broker's pace, not the client's cost: compare CPU. Alone, fetch also idles between responses and pays the wake-ups (netpoll, futex) that a busy job does not, so its CPU share here overstates its share inside the job; the profile below gives the in-job split. sink's wall time includes fsync, which at GOMAXPROCS=1 overlaps other tasks' work.\n")
 
 	fmt.Fprintf(w, "\n## Startup and idle memory (BenchmarkStartup, GOMAXPROCS=1)\n\n")
 	fmt.Fprintf(w, "| job | tasks | startup s | idle RSS MiB | peak RSS MiB | idle heap MiB | Go-mapped MiB | drain s | limits |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
@@ -545,7 +572,7 @@ func report(w io.Writer, rs []result, in reportInfo) {
 	fmt.Fprintf(w, "\nStartup is from parsing the job file to every task assigned; idle is 3 s later, after a GC. Then one record goes through each of the 6,000 tasks and the job drains.\n")
 
 	if in.profile != "" {
-		fmt.Fprintf(w, "\n## CPU profile of filter_to_jsonl at GOMAXPROCS=1\n\n")
+		fmt.Fprintf(w, "\n## CPU profile of filter_to_jsonl at GOMAXPROCS=1, canned broker\n\n")
 		fmt.Fprintf(w, "A separate run with -e2e.cpuprofile: the profile covers the job's timed run alone (Build, group join, fetch, decode, SQL, sinks, checkpoints, commits) and everything the process did meanwhile, the GC's background workers, the scheduler and the heap sampler included; production and checks are left out. Percentages are of that run.\n\n```\n%s```\n", in.profile)
 	}
 
@@ -616,9 +643,9 @@ func trimPprof(top string) string {
 
 func brokerNote(b string) string {
 	if b == "inproc" {
-		return "in the benchmark's process (its serving shares the GOMAXPROCS cores with the job)"
+		return "in the benchmark's process (their serving shares the GOMAXPROCS cores with the job)"
 	}
-	return "in a child process (so GOMAXPROCS counts sluice's cores alone; the broker uses another core)"
+	return "in child processes (so GOMAXPROCS counts sluice's cores alone; the broker uses another core)"
 }
 
 func share(part, total float64) string {
