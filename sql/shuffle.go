@@ -222,8 +222,8 @@ func (s *aggregate) mergeSession(g *group, w *win) {
 // only.
 //
 // A producer is named by its source task (topic/partition); epoch is the
-// consumer-group generation its task was assigned in, which grows with
-// every assignment, so a zombie's messages are told from its successor's.
+// one its writer started (ShuffleStart), above every earlier writer's of
+// the task, so a zombie's messages are told from its successor's.
 type ShuffleMerge struct {
 	m         *Merge
 	expect    int
@@ -236,9 +236,12 @@ var _ engine.Aggregate = (*ShuffleMerge)(nil)
 
 // producer is what a merging task knows of one producer.
 type producer struct {
-	epoch    int64
-	applied  int64 // source offset up to which its partials are merged
-	wm       int64 // its watermark at applied
+	epoch   int64
+	applied int64 // source offset up to which its partials are merged
+	wm      int64 // its watermark at applied
+	// idle: its input was idle at applied before it had a watermark, and
+	// it has sent nothing since; the task's watermark leaves it out.
+	idle     bool
 	progress []progressMark
 	pending  []pendingPartial
 	seq      uint64 // the next pending partial's number
@@ -247,7 +250,12 @@ type producer struct {
 	saved    uint64   // pending partials below this number are saved
 }
 
-type progressMark struct{ to, wm int64 }
+// progressMark is a progress (or, with idle, an idle mark) waiting for a
+// commit of its offset.
+type progressMark struct {
+	to, wm int64
+	idle   bool
+}
 
 type pendingPartial struct {
 	seq        uint64
@@ -329,6 +337,7 @@ func (s *ShuffleMerge) Partial(name string, epoch, from, to int64, key, value []
 	if epoch != p.epoch || to <= p.applied {
 		return
 	}
+	p.wake()
 	p.pending = append(p.pending, pendingPartial{seq: p.seq, from: from, to: to, key: bytes.Clone(key), value: bytes.Clone(value)})
 	p.seq++
 	p.dirty = true
@@ -345,6 +354,7 @@ func (s *ShuffleMerge) Progress(name string, epoch, to, wm int64) {
 	if epoch != p.epoch {
 		return
 	}
+	p.wake()
 	if to <= p.applied {
 		if wm > p.wm {
 			p.wm, p.dirty = wm, true
@@ -354,6 +364,50 @@ func (s *ShuffleMerge) Progress(name string, epoch, to, wm int64) {
 	}
 	p.progress = append(p.progress, progressMark{to: to, wm: wm})
 	p.dirty = true
+}
+
+// Idle records that the producer's input was idle at source offset to
+// before it had any watermark (a partition that received no record, or
+// none the query could fold, for the idle timeout): once a commit covers
+// to (at once when one already does), the task's watermark is the lowest
+// of the other producers' and no longer waits for it. The first partial
+// or progress the producer sends afterwards brings it back, with the
+// watermark it had (its partials of windows emitted meanwhile are late:
+// Late counts them). While every producer is idle the watermark stands.
+func (s *ShuffleMerge) Idle(name string, epoch, to int64) {
+	p := s.producer(name)
+	if epoch != p.epoch {
+		return
+	}
+	if to <= p.applied {
+		if !p.idle {
+			p.idle, p.dirty = true, true
+			s.lower()
+		}
+		return
+	}
+	p.progress = append(p.progress, progressMark{to: to, idle: true})
+	p.dirty = true
+}
+
+// wake brings an idle producer back into the watermark: it sent a partial
+// or a progress. An idle mark still waiting for a commit is dropped, so
+// that the commit does not take the producer out again while its partials
+// are pending.
+func (p *producer) wake() {
+	if p.idle {
+		p.idle, p.dirty = false, true
+	}
+	n := 0
+	for _, m := range p.progress {
+		if !m.idle {
+			p.progress[n] = m
+			n++
+		}
+	}
+	if n < len(p.progress) {
+		p.progress, p.dirty = p.progress[:n], true
+	}
 }
 
 // Commit records that the producer's source offsets below offset are
@@ -396,7 +450,9 @@ func (s *ShuffleMerge) apply(p *producer, offset int64) error {
 		if m.to > offset {
 			break
 		}
-		p.wm = max(p.wm, m.wm)
+		if p.idle = m.idle; !m.idle {
+			p.wm = max(p.wm, m.wm)
+		}
 		n++
 	}
 	p.progress = slices.Delete(p.progress, 0, n)
@@ -405,21 +461,28 @@ func (s *ShuffleMerge) apply(p *producer, offset int64) error {
 	return nil
 }
 
-// lower moves the task's watermark to the lowest of its producers', once
-// every producer expected has shown itself.
+// lower moves the task's watermark to the lowest of its producers' but
+// the idle ones, once every producer expected has shown itself; while
+// every producer is idle, it stands.
 func (s *ShuffleMerge) lower() {
 	if len(s.producers) < s.expect {
 		return
 	}
-	low := int64(math.MaxInt64)
+	low, active := int64(math.MaxInt64), false
 	for _, p := range s.producers {
-		low = min(low, p.wm)
+		if !p.idle {
+			low, active = min(low, p.wm), true
+		}
 	}
-	s.m.Advance(low)
+	if active {
+		s.m.Advance(low)
+	}
 }
 
 // Late is the number of partial windows dropped because their window had
-// been emitted: none unless a producer's watermark went ahead of its data.
+// been emitted: those of a producer that was idle (Idle) or unknown (a
+// partition added while the job runs) when the window fired, and none
+// otherwise unless a producer's watermark went ahead of its data.
 func (s *ShuffleMerge) Late() int { return s.late }
 
 // Add is not how a ShuffleMerge is fed: it reports an error.
@@ -487,6 +550,19 @@ func (s *ShuffleMerge) Save(put func(key, value []byte), del func(key []byte)) {
 			vb = binary.AppendVarint(vb, m.to)
 			vb = binary.AppendVarint(vb, m.wm)
 		}
+		// Added after the fields above, so that a value without them
+		// (written before idle producers existed) loads as not idle: the
+		// producer's idle flag, then the indexes of its idle marks.
+		var idle uint64
+		if p.idle {
+			idle = 1
+		}
+		vb = binary.AppendUvarint(vb, idle)
+		for i, m := range p.progress {
+			if m.idle {
+				vb = binary.AppendUvarint(vb, uint64(i)+1)
+			}
+		}
 		kb = append(append(kb[:0], stateProducer), name...)
 		put(kb, vb)
 	}
@@ -507,6 +583,19 @@ func (s *ShuffleMerge) Load(key, value []byte) error {
 		n := d.uvarint()
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			p.progress = append(p.progress, progressMark{to: d.varint(), wm: d.varint()})
+		}
+		if len(d.b) > 0 && d.err == nil {
+			p.idle = d.uvarint() == 1
+			for len(d.b) > 0 && d.err == nil {
+				i := d.uvarint()
+				if d.err != nil {
+					break
+				}
+				if i == 0 || i > uint64(len(p.progress)) {
+					return fmt.Errorf("sql: shuffle state %q: bad idle mark %d", key, i)
+				}
+				p.progress[i-1].idle = true
+			}
 		}
 	case statePending:
 		rest := key[1:]

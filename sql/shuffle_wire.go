@@ -15,7 +15,7 @@ import (
 //	kind       1 byte (ShuffleStart, ShufflePartial, ...)
 //	producer   uvarint length + bytes: the source task, "<topic>/<partition>"
 //	epoch      varint
-//	from, to   varints: source offsets (Start and Commit: the offset in to)
+//	from, to   varints: source offsets (Start, Commit and Idle: the offset in to)
 //	watermark  varint, unix microseconds (Progress)
 //	rest       the partial's windows (Partial)
 const shuffleVersion = 1

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -115,6 +116,13 @@ func (b *builder) setupShuffles(job *engine.Job) error {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
+	late := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_shuffle_late_windows_total",
+		Help: "Partial windows a shuffled aggregation's merging tasks dropped because the window was already emitted (records of a partition that was idle, or not yet known, when it fired).",
+	}, []string{"job", "pipeline"})
+	if b.o.Registry != nil {
+		b.o.Registry.MustRegister(late)
+	}
 	for _, sp := range b.shuffles {
 		producers, parts, err := ensureShuffleTopic(ctx, adm, sp.cp.Source.Kafka.Topics, sp.topic, sp.cp.ShufflePartitions)
 		if err != nil {
@@ -132,7 +140,10 @@ func (b *builder) setupShuffles(job *engine.Job) error {
 		merge := *user
 		merge.Name = user.Name + shuffleSuffix
 		merge.Decoder = shuffleDecoder{}
-		merge.Transform = sp.agg.Merger(producers)
+		merger := sp.agg.Merger(producers)
+		lateWindows := late.WithLabelValues(b.cj.Job, merge.Name)
+		merger.CountLate(func(n int) { lateWindows.Add(float64(n)) })
+		merge.Transform = merger
 		topic := sp.topic
 		merge.Reads = func(t string) bool { return t == topic }
 		merge.EventTime = engine.Column{Slot: -1}
@@ -215,8 +226,8 @@ func shufflePartition(key []byte, parts int32) int32 {
 }
 
 // shuffleSink is a shuffled pipeline's producer sink: one writer per
-// source task sends the rows of its bundles (sql.ShuffleSchema: partials
-// and progress) to the repartition topic, prefixed, in each writer's
+// source task sends the rows of its bundles (sql.ShuffleSchema: partials,
+// progress, an empty task's idle mark) to the repartition topic, prefixed, in each writer's
 // life, by a start record of a new epoch; commit sends commit records
 // after the job's offsets are committed.
 //
