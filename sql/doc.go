@@ -142,7 +142,9 @@
 // of the same start, a session into every session of its group it comes
 // within the gap of. The merger's watermark is the lowest of its
 // producers' watermarks at their committed offsets, once every producer
-// (the source's partition count) has shown itself (a progress or an idle
+// (the source's partition count, which the start records announce, so
+// that a replay waits for the producers its first run waited for) has
+// shown itself (a progress or an idle
 // mark at an offset already committed holds at once); a producer whose
 // idle mark a commit covers is left out of it until it sends a partial
 // or a progress again (then it is back in, with the watermark it had, so

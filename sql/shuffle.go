@@ -225,11 +225,14 @@ func (s *aggregate) mergeSession(g *group, w *win) {
 // one its writer started (ShuffleStart), above every earlier writer's of
 // the task, so a zombie's messages are told from its successor's.
 type ShuffleMerge struct {
-	m         *Merge
-	expect    int
-	producers map[string]*producer
-	names     []string // sorted, for a deterministic Save
-	late      int
+	m      *Merge
+	expect int
+	// announced is the highest producer count the producers' start
+	// records carried (Announce), 0 until one did; saved when it changes.
+	announced, announcedSaved int
+	producers                 map[string]*producer
+	names                     []string // sorted, for a deterministic Save
+	late                      int
 }
 
 var _ engine.Aggregate = (*ShuffleMerge)(nil)
@@ -265,8 +268,9 @@ type pendingPartial struct {
 
 // NewShuffleMerge returns an empty merging state for one task of the
 // repartition topic, which expects producers distinct producers (the
-// source's partitions): until each has committed some input, the
-// watermark stays at math.MinInt64.
+// source's partitions) until a start record announces their count
+// (Announce): until each has shown itself, the watermark stays at
+// math.MinInt64.
 func (a *Aggregation) NewShuffleMerge(lateness time.Duration, producers int) *ShuffleMerge {
 	return &ShuffleMerge{m: a.NewMerge(lateness), expect: producers, producers: map[string]*producer{}}
 }
@@ -327,6 +331,20 @@ func (s *ShuffleMerge) Start(name string, epoch, offset int64) error {
 	p.progress = p.progress[:n]
 	p.epoch, p.dirty = epoch, true
 	return nil
+}
+
+// Announce records the producer count a start record carried: the
+// source's partitions as the producer's process counted them when it
+// started. Once one is announced, the highest announced replaces the
+// count the state was built with, so that what the task waits for is a
+// function of its input: a replay after a restart whose count differs
+// (partitions added meanwhile) waits for the producers its first run
+// waited for, until the restarted producers' start records say more.
+func (s *ShuffleMerge) Announce(producers int) {
+	if producers > s.announced {
+		s.announced = producers
+		s.lower()
+	}
 }
 
 // Partial records a partial of the producer's bundle [from, to) of source
@@ -465,7 +483,11 @@ func (s *ShuffleMerge) apply(p *producer, offset int64) error {
 // the idle ones, once every producer expected has shown itself; while
 // every producer is idle, it stands.
 func (s *ShuffleMerge) lower() {
-	if len(s.producers) < s.expect {
+	expect := s.expect
+	if s.announced > 0 {
+		expect = s.announced
+	}
+	if len(s.producers) < expect {
 		return
 	}
 	low, active := int64(math.MaxInt64), false
@@ -501,18 +523,23 @@ func (s *ShuffleMerge) Watermark() int64 { return s.m.wm }
 // Advance moves the watermark forward (an idle task).
 func (s *ShuffleMerge) Advance(wm int64) { s.m.Advance(wm) }
 
-// Keys in the task's state store besides the aggregate's: a producer's
-// position ('p' + name) and each of its pending partials ('q' + name +
-// 0x00 + the partial's 8-byte big-endian number, so that a Scan returns
-// them in order).
+// Keys in the task's state store besides the aggregate's: the producer
+// count announced ('n'), a producer's position ('p' + name) and each of
+// its pending partials ('q' + name + 0x00 + the partial's 8-byte
+// big-endian number, so that a Scan returns them in order).
 const (
-	stateProducer = 'p'
-	statePending  = 'q'
+	stateAnnounced = 'n'
+	stateProducer  = 'p'
+	statePending   = 'q'
 )
 
 // Save passes what changed since the last Save.
 func (s *ShuffleMerge) Save(put func(key, value []byte), del func(key []byte)) {
 	s.m.Save(put, del)
+	if s.announced != s.announcedSaved {
+		s.announcedSaved = s.announced
+		put([]byte{stateAnnounced}, binary.AppendUvarint(nil, uint64(s.announced)))
+	}
 	var kb, vb []byte
 	for _, name := range s.names {
 		p := s.producers[name]
@@ -575,6 +602,15 @@ func (s *ShuffleMerge) Load(key, value []byte) error {
 	}
 	d := stateDecoder{b: value}
 	switch key[0] {
+	case stateAnnounced:
+		if len(key) != 1 {
+			return fmt.Errorf("sql: shuffle state: bad key %q", key)
+		}
+		n := d.uvarint()
+		if d.err == nil && n > math.MaxInt32 {
+			return fmt.Errorf("sql: shuffle state: %d producers", n)
+		}
+		s.announced, s.announcedSaved = int(n), int(n)
 	case stateProducer:
 		p := s.producer(string(key[1:]))
 		p.epoch, p.applied, p.wm = d.varint(), d.varint(), d.varint()

@@ -48,7 +48,9 @@ const (
 // Kinds of shuffle messages (slot ShuffleKind). Part of the repartition
 // topic's format: never change a value.
 const (
-	// ShuffleStart: producer starts in epoch from source offset to.
+	// ShuffleStart: producer starts in epoch from source offset to; from
+	// is the source's partition count as its process counted it at its
+	// start (0: not said).
 	ShuffleStart = 0
 	// ShufflePartial: a group's windows (key, value) of the producer's
 	// bundle [from, to).
@@ -236,6 +238,9 @@ func (s *mergerState) Add(in *engine.Row) (bool, error) {
 	epoch, to := in.Int(ShuffleEpoch), in.Int(ShuffleTo)
 	switch k := in.Int(ShuffleKind); k {
 	case ShuffleStart:
+		if n := in.Int(ShuffleFrom); n > 0 && n <= math.MaxInt32 {
+			s.Announce(int(n))
+		}
 		return false, s.Start(name, epoch, to)
 	case ShufflePartial:
 		s.Partial(name, epoch, in.Int(ShuffleFrom), to, engine.UnsafeBytes(in.Str(ShuffleKey)), engine.UnsafeBytes(in.Str(ShuffleValue)))

@@ -351,3 +351,54 @@ func TestShuffleMergeIdleMarkPending(t *testing.T) {
 		t.Errorf("rows once the idle mark is committed: %v, want %v", l.out, want)
 	}
 }
+
+// TestShuffleMergeAnnouncedProducers: a merging task waits for the
+// producer count the start records announce, not for the count its
+// process was started with, so that its replay after a restart that
+// counts more partitions (some were added) waits for the producers its
+// first run waited for, until a restarted producer's start record says
+// more; the count announced is in the state.
+func TestShuffleMergeAnnouncedProducers(t *testing.T) {
+	l := newShuffleLink(t, "SELECT src_ip, COUNT(*) AS n FROM input GROUP BY TUMBLE(ts, '1 minute'), src_ip")
+	start := func(name string, epoch, offset, producers int64) {
+		m := engine.NewRow(sql.ShuffleSchema.Width())
+		m.SetInt(sql.ShuffleKind, sql.ShuffleStart)
+		m.SetInt(sql.ShuffleEpoch, epoch)
+		m.SetInt(sql.ShuffleFrom, producers)
+		m.SetInt(sql.ShuffleTo, offset)
+		m.SetStr(sql.ShuffleProducerName, name)
+		l.feed(m)
+	}
+	// The first run: one producer, announced.
+	l.merge = l.agg.Merger(1).NewAggregate(0)
+	start("in/0", 1, 0, 1)
+	state := memState{}
+	state.save(l.merge.Save)
+	// A restart that counts 2 source partitions replays from the saved
+	// state: the window closes as it did in the first run.
+	l.merge = l.agg.Merger(2).NewAggregate(0)
+	state.load(t, l.merge.Load)
+	l.name = "in/0"
+	l.add(rec(1, "a"), rec(70, "a"))
+	l.feed(l.seal(1, 0, 2)...)
+	l.control(sql.ShuffleCommit, 1, 2)
+	if want := []string{"p=0 src_ip=a n=1"}; !cmp.Equal(want, l.out) {
+		t.Fatalf("rows of the replay: %v, want %v (as the first run emitted)", l.out, want)
+	}
+	// The restarted producer announces 2: the next window waits for in/1.
+	start("in/0", 2, 2, 2)
+	l.add(rec(130, "a"))
+	l.feed(l.seal(2, 2, 3)...)
+	l.control(sql.ShuffleCommit, 2, 3)
+	if len(l.out) != 1 {
+		t.Fatalf("rows before the second producer showed itself: %v", l.out[1:])
+	}
+	start("in/1", 1, 0, 2)
+	idle := l.agg.Producer().NewAggregate(0)
+	idle.(engine.Idler).Idle()
+	l.name, l.prod = "in/1", idle
+	l.feed(l.seal(1, 0, 0)...)
+	if want := []string{"p=0 src_ip=a n=1", "p=0 src_ip=a n=1"}; !cmp.Equal(want, l.out) {
+		t.Errorf("rows once the second producer is idle: %v, want %v", l.out, want)
+	}
+}

@@ -128,7 +128,7 @@ func (b *builder) setupShuffles(job *engine.Job) error {
 		if err != nil {
 			return fmt.Errorf("shuffle: pipeline %s: %w", sp.cp.Name, err)
 		}
-		sink, err := newShuffleSink(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner())), sp.cp.Name, sp.topic, parts, b.o.Logger)
+		sink, err := newShuffleSink(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner())), sp.cp.Name, sp.topic, parts, producers, b.o.Logger)
 		if err != nil {
 			return err
 		}
@@ -227,9 +227,10 @@ func shufflePartition(key []byte, parts int32) int32 {
 
 // shuffleSink is a shuffled pipeline's producer sink: one writer per
 // source task sends the rows of its bundles (sql.ShuffleSchema: partials,
-// progress, an empty task's idle mark) to the repartition topic, prefixed, in each writer's
-// life, by a start record of a new epoch; commit sends commit records
-// after the job's offsets are committed.
+// progress, an empty task's idle mark) to the repartition topic,
+// prefixed, in each writer's life, by a start record of a new epoch (which
+// also announces the source's partition count); commit sends commit
+// records after the job's offsets are committed.
 //
 // Open, Resume and commit are called from different goroutines; one
 // franz-go producer (idempotent, acks=all) serves every writer.
@@ -238,7 +239,10 @@ type shuffleSink struct {
 	pipeline string // the producer pipeline
 	topic    string
 	parts    int32
-	log      *slog.Logger
+	// producers is the source's partition count when the job started,
+	// which start records announce to the merging tasks.
+	producers int
+	log       *slog.Logger
 
 	mu sync.Mutex // guards epochs, sent
 	// epochs is the epoch of each task's latest writer, which its commit
@@ -248,12 +252,12 @@ type shuffleSink struct {
 	sent map[engine.TaskID]int64
 }
 
-func newShuffleSink(opts []kgo.Opt, pipeline, topic string, parts int32, log *slog.Logger) (*shuffleSink, error) {
+func newShuffleSink(opts []kgo.Opt, pipeline, topic string, parts int32, producers int, log *slog.Logger) (*shuffleSink, error) {
 	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
 	if err != nil {
 		return nil, fmt.Errorf("shuffle: producer: %w", err)
 	}
-	return &shuffleSink{cl: cl, pipeline: pipeline, topic: topic, parts: parts, log: log, epochs: map[engine.TaskID]int64{}, sent: map[engine.TaskID]int64{}}, nil
+	return &shuffleSink{cl: cl, pipeline: pipeline, topic: topic, parts: parts, producers: producers, log: log, epochs: map[engine.TaskID]int64{}, sent: map[engine.TaskID]int64{}}, nil
 }
 
 func (s *shuffleSink) Open(ctx context.Context, task engine.TaskID) (engine.Writer, error) {
@@ -376,7 +380,7 @@ func (w *shuffleWriter) Flush(ctx context.Context) error {
 	epoch := w.epoch
 	if !started {
 		epoch = s.newEpoch(w.task, w.floor)
-		v := sql.AppendShuffleMessage(nil, sql.ShuffleStart, w.name, epoch, 0, w.rows[0].from, 0, nil)
+		v := sql.AppendShuffleMessage(nil, sql.ShuffleStart, w.name, epoch, int64(s.producers), w.rows[0].from, 0, nil)
 		for p := range s.parts {
 			recs = append(recs, &kgo.Record{Partition: p, Value: v})
 		}
