@@ -70,7 +70,9 @@ var (
 //   - gs://bucket/prefix — a GCS store in bucket under prefix. Unless
 //     WithStorageClient is given, the client is built by storage.NewClient
 //     with JSON reads, so it honours STORAGE_EMULATOR_HOST and the
-//     application default credentials; Close closes it;
+//     application default credentials; it outlives ctx (a worker's ends
+//     on SIGTERM, before its drain writes the final checkpoint), and
+//     Close closes it;
 //   - s3://bucket/prefix — an S3 store (see S3), its client built from
 //     AWS's default credential chain; the query may set region=,
 //     endpoint= (an S3-compatible service: MinIO, R2) and path_style=true;
@@ -114,7 +116,13 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Checkpointer, er
 		}
 		client, closeFn := cfg.client, func() error { return nil }
 		if client == nil {
-			if client, err = storage.NewClient(ctx, storage.WithJSONReads()); err != nil {
+			// Built with a context that never ends: ctx may end before
+			// the store is closed (a worker's ends on SIGTERM, and its
+			// drain still writes the final checkpoint), and the
+			// golang.org/x/oauth2 credentials the client falls back on
+			// when cloud.google.com/go/auth finds none may refresh their
+			// token with the context they were built with.
+			if client, err = storage.NewClient(context.WithoutCancel(ctx), storage.WithJSONReads()); err != nil {
 				return nil, fmt.Errorf("checkpoint: storage client: %w", err)
 			}
 			closeFn = client.Close

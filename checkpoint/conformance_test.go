@@ -204,6 +204,26 @@ func runConformance(t *testing.T, f storeFixture) {
 	t.Run("state gc", func(t *testing.T) {
 		testStateGC(t, openFixture(t, f, "stategc"))
 	})
+	t.Run("outlives open context", func(t *testing.T) {
+		// A worker opens its store with the process's signal context,
+		// which ends on SIGTERM; the drain that follows still writes its
+		// final checkpoint. A client that kept that context would fail it.
+		openCtx, cancel := context.WithCancel(t.Context())
+		c, err := Open(openCtx, f.url("outlives"), WithLogger(testLogger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cancel()
+		ctx := t.Context()
+		key, _, err := c.Save(ctx, &engine.Checkpoint{Job: "job", Pod: "job-0", Seq: 1, Time: 7})
+		if err != nil {
+			t.Fatalf("save after the open context ended: %v", err)
+		}
+		if cp, err := c.Load(ctx, key); err != nil || cp.Time != 7 {
+			t.Fatalf("load after the open context ended: %+v, %v", cp, err)
+		}
+	})
 	if f.down != nil {
 		t.Run("outage", func(t *testing.T) { testOutage(t, f) })
 	}

@@ -84,3 +84,18 @@ type TaskStore interface {
 type Sealer interface {
 	Seal(from, to int64, emit func(out *Row) error) error
 }
+
+// Idler is implemented by Aggregates that have something to send when
+// their task's input is idle before they have a watermark: the source side
+// of a shuffled aggregation, whose merging tasks would otherwise wait for
+// it forever (an empty partition).
+//
+// Idle is called by the task's goroutine at a checkpoint cut once the
+// task's input has been idle for Pipeline.IdleTimeout, while the task has
+// no watermark to advance (math.MinInt64); again, after a reload of the
+// state, when a failed flush of that bundle is replayed. When it reports
+// true the runtime closes a bundle, which Seal ends as the Aggregate
+// chose; false: nothing to send.
+type Idler interface {
+	Idle() bool
+}

@@ -44,6 +44,7 @@
 //	RowPreparer          Decoder          source/avro.Decoder               once per task and decoder, by the task's goroutine when it starts
 //	Batcher              Handler          the runtime (used by Kafka)       by the source, from any goroutine, before each Deliver
 //	Sealer               Aggregate        sql.ShuffleProducer's aggregates  by the task's goroutine when a bundle closes, before its flush
+//	Idler                Aggregate        sql.ShuffleProducer's aggregates  by the task's goroutine at a checkpoint cut, when its idle input has no watermark to advance
 //
 // Their comments (interfaces.go, projection.go, batch.go) say who owns each
 // buffer. Batcher is the other way round: the runtime offers it and a
@@ -137,5 +138,10 @@
 // offset comes with the state at that offset. An aggregate that is a
 // Sealer (the source side of a shuffled aggregation, whose rows are its
 // partials, not the query's) emits rows of its own when a bundle closes,
-// before the flush, so that they are part of the bundle. See stateful.go.
+// before the flush, so that they are part of the bundle. A task whose
+// input has been idle for Pipeline.IdleTimeout (since its last record or
+// its start) advances its aggregates' watermarks with the wall clock; one
+// that has no watermark (an empty partition) asks its Idlers instead,
+// and closes a bundle when one has something to send (the shuffle's idle
+// mark). See stateful.go.
 package engine

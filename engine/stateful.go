@@ -32,10 +32,13 @@ import (
 // window is emitted when the watermark passes its end plus
 // Pipeline.AllowedLateness; a record of a window already emitted is late:
 // it goes to the dead-letter destination with stage "late". A task whose
-// input has been idle for Pipeline.IdleTimeout advances its aggregates'
-// watermarks with the wall clock, checked at each checkpoint cut, so that
-// a quiet partition's last windows are emitted. At the end of a bounded
-// input every open window is emitted.
+// input has been idle for Pipeline.IdleTimeout (since its last record, or
+// since it started) advances its aggregates' watermarks with the wall
+// clock, checked at each checkpoint cut, so that a quiet partition's last
+// windows are emitted. A task without a watermark (no record folded) has
+// nothing to advance: it tells its Idlers, which may close a bundle of
+// their own (the shuffle's idle mark). At the end of a bounded input
+// every open window is emitted.
 
 // errLate is the reason of a late record's dead letter.
 var errLate = errors.New("late: the record's window was already emitted (its end plus allowed_lateness is behind the task's watermark)")
@@ -215,7 +218,9 @@ func (t *task) advance(wm int64) {
 
 // idle advances the watermarks of a task whose input has been idle for
 // its pipelines' IdleTimeout, by the wall time since its last input (or
-// last advance).
+// last advance, or the task's start: a task restored with a watermark
+// that reads nothing more advances too). A task without a watermark (an
+// empty partition) tells its Idlers instead.
 func (t *task) idle(now time.Time) {
 	if !t.stateful || t.blocked() || t.n > 0 || t.lastInput.IsZero() {
 		return
@@ -238,10 +243,27 @@ func (t *task) idle(now time.Time) {
 		}
 	}
 	if low == math.MinInt64 {
+		// No watermark to advance: an empty partition. An Idler may still
+		// have something to say (that it is idle).
+		if t.tellIdle() {
+			t.opened = now
+			t.complete()
+		}
 		return
 	}
 	t.advance(low + d)
 	t.complete()
+}
+
+// tellIdle tells the Idlers without a watermark that the task's input is
+// idle, and reports whether one has something to send in the open bundle.
+func (t *task) tellIdle() bool {
+	for _, tp := range t.pipes {
+		if i, ok := tp.agg.(Idler); ok && !tp.done && tp.agg.Watermark() == math.MinInt64 && i.Idle() {
+			t.idled = true
+		}
+	}
+	return t.idled
 }
 
 // seal ends the bundle of the pipelines whose aggregates emit rows of
@@ -273,6 +295,9 @@ func (t *task) seal() {
 func (t *task) replayAdvance() {
 	if t.advanced != 0 {
 		t.advance(t.advanced)
+	}
+	if t.idled {
+		t.tellIdle()
 	}
 }
 

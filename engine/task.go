@@ -137,8 +137,9 @@ type task struct {
 	stateRef   string    // the snapshot the published position goes with
 	stateErr   error     // the store failed: positions no longer advance
 	publishing bool      // publish is called with a fresh snapshot
-	lastInput  time.Time // the last record folded, for the idle timeout
+	lastInput  time.Time // the last record folded (or the task's start), for the idle timeout
 	advanced   int64     // the watermark advance of the open bundle, 0 if none
+	idled      bool      // the open bundle ends in an Idler's idle mark
 	finalFired bool      // the end of the input emitted every window
 }
 
@@ -420,6 +421,7 @@ func (t *task) run() {
 	if t.stateful && !t.openState(ctx) {
 		return
 	}
+	t.lastInput = time.Now() // an empty partition is idle from its start
 	if !t.open(ctx) {
 		return
 	}
@@ -832,7 +834,7 @@ func (t *task) deadLetter(tp *taskPipe, stage string, err error, rec *Record) {
 // the bundle is sealed, and retrySealed tries again after a backoff; the
 // pipelines whose writers all acknowledged it are complete meanwhile.
 func (t *task) complete() {
-	if (t.n == 0 && t.advanced == 0) || t.sealed {
+	if (t.n == 0 && t.advanced == 0 && !t.idled) || t.sealed {
 		return
 	}
 	t.sealed = true
@@ -1043,6 +1045,7 @@ func (t *task) finish() {
 	}
 	t.n = 0
 	t.advanced = 0
+	t.idled = false
 	t.sealed = false
 	t.closed()
 	clear(t.segs)

@@ -128,7 +128,8 @@
 // offset committed) to every partition after each commit of the job's
 // offsets. A producer whose input is idle for idle_timeout advances its
 // watermark with the wall clock and sends progress at the offset it
-// stands at.
+// stands at; one that has no watermark yet (an empty partition: nothing
+// to advance) sends, once, an idle mark (ShuffleIdle) instead.
 //
 // A task of the repartition topic (a merger) feeds those records to a
 // ShuffleMerge (the task state of a ShuffleMerger): partials stay pending
@@ -141,12 +142,27 @@
 // of the same start, a session into every session of its group it comes
 // within the gap of. The merger's watermark is the lowest of its
 // producers' watermarks at their committed offsets, once every producer
-// (the source's partition count) has committed some input (a progress
-// at an offset already committed, an idle producer's, holds at once);
-// windows are
-// emitted by Fire as in a per-partition aggregate, and the merger's state
-// (open windows, producers, pending partials) is saved and snapshotted
-// like any task's.
+// (the source's partition count, which the start records announce, so
+// that a replay waits for the producers its first run waited for) has
+// shown itself (a progress or an idle
+// mark at an offset already committed holds at once); a producer whose
+// idle mark a commit covers is left out of it until it sends a partial
+// or a progress again (then it is back in, with the watermark it had, so
+// the merger's watermark waits for its next commit), as Flink leaves an
+// idle source split out; while every producer is idle the watermark
+// stands. Windows are emitted by Fire as in a per-partition aggregate,
+// and the merger's state (open windows, producers and whether they are
+// idle, pending partials) is saved and snapshotted like any task's.
+//
+// An idle mark claims no event time: the producer cannot know how far
+// behind the wall clock event time is, and a claim ahead of the other
+// producers would make its later records late for no reason. The price
+// is that its records of windows emitted while it was left out are late
+// at the merger, not at the source, where only their partials remain:
+// they are dropped and counted (ShuffleMerge.Late, reported per bundle
+// through ShuffleMerger.CountLate). The same holds for a source
+// partition added while the job runs, until its first message reaches
+// the merger.
 //
 // Why this delivers each record to exactly one emitted row:
 //
@@ -169,13 +185,15 @@
 //     Deduplicating by (producer, offset) alone would not do: a replay's
 //     bundles have other bounds, so a replayed partial can straddle a
 //     merged one, and a partial cannot be split.
-//   - Nothing is late at the merger: its watermark is at most a
-//     producer's watermark at the producer's committed offset, at most the
-//     watermark the producer had when it read any later record, and each
-//     record's partial precedes, in its partition, the commit record that
-//     may advance the watermark past it. So a record the source accepted
-//     is never behind a window the merger emitted (ShuffleMerge.Late
-//     counts such partials, to show a broken producer).
+//   - Nothing is late at the merger but what an idle or new producer
+//     sends of windows emitted without it: while a producer is in the
+//     watermark, the watermark is at most its watermark at its committed
+//     offset, at most the watermark it had when it read any later record,
+//     and each record's partial precedes, in its partition, the commit
+//     record that may advance the watermark past it. So a record the
+//     source accepted is never behind a window the merger emitted while
+//     its producer was counted (ShuffleMerge.Late counts the partials
+//     that are: an idle or new producer's, or a broken producer's).
 //   - A merger that crashes resumes from its snapshot and offset and
 //     replays its partition; ShuffleMerge is deterministic in its input
 //     order, so it emits the same rows in the same order, and a sink that
@@ -190,7 +208,9 @@
 // crashes, replays in bundles of other bounds, zombies and merger restarts,
 // and compares the rows with SQLite's aggregation over all the records;
 // TestShuffleTaskRestart and TestShuffleTaskIdleProgress drive the task
-// halves through a failed send, a crash and an idle producer. Epochs are
+// halves through a failed send, a crash and an idle producer;
+// TestShuffleMergeIdleProducer through an empty partition that goes idle
+// and later receives records. Epochs are
 // wall-clock microseconds, raised above the task's previous epoch in the
 // process and in its checkpoint: a new owner's epoch is above its
 // predecessor's unless their clocks differ by more than the handover takes

@@ -222,23 +222,29 @@ func (s *aggregate) mergeSession(g *group, w *win) {
 // only.
 //
 // A producer is named by its source task (topic/partition); epoch is the
-// consumer-group generation its task was assigned in, which grows with
-// every assignment, so a zombie's messages are told from its successor's.
+// one its writer started (ShuffleStart), above every earlier writer's of
+// the task, so a zombie's messages are told from its successor's.
 type ShuffleMerge struct {
-	m         *Merge
-	expect    int
-	producers map[string]*producer
-	names     []string // sorted, for a deterministic Save
-	late      int
+	m      *Merge
+	expect int
+	// announced is the highest producer count the producers' start
+	// records carried (Announce), 0 until one did; saved when it changes.
+	announced, announcedSaved int
+	producers                 map[string]*producer
+	names                     []string // sorted, for a deterministic Save
+	late                      int
 }
 
 var _ engine.Aggregate = (*ShuffleMerge)(nil)
 
 // producer is what a merging task knows of one producer.
 type producer struct {
-	epoch    int64
-	applied  int64 // source offset up to which its partials are merged
-	wm       int64 // its watermark at applied
+	epoch   int64
+	applied int64 // source offset up to which its partials are merged
+	wm      int64 // its watermark at applied
+	// idle: its input was idle at applied before it had a watermark, and
+	// it has sent nothing since; the task's watermark leaves it out.
+	idle     bool
 	progress []progressMark
 	pending  []pendingPartial
 	seq      uint64 // the next pending partial's number
@@ -247,7 +253,12 @@ type producer struct {
 	saved    uint64   // pending partials below this number are saved
 }
 
-type progressMark struct{ to, wm int64 }
+// progressMark is a progress (or, with idle, an idle mark) waiting for a
+// commit of its offset.
+type progressMark struct {
+	to, wm int64
+	idle   bool
+}
 
 type pendingPartial struct {
 	seq        uint64
@@ -257,8 +268,9 @@ type pendingPartial struct {
 
 // NewShuffleMerge returns an empty merging state for one task of the
 // repartition topic, which expects producers distinct producers (the
-// source's partitions): until each has committed some input, the
-// watermark stays at math.MinInt64.
+// source's partitions) until a start record announces their count
+// (Announce): until each has shown itself, the watermark stays at
+// math.MinInt64.
 func (a *Aggregation) NewShuffleMerge(lateness time.Duration, producers int) *ShuffleMerge {
 	return &ShuffleMerge{m: a.NewMerge(lateness), expect: producers, producers: map[string]*producer{}}
 }
@@ -321,6 +333,20 @@ func (s *ShuffleMerge) Start(name string, epoch, offset int64) error {
 	return nil
 }
 
+// Announce records the producer count a start record carried: the
+// source's partitions as the producer's process counted them when it
+// started. Once one is announced, the highest announced replaces the
+// count the state was built with, so that what the task waits for is a
+// function of its input: a replay after a restart whose count differs
+// (partitions added meanwhile) waits for the producers its first run
+// waited for, until the restarted producers' start records say more.
+func (s *ShuffleMerge) Announce(producers int) {
+	if producers > s.announced {
+		s.announced = producers
+		s.lower()
+	}
+}
+
 // Partial records a partial of the producer's bundle [from, to) of source
 // offsets. It stays pending until Commit (or a Start) covers to. A
 // partial of another epoch than the producer's present one is ignored.
@@ -329,6 +355,7 @@ func (s *ShuffleMerge) Partial(name string, epoch, from, to int64, key, value []
 	if epoch != p.epoch || to <= p.applied {
 		return
 	}
+	p.wake()
 	p.pending = append(p.pending, pendingPartial{seq: p.seq, from: from, to: to, key: bytes.Clone(key), value: bytes.Clone(value)})
 	p.seq++
 	p.dirty = true
@@ -345,6 +372,7 @@ func (s *ShuffleMerge) Progress(name string, epoch, to, wm int64) {
 	if epoch != p.epoch {
 		return
 	}
+	p.wake()
 	if to <= p.applied {
 		if wm > p.wm {
 			p.wm, p.dirty = wm, true
@@ -354,6 +382,50 @@ func (s *ShuffleMerge) Progress(name string, epoch, to, wm int64) {
 	}
 	p.progress = append(p.progress, progressMark{to: to, wm: wm})
 	p.dirty = true
+}
+
+// Idle records that the producer's input was idle at source offset to
+// before it had any watermark (a partition that received no record, or
+// none the query could fold, for the idle timeout): once a commit covers
+// to (at once when one already does), the task's watermark is the lowest
+// of the other producers' and no longer waits for it. The first partial
+// or progress the producer sends afterwards brings it back, with the
+// watermark it had (its partials of windows emitted meanwhile are late:
+// Late counts them). While every producer is idle the watermark stands.
+func (s *ShuffleMerge) Idle(name string, epoch, to int64) {
+	p := s.producer(name)
+	if epoch != p.epoch {
+		return
+	}
+	if to <= p.applied {
+		if !p.idle {
+			p.idle, p.dirty = true, true
+			s.lower()
+		}
+		return
+	}
+	p.progress = append(p.progress, progressMark{to: to, idle: true})
+	p.dirty = true
+}
+
+// wake brings an idle producer back into the watermark: it sent a partial
+// or a progress. An idle mark still waiting for a commit is dropped, so
+// that the commit does not take the producer out again while its partials
+// are pending.
+func (p *producer) wake() {
+	if p.idle {
+		p.idle, p.dirty = false, true
+	}
+	n := 0
+	for _, m := range p.progress {
+		if !m.idle {
+			p.progress[n] = m
+			n++
+		}
+	}
+	if n < len(p.progress) {
+		p.progress, p.dirty = p.progress[:n], true
+	}
 }
 
 // Commit records that the producer's source offsets below offset are
@@ -396,7 +468,9 @@ func (s *ShuffleMerge) apply(p *producer, offset int64) error {
 		if m.to > offset {
 			break
 		}
-		p.wm = max(p.wm, m.wm)
+		if p.idle = m.idle; !m.idle {
+			p.wm = max(p.wm, m.wm)
+		}
 		n++
 	}
 	p.progress = slices.Delete(p.progress, 0, n)
@@ -405,21 +479,32 @@ func (s *ShuffleMerge) apply(p *producer, offset int64) error {
 	return nil
 }
 
-// lower moves the task's watermark to the lowest of its producers', once
-// every producer expected has shown itself.
+// lower moves the task's watermark to the lowest of its producers' but
+// the idle ones, once every producer expected has shown itself; while
+// every producer is idle, it stands.
 func (s *ShuffleMerge) lower() {
-	if len(s.producers) < s.expect {
+	expect := s.expect
+	if s.announced > 0 {
+		expect = s.announced
+	}
+	if len(s.producers) < expect {
 		return
 	}
-	low := int64(math.MaxInt64)
+	low, active := int64(math.MaxInt64), false
 	for _, p := range s.producers {
-		low = min(low, p.wm)
+		if !p.idle {
+			low, active = min(low, p.wm), true
+		}
 	}
-	s.m.Advance(low)
+	if active {
+		s.m.Advance(low)
+	}
 }
 
 // Late is the number of partial windows dropped because their window had
-// been emitted: none unless a producer's watermark went ahead of its data.
+// been emitted: those of a producer that was idle (Idle) or unknown (a
+// partition added while the job runs) when the window fired, and none
+// otherwise unless a producer's watermark went ahead of its data.
 func (s *ShuffleMerge) Late() int { return s.late }
 
 // Add is not how a ShuffleMerge is fed: it reports an error.
@@ -438,18 +523,23 @@ func (s *ShuffleMerge) Watermark() int64 { return s.m.wm }
 // Advance moves the watermark forward (an idle task).
 func (s *ShuffleMerge) Advance(wm int64) { s.m.Advance(wm) }
 
-// Keys in the task's state store besides the aggregate's: a producer's
-// position ('p' + name) and each of its pending partials ('q' + name +
-// 0x00 + the partial's 8-byte big-endian number, so that a Scan returns
-// them in order).
+// Keys in the task's state store besides the aggregate's: the producer
+// count announced ('n'), a producer's position ('p' + name) and each of
+// its pending partials ('q' + name + 0x00 + the partial's 8-byte
+// big-endian number, so that a Scan returns them in order).
 const (
-	stateProducer = 'p'
-	statePending  = 'q'
+	stateAnnounced = 'n'
+	stateProducer  = 'p'
+	statePending   = 'q'
 )
 
 // Save passes what changed since the last Save.
 func (s *ShuffleMerge) Save(put func(key, value []byte), del func(key []byte)) {
 	s.m.Save(put, del)
+	if s.announced != s.announcedSaved {
+		s.announcedSaved = s.announced
+		put([]byte{stateAnnounced}, binary.AppendUvarint(nil, uint64(s.announced)))
+	}
 	var kb, vb []byte
 	for _, name := range s.names {
 		p := s.producers[name]
@@ -487,6 +577,19 @@ func (s *ShuffleMerge) Save(put func(key, value []byte), del func(key []byte)) {
 			vb = binary.AppendVarint(vb, m.to)
 			vb = binary.AppendVarint(vb, m.wm)
 		}
+		// Added after the fields above, so that a value without them
+		// (written before idle producers existed) loads as not idle: the
+		// producer's idle flag, then the indexes of its idle marks.
+		var idle uint64
+		if p.idle {
+			idle = 1
+		}
+		vb = binary.AppendUvarint(vb, idle)
+		for i, m := range p.progress {
+			if m.idle {
+				vb = binary.AppendUvarint(vb, uint64(i)+1)
+			}
+		}
 		kb = append(append(kb[:0], stateProducer), name...)
 		put(kb, vb)
 	}
@@ -499,6 +602,15 @@ func (s *ShuffleMerge) Load(key, value []byte) error {
 	}
 	d := stateDecoder{b: value}
 	switch key[0] {
+	case stateAnnounced:
+		if len(key) != 1 {
+			return fmt.Errorf("sql: shuffle state: bad key %q", key)
+		}
+		n := d.uvarint()
+		if d.err == nil && n > math.MaxInt32 {
+			return fmt.Errorf("sql: shuffle state: %d producers", n)
+		}
+		s.announced, s.announcedSaved = int(n), int(n)
 	case stateProducer:
 		p := s.producer(string(key[1:]))
 		p.epoch, p.applied, p.wm = d.varint(), d.varint(), d.varint()
@@ -507,6 +619,19 @@ func (s *ShuffleMerge) Load(key, value []byte) error {
 		n := d.uvarint()
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			p.progress = append(p.progress, progressMark{to: d.varint(), wm: d.varint()})
+		}
+		if len(d.b) > 0 && d.err == nil {
+			p.idle = d.uvarint() == 1
+			for len(d.b) > 0 && d.err == nil {
+				i := d.uvarint()
+				if d.err != nil {
+					break
+				}
+				if i == 0 || i > uint64(len(p.progress)) {
+					return fmt.Errorf("sql: shuffle state %q: bad idle mark %d", key, i)
+				}
+				p.progress[i-1].idle = true
+			}
 		}
 	case statePending:
 		rest := key[1:]

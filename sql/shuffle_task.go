@@ -48,9 +48,11 @@ const (
 // Kinds of shuffle messages (slot ShuffleKind). Part of the repartition
 // topic's format: never change a value.
 const (
-	// ShuffleStart: producer starts in epoch from source offset to.
+	// ShuffleStart: producer starts in epoch from source offset to; from
+	// is the source's partition count as its process counted it at its
+	// start (0: not said).
 	ShuffleStart = 0
-	// SufflePartial: a group's windows (key, value) of the producer's
+	// ShufflePartial: a group's windows (key, value) of the producer's
 	// bundle [from, to).
 	ShufflePartial = 1
 	// ShuffleProgress: the producer's watermark wm once its bundles up to
@@ -58,6 +60,10 @@ const (
 	ShuffleProgress = 2
 	// ShuffleCommit: the producer's source offsets below to are committed.
 	ShuffleCommit = 3
+	// ShuffleIdle: the producer's input is idle at offset to and it has
+	// no watermark: leave it out of the watermark until it sends a partial
+	// or a progress (ShuffleMerge.Idle).
+	ShuffleIdle = 4
 )
 
 // ShuffleProducer is the source side of a shuffled aggregation: an
@@ -91,13 +97,36 @@ func (p *ShuffleProducer) NewAggregate(lateness time.Duration) engine.Aggregate 
 	return &producerState{p: p.a.NewPartial(lateness), out: engine.NewRow(ShuffleSchema.Width())}
 }
 
-// producerState is a Partial as a task's Aggregate and Sealer.
+// producerState is a Partial as a task's Aggregate, Sealer and Idler.
 type producerState struct {
 	p   *Partial
 	out *engine.Row
+	// idle: the open bundle is an idle task's without a watermark, and
+	// ends in an idle mark instead of a progress.
+	idle bool
+	// idleSent: the last bundle sealed ended in an idle mark; no other is
+	// due until the task sends something else.
+	idleSent bool
 }
 
-var _ engine.Sealer = (*producerState)(nil)
+var (
+	_ engine.Sealer = (*producerState)(nil)
+	_ engine.Idler  = (*producerState)(nil)
+)
+
+// Idle is called when the task's input has been idle for the idle timeout
+// while the task has no watermark (it has folded no record): the bundle
+// then ends in an idle mark, which tells the merging tasks not to wait for
+// this producer. It reports false when there is nothing to send: the task
+// has a watermark (the runtime advances it instead), or its last bundle
+// already ended in an idle mark.
+func (s *producerState) Idle() bool {
+	if s.p.Watermark() != math.MinInt64 || s.idleSent {
+		return false
+	}
+	s.idle = true
+	return true
+}
 
 func (s *producerState) Add(in *engine.Row) (bool, error) { return s.p.Add(in) }
 
@@ -119,7 +148,7 @@ func (s *producerState) Save(put func(k, v []byte), del func(k []byte)) {
 func (s *producerState) Load(k, v []byte) error { return s.p.Load(k, v) }
 
 // Seal ends the bundle [from, to): one row per partial, then the progress
-// row with the task's watermark.
+// row with the task's watermark (the idle mark after Idle).
 func (s *producerState) Seal(from, to int64, emit func(*engine.Row) error) error {
 	out := s.out
 	err := s.p.Flush(func(key, value []byte) error {
@@ -135,7 +164,12 @@ func (s *producerState) Seal(from, to int64, emit func(*engine.Row) error) error
 		return err
 	}
 	out.Reset(ShuffleSchema.Width())
-	out.SetInt(ShuffleKind, ShuffleProgress)
+	kind := int64(ShuffleProgress)
+	if s.idle && s.p.Watermark() == math.MinInt64 {
+		kind = ShuffleIdle
+	}
+	s.idle, s.idleSent = false, kind == ShuffleIdle
+	out.SetInt(ShuffleKind, kind)
 	out.SetInt(ShuffleFrom, from)
 	out.SetInt(ShuffleTo, to)
 	out.SetInt(ShuffleWatermark, s.p.Watermark())
@@ -149,6 +183,7 @@ func (s *producerState) Seal(from, to int64, emit func(*engine.Row) error) error
 type ShuffleMerger struct {
 	a         *Aggregation
 	producers int
+	late      func(windows int)
 }
 
 // Merger returns the merging side of the shuffled aggregation, whose tasks
@@ -167,13 +202,34 @@ func (m *ShuffleMerger) Eval(in, out *engine.Row) (bool, error) {
 	return false, errors.New("sql: a shuffle merger aggregates per task (NewAggregate), it does not evaluate rows")
 }
 
+// CountLate makes every merging task call f with the partial windows it
+// dropped as late (ShuffleMerge.Late) in each bundle it completes, once
+// per bundle however often a failed flush replays it. f is called from
+// the tasks' goroutines, concurrently. Call it before NewAggregate.
+func (m *ShuffleMerger) CountLate(f func(windows int)) { m.late = f }
+
 // NewAggregate returns one merging task's state.
 func (m *ShuffleMerger) NewAggregate(lateness time.Duration) engine.Aggregate {
-	return &mergerState{ShuffleMerge: m.a.NewShuffleMerge(lateness, m.producers)}
+	return &mergerState{ShuffleMerge: m.a.NewShuffleMerge(lateness, m.producers), late: m.late}
 }
 
 // mergerState feeds rows of ShuffleSchema to a ShuffleMerge.
-type mergerState struct{ *ShuffleMerge }
+type mergerState struct {
+	*ShuffleMerge
+	late     func(windows int)
+	reported int // of Late, passed to late
+}
+
+// Save passes what changed, as ShuffleMerge.Save, and reports the late
+// partial windows of the bundle: Save is called once per completed
+// bundle, and a replayed bundle starts from a reloaded state (Late 0).
+func (s *mergerState) Save(put func(key, value []byte), del func(key []byte)) {
+	s.ShuffleMerge.Save(put, del)
+	if n := s.Late() - s.reported; n > 0 && s.late != nil {
+		s.late(n)
+	}
+	s.reported = s.Late()
+}
 
 // Add applies one shuffle message. Nothing is late here: a partial behind
 // the watermark counts in Late (a producer's fault, not a record's).
@@ -182,6 +238,9 @@ func (s *mergerState) Add(in *engine.Row) (bool, error) {
 	epoch, to := in.Int(ShuffleEpoch), in.Int(ShuffleTo)
 	switch k := in.Int(ShuffleKind); k {
 	case ShuffleStart:
+		if n := in.Int(ShuffleFrom); n > 0 && n <= math.MaxInt32 {
+			s.Announce(int(n))
+		}
 		return false, s.Start(name, epoch, to)
 	case ShufflePartial:
 		s.Partial(name, epoch, in.Int(ShuffleFrom), to, engine.UnsafeBytes(in.Str(ShuffleKey)), engine.UnsafeBytes(in.Str(ShuffleValue)))
@@ -189,6 +248,8 @@ func (s *mergerState) Add(in *engine.Row) (bool, error) {
 		s.Progress(name, epoch, to, in.Int(ShuffleWatermark))
 	case ShuffleCommit:
 		return false, s.Commit(name, epoch, to)
+	case ShuffleIdle:
+		s.Idle(name, epoch, to)
 	default:
 		return false, fmt.Errorf("sql: shuffle: unknown message kind %d", k)
 	}

@@ -15,7 +15,8 @@ import (
 //	kind       1 byte (ShuffleStart, ShufflePartial, ...)
 //	producer   uvarint length + bytes: the source task, "<topic>/<partition>"
 //	epoch      varint
-//	from, to   varints: source offsets (Start and Commit: the offset in to)
+//	from, to   varints: source offsets (Start, Commit and Idle: the offset in
+//	           to; Start: the source's partition count in from, 0 if not said)
 //	watermark  varint, unix microseconds (Progress)
 //	rest       the partial's windows (Partial)
 const shuffleVersion = 1

@@ -54,5 +54,7 @@
 //
 // New makes a client with storage.NewClient (Application Default
 // Credentials; STORAGE_EMULATOR_HOST points it at an emulator) and JSON
-// reads; WithClient supplies one.
+// reads; WithClient supplies one. The client outlives the context New is
+// given (a worker's ends on SIGTERM, before its drain flushes): it lives
+// until Close.
 package gcs

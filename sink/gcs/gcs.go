@@ -86,8 +86,16 @@ func New(ctx context.Context, cfg Config, schema *engine.Schema, env engine.Sink
 	s := &Sink{client: o.client}
 	if s.client == nil {
 		// JSON reads: the XML API's reads do not reach an emulator named by
-		// STORAGE_EMULATOR_HOST.
-		c, err := storage.NewClient(ctx, storage.WithJSONReads())
+		// STORAGE_EMULATOR_HOST. ctx may end before the sink does (a
+		// worker's ends on SIGTERM, and the drain that follows still
+		// flushes and finalizes objects): the client must not keep it. The
+		// default credentials (cloud.google.com/go/auth) take each request's
+		// context, but when they cannot be found the client falls back on
+		// golang.org/x/oauth2 credentials, some of which (user credentials,
+		// external accounts) refresh their token with the context they
+		// were built with; so the client is built with one that never
+		// ends.
+		c, err := storage.NewClient(context.WithoutCancel(ctx), storage.WithJSONReads())
 		if err != nil {
 			return nil, fmt.Errorf("gcs sink: %w", err)
 		}

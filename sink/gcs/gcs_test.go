@@ -156,3 +156,61 @@ func TestGCSResumeAfterCrash(t *testing.T) {
 		},
 	})
 }
+
+// TestGCSSinkOutlivesBuildContext: the context New is given ends when the
+// worker is told to drain (it is the process's signal context), and the
+// drain still flushes and finalizes objects. The client New makes must not
+// depend on it.
+func TestGCSSinkOutlivesBuildContext(t *testing.T) {
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "export"})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
+	buildCtx, cancel := context.WithCancel(t.Context())
+	s, err := New(buildCtx, Config{Bucket: "export", Layout: object.Layout{Prefix: "drain/", Format: "json"}},
+		schema, engine.SinkEnv{Job: "job", Pipeline: "pipe", Name: "gcs/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	ctx := t.Context()
+	w, err := s.Open(ctx, engine.TaskID{Topic: "in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := engine.NewRow(schema.Width())
+	for i := range 5 {
+		row.SetInt(0, int64(i))
+		row.SetStr(1, "x")
+		if err := w.Write(row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("flush after the build context ended: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("close (finalize) after the build context ended: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objs, _, err := srv.ListObjectsWithOptions("export", fakestorage.ListOptions{Prefix: "drain/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, a := range objs {
+		o, err := srv.GetObject("export", a.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sinktest.IDs(t, "json", o.Content)...)
+	}
+	if len(ids) != 5 {
+		t.Errorf("finalized objects hold %d rows, want 5: %v", len(ids), ids)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -115,12 +116,19 @@ func (b *builder) setupShuffles(job *engine.Job) error {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
+	late := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_shuffle_late_windows_total",
+		Help: "Partial windows a shuffled aggregation's merging tasks dropped because the window was already emitted (records of a partition that was idle, or not yet known, when it fired).",
+	}, []string{"job", "pipeline"})
+	if b.o.Registry != nil {
+		b.o.Registry.MustRegister(late)
+	}
 	for _, sp := range b.shuffles {
 		producers, parts, err := ensureShuffleTopic(ctx, adm, sp.cp.Source.Kafka.Topics, sp.topic, sp.cp.ShufflePartitions)
 		if err != nil {
 			return fmt.Errorf("shuffle: pipeline %s: %w", sp.cp.Name, err)
 		}
-		sink, err := newShuffleSink(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner())), sp.cp.Name, sp.topic, parts, b.o.Logger)
+		sink, err := newShuffleSink(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner())), sp.cp.Name, sp.topic, parts, producers, b.o.Logger)
 		if err != nil {
 			return err
 		}
@@ -132,7 +140,10 @@ func (b *builder) setupShuffles(job *engine.Job) error {
 		merge := *user
 		merge.Name = user.Name + shuffleSuffix
 		merge.Decoder = shuffleDecoder{}
-		merge.Transform = sp.agg.Merger(producers)
+		merger := sp.agg.Merger(producers)
+		lateWindows := late.WithLabelValues(b.cj.Job, merge.Name)
+		merger.CountLate(func(n int) { lateWindows.Add(float64(n)) })
+		merge.Transform = merger
 		topic := sp.topic
 		merge.Reads = func(t string) bool { return t == topic }
 		merge.EventTime = engine.Column{Slot: -1}
@@ -215,10 +226,11 @@ func shufflePartition(key []byte, parts int32) int32 {
 }
 
 // shuffleSink is a shuffled pipeline's producer sink: one writer per
-// source task sends the rows of its bundles (sql.ShuffleSchema: partials
-// and progress) to the repartition topic, prefixed, in each writer's
-// life, by a start record of a new epoch; commit sends commit records
-// after the job's offsets are committed.
+// source task sends the rows of its bundles (sql.ShuffleSchema: partials,
+// progress, an empty task's idle mark) to the repartition topic,
+// prefixed, in each writer's life, by a start record of a new epoch (which
+// also announces the source's partition count); commit sends commit
+// records after the job's offsets are committed.
 //
 // Open, Resume and commit are called from different goroutines; one
 // franz-go producer (idempotent, acks=all) serves every writer.
@@ -227,7 +239,10 @@ type shuffleSink struct {
 	pipeline string // the producer pipeline
 	topic    string
 	parts    int32
-	log      *slog.Logger
+	// producers is the source's partition count when the job started,
+	// which start records announce to the merging tasks.
+	producers int
+	log       *slog.Logger
 
 	mu sync.Mutex // guards epochs, sent
 	// epochs is the epoch of each task's latest writer, which its commit
@@ -237,12 +252,12 @@ type shuffleSink struct {
 	sent map[engine.TaskID]int64
 }
 
-func newShuffleSink(opts []kgo.Opt, pipeline, topic string, parts int32, log *slog.Logger) (*shuffleSink, error) {
+func newShuffleSink(opts []kgo.Opt, pipeline, topic string, parts int32, producers int, log *slog.Logger) (*shuffleSink, error) {
 	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
 	if err != nil {
 		return nil, fmt.Errorf("shuffle: producer: %w", err)
 	}
-	return &shuffleSink{cl: cl, pipeline: pipeline, topic: topic, parts: parts, log: log, epochs: map[engine.TaskID]int64{}, sent: map[engine.TaskID]int64{}}, nil
+	return &shuffleSink{cl: cl, pipeline: pipeline, topic: topic, parts: parts, producers: producers, log: log, epochs: map[engine.TaskID]int64{}, sent: map[engine.TaskID]int64{}}, nil
 }
 
 func (s *shuffleSink) Open(ctx context.Context, task engine.TaskID) (engine.Writer, error) {
@@ -365,7 +380,7 @@ func (w *shuffleWriter) Flush(ctx context.Context) error {
 	epoch := w.epoch
 	if !started {
 		epoch = s.newEpoch(w.task, w.floor)
-		v := sql.AppendShuffleMessage(nil, sql.ShuffleStart, w.name, epoch, 0, w.rows[0].from, 0, nil)
+		v := sql.AppendShuffleMessage(nil, sql.ShuffleStart, w.name, epoch, int64(s.producers), w.rows[0].from, 0, nil)
 		for p := range s.parts {
 			recs = append(recs, &kgo.Record{Partition: p, Value: v})
 		}
