@@ -21,7 +21,8 @@
 // those are the ends of the backfill. A task ends when its records up to
 // that end were delivered, or at once when it is assigned with nothing left
 // to read: committed at or past its end (a re-run), an empty partition, or
-// no committed offset with Start "latest". The backfill ends when every
+// no committed offset with Start "latest". An ended task's partition is
+// paused, so records written past its end are not fetched. The backfill ends when every
 // task this member owns has ended and every other task of the backfill is
 // committed at or past its end by whichever member owned it (with "latest",
 // a task nobody committed counts as ended), so several members each end

@@ -408,6 +408,10 @@ func (s *Source) endTask(id engine.TaskID) {
 	s.ended[id] = true
 	all := len(s.ended) == len(s.ends)
 	s.mu.Unlock()
+	// Nothing past the end is delivered: stop fetching it rather than
+	// fetch and drop what producers write until the whole job ends. An
+	// ended task is never read again by this member, so it stays paused.
+	s.cl.PauseFetchPartitions(toMap([]engine.TaskID{id}))
 	s.h.End(id)
 	if all {
 		s.finishAll()
