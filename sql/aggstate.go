@@ -25,9 +25,9 @@ type aggregate struct {
 	wm       int64 // the highest event time folded (or advanced to), µs
 	wmSaved  int64
 
-	groups map[string]*group // by encoded group key
-	due    dueHeap           // windows by end, lazily invalidated
-	dirty  []*group          // groups changed since the last Save
+	groups groupTable      // by encoded group key
+	due    dueHeap[*group] // windows by end, lazily invalidated
+	dirty  []*group        // groups changed since the last Save
 	// redue is set by Load: the due heap is rebuilt from the groups
 	// before the next Fire, since a group's windows are known only once
 	// every log entry is loaded.
@@ -51,13 +51,53 @@ type aggregate struct {
 
 // group is the open windows of one group key.
 type group struct {
-	key   string // encoded key: per key slot, a null flag, N, len(S), S
-	wins  []*win
-	dirty bool
+	key  string // encoded key (groupkey.go); in kbuf when it fits
+	hash uint64 // of key, in the aggregate's groupTable
+	wins []*win
+	// inl is a tumbling or hopping group's newest window, held in the
+	// group so that a record's fold reads no other memory; it is in
+	// wins while inl.accs is not nil. Its accumulators are inlAccs when
+	// the query has at most len(inlAccs) aggregates.
+	inl     win
+	inlAccs [2]acc
+	dirty   bool
 	// full is set when a window was removed (or sessions merged) since
 	// the last Save: the log gets the whole group, not its dirty windows.
 	full bool
 	size int32 // estimated bytes of its encoding, for the log's rewrite
+	kbuf [40]byte
+}
+
+// newGroup returns an empty group of key, whose hash is h. A group is
+// never copied: its key may point into itself.
+func newGroup(key []byte, h uint64) *group {
+	g := &group{hash: h}
+	if len(key) <= len(g.kbuf) {
+		g.key = engine.UnsafeString(g.kbuf[:copy(g.kbuf[:], key)])
+	} else {
+		g.key = string(key)
+	}
+	return g
+}
+
+// addGroup returns the group of key, creating it.
+func (s *aggregate) addGroup(key []byte) *group {
+	h := s.groups.hash(key)
+	g := s.groups.find(key, h)
+	if g == nil {
+		g = newGroup(key, h)
+		s.groups.insert(g)
+	}
+	return g
+}
+
+// dropWin is called when w leaves g.wins: the group's inline window is
+// free again.
+func dropWin(g *group, w *win) {
+	if w == &g.inl {
+		g.inl = win{}
+		g.inlAccs = [len(g.inlAccs)]acc{}
+	}
 }
 
 // win is one window of a group: [start, end) for tumbling and hopping
@@ -115,16 +155,22 @@ func (x *acc) hllOf() *hyperloglog.Sketch {
 	return x.x.hll
 }
 
-type dueEntry struct {
+// dueEntry is a window end of a group; the group may have left the
+// table since (a Save deletes a group whose windows all closed, and the
+// key's next group is a new one): its entries then find no window.
+type dueEntry = heapEntry[*group]
+
+// heapEntry is an entry of a dueHeap: a time and what is due then.
+type heapEntry[T any] struct {
 	end int64
-	key string
+	v   T
 }
 
-// dueHeap is a min-heap of window ends, written out rather than through
+// dueHeap is a min-heap of ends, written out rather than through
 // container/heap, whose Push and Pop box every entry.
-type dueHeap []dueEntry
+type dueHeap[T any] []heapEntry[T]
 
-func (h *dueHeap) push(e dueEntry) {
+func (h *dueHeap[T]) push(e heapEntry[T]) {
 	*h = append(*h, e)
 	q := *h
 	for i := len(q) - 1; i > 0; {
@@ -137,12 +183,12 @@ func (h *dueHeap) push(e dueEntry) {
 	}
 }
 
-func (h *dueHeap) pop() dueEntry {
+func (h *dueHeap[T]) pop() heapEntry[T] {
 	q := *h
 	top := q[0]
 	last := len(q) - 1
 	q[0] = q[last]
-	q[last] = dueEntry{}
+	q[last] = heapEntry[T]{}
 	q = q[:last]
 	for i := 0; ; {
 		l, r, m := 2*i+1, 2*i+2, i
@@ -176,7 +222,7 @@ func (a *Aggregation) NewAggregate(lateness time.Duration) engine.Aggregate {
 		lateness: int64(lateness / time.Microsecond),
 		wm:       math.MinInt64,
 		wmSaved:  math.MinInt64,
-		groups:   map[string]*group{},
+		groups:   newGroupTable(),
 		pre:      engine.NewRow(a.pre.Output().Width()),
 		post:     engine.NewRow(a.postIn.Width()),
 		out:      engine.NewRow(a.post.Output().Width()),
@@ -253,12 +299,7 @@ func (s *aggregate) group() *group {
 		b = appendKeySlot(b, c, &s.pre.Slots[1+i])
 	}
 	s.keyBuf = b
-	g := s.groups[string(b)]
-	if g == nil {
-		g = &group{key: string(b)}
-		s.groups[g.key] = g
-	}
-	return g
+	return s.addGroup(b)
 }
 
 func appendSlot(b []byte, v *engine.Slot) []byte {
@@ -297,6 +338,13 @@ func readKeySlot(b []byte) (engine.Slot, []byte, error) {
 const slabWins = 128
 
 func (s *aggregate) newWin(g *group, start, end int64) *win {
+	w := s.slabWin(start, end)
+	s.due.push(dueEntry{end: end, v: g})
+	return w
+}
+
+// slabWin returns a new window of the slabs, with zero accumulators.
+func (s *aggregate) slabWin(start, end int64) *win {
 	n := len(s.a.aggs)
 	if len(s.winSlab) == 0 {
 		s.winSlab = make([]win, slabWins)
@@ -308,12 +356,16 @@ func (s *aggregate) newWin(g *group, start, end int64) *win {
 	s.winSlab = s.winSlab[1:]
 	*w = win{start: start, end: end, accs: s.accSlab[:n:n]}
 	s.accSlab = s.accSlab[n:]
-	s.due.push(dueEntry{end: end, key: g.key})
 	return w
 }
 
-// window returns g's window [start, end), creating it.
+// window returns g's window [start, end), creating it. The group's newest
+// window is its inline one (group.inl): a newer one takes its place, and
+// the window it held moves to the slabs.
 func (s *aggregate) window(g *group, start, end int64) *win {
+	if g.inl.accs != nil && g.inl.start == start {
+		return &g.inl
+	}
 	// Newest first: a record mostly belongs to the group's latest window,
 	// and each look at an older one is a cache miss.
 	for i := len(g.wins) - 1; i >= 0; i-- {
@@ -321,9 +373,33 @@ func (s *aggregate) window(g *group, start, end int64) *win {
 			return w
 		}
 	}
-	w := s.newWin(g, start, end)
-	g.wins = append(g.wins, w)
-	return w
+	if g.inl.accs != nil && start < g.inl.start {
+		w := s.newWin(g, start, end)
+		g.wins = append(g.wins, w)
+		return w
+	}
+	if g.inl.accs != nil {
+		// The inline window moves out, with its due entry unchanged.
+		w := s.slabWin(g.inl.start, g.inl.end)
+		copy(w.accs, g.inl.accs)
+		w.dirty = g.inl.dirty
+		for i, x := range g.wins {
+			if x == &g.inl {
+				g.wins[i] = w
+			}
+		}
+	}
+	n := len(s.a.aggs)
+	g.inlAccs = [len(g.inlAccs)]acc{}
+	g.inl = win{start: start, end: end}
+	if n <= len(g.inlAccs) {
+		g.inl.accs = g.inlAccs[:n:n]
+	} else {
+		g.inl.accs = s.slabWin(start, end).accs
+	}
+	s.due.push(dueEntry{end: end, v: g})
+	g.wins = append(g.wins, &g.inl)
+	return &g.inl
 }
 
 // session returns g's session that t extends, merging the sessions t joins.
@@ -353,7 +429,7 @@ func (s *aggregate) session(g *group, t int64) *win {
 	into.start = min(into.start, t)
 	if end := max(into.end, t+gap); end != into.end {
 		into.end = end
-		s.due.push(dueEntry{end: end, key: g.key})
+		s.due.push(dueEntry{end: end, v: g})
 	}
 	return into
 }
@@ -512,10 +588,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 	ready := s.ready[:0]
 	for len(s.due) > 0 && (final || s.due[0].end+s.lateness <= s.wm) {
 		e := s.due.pop()
-		g := s.groups[e.key]
-		if g == nil {
-			continue
-		}
+		g := e.v
 		for _, w := range g.wins {
 			if w.end == e.end && !w.fired && (final || w.end+s.lateness <= s.wm) {
 				w.fired = true
@@ -538,6 +611,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 			err = s.emit(r.g, r.w, emit)
 		}
 		r.g.wins = slices.DeleteFunc(r.g.wins, func(w *win) bool { return w == r.w })
+		dropWin(r.g, r.w)
 		r.g.full = true
 		if !r.g.dirty {
 			r.g.dirty = true
@@ -649,9 +723,7 @@ func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 	for _, g := range s.dirty {
 		g.dirty = false
 		if len(g.wins) == 0 {
-			if s.groups[g.key] == g {
-				delete(s.groups, g.key)
-			}
+			s.groups.remove(g)
 			s.liveBytes -= int64(g.size)
 			g.size = 0
 			if !rewrite {
@@ -671,10 +743,10 @@ func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 			del(logKey(seq))
 		}
 		s.logSeqs, s.logBytes, s.liveBytes = s.logSeqs[:0], 0, 0
-		for _, g := range s.groups {
+		s.groups.each(func(g *group) {
 			g.size = 0
 			s.logGroup(put, g, false)
-		}
+		})
 	}
 	s.logFlush(put)
 	if s.wm != s.wmSaved {
@@ -772,20 +844,22 @@ func (s *aggregate) Load(key, value []byte) error {
 			if d.err != nil {
 				break
 			}
-			old := s.groups[string(k)]
+			h := s.groups.hash(k)
+			old := s.groups.find(k, h)
 			if len(v) == 0 || v[0] == logFull {
 				if old != nil {
 					s.liveBytes -= int64(old.size)
-					delete(s.groups, old.key)
+					s.groups.remove(old)
 				}
 				if len(v) == 0 {
 					continue
 				}
-				g := &group{key: string(k), size: int32(len(v))}
+				g := newGroup(k, h)
+				g.size = int32(len(v))
 				if err := s.decodeGroup(g, v[1:]); err != nil {
 					return fmt.Errorf("sql: window state: %w", err)
 				}
-				s.groups[g.key] = g
+				s.groups.insert(g)
 				s.liveBytes += int64(len(v))
 				continue
 			}
@@ -797,11 +871,12 @@ func (s *aggregate) Load(key, value []byte) error {
 				return fmt.Errorf("sql: window state: %w", err)
 			}
 			if old == nil {
-				old = &group{key: string(k)}
-				s.groups[old.key] = old
+				old = newGroup(k, h)
+				s.groups.insert(old)
 			}
 			for _, w := range p.wins {
 				if i := slices.IndexFunc(old.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
+					dropWin(old, old.wins[i])
 					old.wins[i] = w
 				} else {
 					old.wins = append(old.wins, w)
@@ -823,13 +898,13 @@ func (s *aggregate) rebuildDue() {
 	s.redue = false
 	clear(s.due)
 	s.due = s.due[:0]
-	for _, g := range s.groups {
+	s.groups.each(func(g *group) {
 		for _, w := range g.wins {
 			if !w.fired {
-				s.due.push(dueEntry{end: w.end, key: g.key})
+				s.due.push(dueEntry{end: w.end, v: g})
 			}
 		}
-	}
+	})
 }
 
 // The value of a group: the number of windows, then each window's start,
