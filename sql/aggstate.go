@@ -36,6 +36,8 @@ type aggregate struct {
 	// The change log in the task's store (Save, Load).
 	seq       uint64   // sequence number of the next log entry
 	logSeqs   []uint64 // the log entries in the store
+	nextID    uint32   // the next group id of the log
+	byID      []*group // Load's groups by log id
 	logBytes  int64    // their total size
 	liveBytes int64    // the encoded size of every live group
 	chunk     []byte   // the log entry being filled
@@ -65,7 +67,10 @@ type group struct {
 	// the last Save: the log gets the whole group, not its dirty windows.
 	full bool
 	size int32 // estimated bytes of its encoding, for the log's rewrite
-	kbuf [40]byte
+	// logID names the group in the log once an entry has given its key
+	// (0: not yet, since the last rewrite).
+	logID uint32
+	kbuf  [40]byte
 }
 
 // newGroup returns an empty group of key, whose hash is h. A group is
@@ -688,24 +693,31 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 // The task's state store holds the watermark and a log of group changes:
 //
 //	m                        varint watermark (µs)
-//	l <seq: 8 bytes, BE>     entries, each uvarint len(key) key uvarint len(value) value
+//	L <seq: 8 bytes, BE>     entries, each a group change:
+//	                           uvarint id<<1 | 1, uvarint len(key), key  (the group's first change)
+//	                           uvarint id<<1                             (a later one)
+//	                           then uvarint len(value), value
 //
 // Each Save appends one log entry (split at logChunk bytes) with every
 // group that changed in the bundle: a value is logFull and the group's
 // encoding (encodeGroup), or, for a tumbling or hopping window that only
 // had records folded in, logPatch and the encoding of just the windows
 // that changed; an empty value deletes a group whose windows are all
-// emitted. Load replays the entries
-// in sequence order, later ones replacing earlier ones. Writing a bundle's
+// emitted. A group's first change in the log carries its key and gives it
+// a number (from 1, never reused until the next rewrite); its later
+// changes name it by that number, so that a bundle's patches, a few bytes
+// of windows each, do not repeat the keys. Load replays the entries in
+// sequence order, later ones replacing earlier ones. Writing a bundle's
 // changes as a few large values instead of one Pebble key per group costs
 // the store a memcpy instead of a skiplist insert and a compaction per
 // group. When the log has grown past twice the live state (and
-// logRewriteMin), a Save writes the live groups afresh and deletes every
-// older entry in the same batch, so the log stays within a constant factor
-// of the state and closed windows leave it.
+// logRewriteMin), a Save writes the live groups afresh, with their keys
+// and new numbers, and deletes every older entry in the same batch, so
+// the log stays within a constant factor of the state and closed windows
+// leave it. (Log entries of an earlier format, under 'l', are refused.)
 const (
 	stateMeta = 'm'
-	stateLog  = 'l'
+	stateLog  = 'L'
 	// The first byte of a group's value in the log.
 	logFull  = 0 // the group's every window
 	logPatch = 1 // windows that replace those of the same start
@@ -719,6 +731,7 @@ const (
 // encoded state of every group that changed (or the whole state, when the
 // log is due a rewrite) and the watermark.
 func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
+	s.byID = nil // Load's
 	rewrite := s.logBytes > 2*s.liveBytes+logRewriteMin
 	for _, g := range s.dirty {
 		g.dirty = false
@@ -726,8 +739,9 @@ func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 			s.groups.remove(g)
 			s.liveBytes -= int64(g.size)
 			g.size = 0
-			if !rewrite {
-				s.logAppend(put, g.key, nil)
+			if !rewrite && g.logID != 0 {
+				// A group the log never named needs no deletion.
+				s.logAppend(put, g, nil)
 			}
 			continue
 		}
@@ -743,8 +757,9 @@ func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 			del(logKey(seq))
 		}
 		s.logSeqs, s.logBytes, s.liveBytes = s.logSeqs[:0], 0, 0
+		s.nextID = 0
 		s.groups.each(func(g *group) {
-			g.size = 0
+			g.size, g.logID = 0, 0
 			s.logGroup(put, g, false)
 		})
 	}
@@ -775,9 +790,10 @@ func (s *aggregate) logGroup(put func(key, value []byte), g *group, patch bool) 
 	for _, w := range g.wins {
 		w.dirty = false
 	}
+	size += int64(len(g.key)) + 1 // a rewrite writes the key
 	s.liveBytes += size - int64(g.size)
 	g.size = int32(size)
-	s.logAppend(put, g.key, s.val)
+	s.logAppend(put, g, s.val)
 }
 
 func countDirty(g *group) int {
@@ -790,9 +806,19 @@ func countDirty(g *group) int {
 	return n
 }
 
-func (s *aggregate) logAppend(put func(key, value []byte), key string, val []byte) {
-	b := binary.AppendUvarint(s.chunk, uint64(len(key)))
-	b = append(b, key...)
+// logAppend appends a change of g to the log entry being filled: its
+// number, with its key the first time, and val.
+func (s *aggregate) logAppend(put func(key, value []byte), g *group, val []byte) {
+	b := s.chunk
+	if g.logID == 0 {
+		s.nextID++
+		g.logID = s.nextID
+		b = binary.AppendUvarint(b, uint64(g.logID)<<1|1)
+		b = binary.AppendUvarint(b, uint64(len(g.key)))
+		b = append(b, g.key...)
+	} else {
+		b = binary.AppendUvarint(b, uint64(g.logID)<<1)
+	}
 	b = binary.AppendUvarint(b, uint64(len(val)))
 	s.chunk = append(b, val...)
 	if len(s.chunk) >= logChunk {
@@ -840,27 +866,61 @@ func (s *aggregate) Load(key, value []byte) error {
 		s.redue = true
 		d := stateDecoder{b: value}
 		for len(d.b) > 0 && d.err == nil {
-			k, v := d.bytes(), d.bytes()
+			ref := d.uvarint()
+			id := ref >> 1
+			if d.err != nil || id == 0 || id > math.MaxUint32 {
+				return fmt.Errorf("sql: window state: log entry %d: bad group number", seq)
+			}
+			var old *group
+			if ref&1 != 0 {
+				// The group's first change: any group of its key
+				// before is gone.
+				k := d.bytes()
+				if d.err != nil {
+					break
+				}
+				h := s.groups.hash(k)
+				if g := s.groups.find(k, h); g != nil {
+					s.liveBytes -= int64(g.size)
+					s.groups.remove(g)
+					if int(g.logID) < len(s.byID) && s.byID[g.logID] == g {
+						s.byID[g.logID] = nil
+					}
+				}
+				old = newGroup(k, h)
+				old.logID = uint32(id)
+				s.groups.insert(old)
+				for uint64(len(s.byID)) <= id {
+					s.byID = append(s.byID, nil)
+				}
+				s.byID[id] = old
+				s.nextID = max(s.nextID, uint32(id))
+			} else if id < uint64(len(s.byID)) && s.byID[id] != nil {
+				old = s.byID[id]
+			} else {
+				return fmt.Errorf("sql: window state: log entry %d: unknown group number %d", seq, id)
+			}
+			v := d.bytes()
 			if d.err != nil {
 				break
 			}
-			h := s.groups.hash(k)
-			old := s.groups.find(k, h)
 			if len(v) == 0 || v[0] == logFull {
-				if old != nil {
-					s.liveBytes -= int64(old.size)
-					s.groups.remove(old)
+				s.liveBytes -= int64(old.size)
+				old.size = 0
+				for _, w := range old.wins {
+					dropWin(old, w)
 				}
+				old.wins = old.wins[:0]
 				if len(v) == 0 {
+					s.groups.remove(old)
+					s.byID[id] = nil
 					continue
 				}
-				g := newGroup(k, h)
-				g.size = int32(len(v))
-				if err := s.decodeGroup(g, v[1:]); err != nil {
+				old.size = int32(len(v) + len(old.key) + 1)
+				if err := s.decodeGroup(old, v[1:]); err != nil {
 					return fmt.Errorf("sql: window state: %w", err)
 				}
-				s.groups.insert(g)
-				s.liveBytes += int64(len(v))
+				s.liveBytes += int64(old.size)
 				continue
 			}
 			if v[0] != logPatch {
@@ -869,10 +929,6 @@ func (s *aggregate) Load(key, value []byte) error {
 			var p group
 			if err := s.decodeGroup(&p, v[1:]); err != nil {
 				return fmt.Errorf("sql: window state: %w", err)
-			}
-			if old == nil {
-				old = newGroup(k, h)
-				s.groups.insert(old)
 			}
 			for _, w := range p.wins {
 				if i := slices.IndexFunc(old.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
