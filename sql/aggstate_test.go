@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -94,6 +95,61 @@ func TestWindowStateLogRewrite(t *testing.T) {
 		t.Fatalf("only %d rows", len(gotMem))
 	}
 	if diff := cmp.Diff(gotMem, gotStore); diff != "" {
+		t.Errorf("rows of the reloaded state (-in memory +reloaded):\n%s", diff)
+	}
+}
+
+// TestWindowStateManyWindows: a group with more open windows than a
+// one-byte count holds (hopping windows 200 times their slide) is saved,
+// patched, loaded and emitted as the state that never left memory.
+func TestWindowStateManyWindows(t *testing.T) {
+	tr, err := CompileTransform(`SELECT window_start, src, COUNT(*) AS c, SUM(n) AS s
+		FROM input GROUP BY HOP(ts, '1 second', '200 seconds'), src`, windowSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tr.(*Aggregation)
+	kv := map[string][]byte{}
+	put := func(k, v []byte) { kv[string(k)] = append([]byte(nil), v...) }
+	del := func(k []byte) { delete(kv, string(k)) }
+	mem := a.NewAggregate(time.Hour).(*aggregate)
+	st := a.NewAggregate(time.Hour).(*aggregate)
+	in := engine.NewRow(3)
+	for i := range 60 {
+		in.Reset(3)
+		in.SetInt(0, int64(i)*1e6)
+		in.SetStr(1, fmt.Sprintf("src-%d", i%2))
+		in.SetInt(2, int64(i))
+		for _, s := range []*aggregate{mem, st} {
+			if late, err := s.Add(in); late || err != nil {
+				t.Fatalf("record %d: late %v, error %v", i, late, err)
+			}
+		}
+		if i%20 == 19 {
+			st.Save(put, del)
+			st = a.NewAggregate(time.Hour).(*aggregate)
+			for _, k := range slices.Sorted(maps.Keys(kv)) {
+				if err := st.Load([]byte(k), kv[k]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	rows := func(s *aggregate) []string {
+		var out []string
+		if err := s.Fire(true, func(r *engine.Row) error {
+			out = append(out, fmt.Sprintf("%d %s %d %d", r.Int(0)/1e6, r.Str(1), r.Int(2), r.Int(3)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want, got := rows(mem), rows(st)
+	if len(want) < 2*200 {
+		t.Fatalf("only %d rows", len(want))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows of the reloaded state (-in memory +reloaded):\n%s", diff)
 	}
 }
