@@ -3,6 +3,7 @@ package sql
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -151,5 +152,95 @@ func TestWindowStateManyWindows(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows of the reloaded state (-in memory +reloaded):\n%s", diff)
+	}
+}
+
+// TestWindowStateReplay: a task that crashes at random points resumes from
+// the state of its last Save and replays the records after it; the rows it
+// emits, in order, are those of the run without crashes. Keys come and go
+// (their groups are deleted and made again), and the log is rewritten
+// along the way.
+func TestWindowStateReplay(t *testing.T) {
+	tr, err := CompileTransform(`SELECT window_start, src, COUNT(*) AS c, SUM(n) AS s
+		FROM input GROUP BY TUMBLE(ts, '10 seconds'), src`, windowSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tr.(*Aggregation)
+	r := rand.New(rand.NewPCG(3, 4))
+	type rec struct {
+		ts  int64
+		src string
+		n   int64
+	}
+	var recs []rec
+	for i := range 20000 {
+		// Keys live a while, then others take over; some records are
+		// a little out of order.
+		k := (i/2000)*7 + r.IntN(20)
+		recs = append(recs, rec{ts: int64(i)*1e5 - int64(r.IntN(3))*1e6, src: fmt.Sprintf("src-%d", k), n: int64(r.IntN(100))})
+	}
+	run := func(crash func(i int) bool) []string {
+		kv := map[string][]byte{}
+		put := func(k, v []byte) { kv[string(k)] = append([]byte(nil), v...) }
+		del := func(k []byte) { delete(kv, string(k)) }
+		var out []string
+		emit := func(o *engine.Row) error {
+			out = append(out, fmt.Sprintf("%d %s %d %d", o.Int(0)/1e6, o.Str(1), o.Int(2), o.Int(3)))
+			return nil
+		}
+		st := a.NewAggregate(2 * time.Second).(*aggregate)
+		snap, snapOut, snapAt := maps.Clone(kv), 0, 0
+		in := engine.NewRow(3)
+		saves := 0
+		for i := 0; i < len(recs); {
+			in.Reset(3)
+			in.SetInt(0, recs[i].ts)
+			in.SetStr(1, recs[i].src)
+			in.SetInt(2, recs[i].n)
+			if _, err := st.Add(in); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Fire(false, emit); err != nil {
+				t.Fatal(err)
+			}
+			i++
+			if i%97 == 0 {
+				saves++
+				if saves%40 == 0 {
+					st.logBytes = 1 << 40 // a rewrite is due
+				}
+				st.Save(put, del)
+				snap, snapOut, snapAt = maps.Clone(kv), len(out), i
+			}
+			if crash(i) {
+				kv, out, i = maps.Clone(snap), out[:snapOut], snapAt
+				st = a.NewAggregate(2 * time.Second).(*aggregate)
+				for _, k := range slices.Sorted(maps.Keys(kv)) {
+					if err := st.Load([]byte(k), kv[k]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if err := st.Fire(true, emit); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := run(func(int) bool { return false })
+	crashes := 0
+	got := run(func(i int) bool {
+		if r.IntN(300) == 0 && crashes < 200 {
+			crashes++
+			return true
+		}
+		return false
+	})
+	if len(want) < 1000 || crashes < 20 {
+		t.Fatalf("%d rows, %d crashes: the test does not test", len(want), crashes)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rows with %d crashes (-without +with):\n%s", crashes, diff)
 	}
 }
