@@ -38,6 +38,7 @@ type aggregate struct {
 	logSeqs   []uint64 // the log entries in the store
 	nextID    uint32   // the next group id of the log
 	byID      []*group // Load's groups by log id
+	logV0     []uint64 // Load's log entries of the earlier layout
 	logBytes  int64    // their total size
 	liveBytes int64    // the encoded size of every live group
 	chunk     []byte   // the log entry being filled
@@ -714,10 +715,12 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 // logRewriteMin), a Save writes the live groups afresh, with their keys
 // and new numbers, and deletes every older entry in the same batch, so
 // the log stays within a constant factor of the state and closed windows
-// leave it. (Log entries of an earlier format, under 'l', are refused.)
+// leave it. Log entries of the layout before group numbers (under 'l',
+// each change with its key) are read, and the first Save rewrites them.
 const (
-	stateMeta = 'm'
-	stateLog  = 'L'
+	stateMeta  = 'm'
+	stateLog   = 'L'
+	stateLogV0 = 'l' // the layout before group numbers
 	// The first byte of a group's value in the log.
 	logFull  = 0 // the group's every window
 	logPatch = 1 // windows that replace those of the same start
@@ -732,7 +735,7 @@ const (
 // log is due a rewrite) and the watermark.
 func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 	s.byID = nil // Load's
-	rewrite := s.logBytes > 2*s.liveBytes+logRewriteMin
+	rewrite := s.logBytes > 2*s.liveBytes+logRewriteMin || len(s.logV0) > 0
 	for _, g := range s.dirty {
 		g.dirty = false
 		if len(g.wins) == 0 {
@@ -756,6 +759,10 @@ func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 		for _, seq := range s.logSeqs {
 			del(logKey(seq))
 		}
+		for _, seq := range s.logV0 {
+			del(binary.BigEndian.AppendUint64([]byte{stateLogV0}, seq))
+		}
+		s.logV0 = nil
 		s.logSeqs, s.logBytes, s.liveBytes = s.logSeqs[:0], 0, 0
 		s.nextID = 0
 		s.groups.each(func(g *group) {
@@ -904,42 +911,44 @@ func (s *aggregate) Load(key, value []byte) error {
 			if d.err != nil {
 				break
 			}
-			if len(v) == 0 || v[0] == logFull {
-				s.liveBytes -= int64(old.size)
-				old.size = 0
-				for _, w := range old.wins {
-					dropWin(old, w)
-				}
-				old.wins = old.wins[:0]
-				if len(v) == 0 {
-					s.groups.remove(old)
-					s.byID[id] = nil
-					continue
-				}
-				old.size = int32(len(v) + len(old.key) + 1)
-				if err := s.decodeGroup(old, v[1:]); err != nil {
-					return fmt.Errorf("sql: window state: %w", err)
-				}
-				s.liveBytes += int64(old.size)
-				continue
+			if err := s.applyChange(old, v); err != nil {
+				return fmt.Errorf("sql: window state: log entry %d: %w", seq, err)
 			}
-			if v[0] != logPatch {
-				return fmt.Errorf("sql: window state: log entry %d: unknown group value kind %d", seq, v[0])
+			if len(v) == 0 {
+				s.byID[id] = nil
 			}
-			var p group
-			if err := s.decodeGroup(&p, v[1:]); err != nil {
-				return fmt.Errorf("sql: window state: %w", err)
+		}
+		if d.err != nil {
+			return fmt.Errorf("sql: window state: log entry %d: %w", seq, d.err)
+		}
+		return nil
+	case stateLogV0:
+		// The layout before group numbers, each change with its key:
+		// read, and rewritten in the present layout by the next Save.
+		if len(key) != 9 {
+			return fmt.Errorf("sql: window state: log key of %d bytes, want 9", len(key))
+		}
+		seq := binary.BigEndian.Uint64(key[1:])
+		s.logV0 = append(s.logV0, seq)
+		s.redue = true
+		d := stateDecoder{b: value}
+		for len(d.b) > 0 && d.err == nil {
+			k, v := d.bytes(), d.bytes()
+			if d.err != nil {
+				break
 			}
-			for _, w := range p.wins {
-				if i := slices.IndexFunc(old.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
-					dropWin(old, old.wins[i])
-					old.wins[i] = w
-				} else {
-					old.wins = append(old.wins, w)
+			h := s.groups.hash(k)
+			g := s.groups.find(k, h)
+			if g == nil || len(v) > 0 && v[0] == logFull {
+				if g != nil {
+					s.applyChange(g, nil)
 				}
+				g = newGroup(k, h)
+				s.groups.insert(g)
 			}
-			s.liveBytes += int64(len(v))
-			old.size += int32(len(v))
+			if err := s.applyChange(g, v); err != nil {
+				return fmt.Errorf("sql: window state: log entry %d: %w", seq, err)
+			}
 		}
 		if d.err != nil {
 			return fmt.Errorf("sql: window state: log entry %d: %w", seq, d.err)
@@ -947,6 +956,45 @@ func (s *aggregate) Load(key, value []byte) error {
 		return nil
 	}
 	return fmt.Errorf("sql: window state: unknown key kind %q (state written by another version of the window state format)", key[0])
+}
+
+// applyChange applies a group's value in the log to g: its windows
+// (logFull), windows replacing those of the same start (logPatch), or,
+// empty, its deletion.
+func (s *aggregate) applyChange(g *group, v []byte) error {
+	if len(v) == 0 || v[0] == logFull {
+		s.liveBytes -= int64(g.size)
+		g.size = 0
+		for _, w := range g.wins {
+			dropWin(g, w)
+		}
+		g.wins = g.wins[:0]
+		if len(v) == 0 {
+			s.groups.remove(g)
+			return nil
+		}
+		g.size = int32(len(v) + len(g.key) + 1)
+		s.liveBytes += int64(g.size)
+		return s.decodeGroup(g, v[1:])
+	}
+	if v[0] != logPatch {
+		return fmt.Errorf("unknown group value kind %d", v[0])
+	}
+	var p group
+	if err := s.decodeGroup(&p, v[1:]); err != nil {
+		return err
+	}
+	for _, w := range p.wins {
+		if i := slices.IndexFunc(g.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
+			dropWin(g, g.wins[i])
+			g.wins[i] = w
+		} else {
+			g.wins = append(g.wins, w)
+		}
+	}
+	s.liveBytes += int64(len(v))
+	g.size += int32(len(v))
+	return nil
 }
 
 // rebuildDue refills the due heap from every window after a Load.

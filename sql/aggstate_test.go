@@ -1,10 +1,12 @@
 package sql
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +244,87 @@ func TestWindowStateReplay(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows with %d crashes (-without +with):\n%s", crashes, diff)
+	}
+}
+
+// TestWindowStateEarlierLayout: a log written in the layout before group
+// numbers (each change under 'l' with its key) is read, and the first Save
+// replaces it with the present layout.
+func TestWindowStateEarlierLayout(t *testing.T) {
+	tr, err := CompileTransform(`SELECT window_start, src, COUNT(*) AS c, SUM(n) AS s
+		FROM input GROUP BY TUMBLE(ts, '10 seconds'), src`, windowSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tr.(*Aggregation)
+	mem := a.NewAggregate(time.Hour).(*aggregate)
+	in := engine.NewRow(3)
+	for i := range 300 {
+		in.Reset(3)
+		in.SetInt(0, int64(i)*1e5)
+		in.SetStr(1, fmt.Sprintf("src-%d", i%11))
+		in.SetInt(2, int64(i))
+		if _, err := mem.Add(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The earlier layout: uvarint len(key), key, uvarint len(value),
+	// value; here every group in full, over two entries, and a group
+	// that the second entry deletes.
+	kv := map[string][]byte{}
+	var entries [2][]byte
+	add := func(e int, key string, val []byte) {
+		b := binary.AppendUvarint(entries[e], uint64(len(key)))
+		b = append(b, key...)
+		b = binary.AppendUvarint(b, uint64(len(val)))
+		entries[e] = append(b, val...)
+	}
+	n := 0
+	var gone string
+	mem.groups.each(func(g *group) {
+		if n == 0 {
+			gone = strings.Replace(g.key, "src", "old", 1)
+			add(0, gone, append([]byte{logFull}, mem.encodeGroup(nil, g)...))
+			add(1, gone, nil)
+		}
+		add(n%2, g.key, append([]byte{logFull}, mem.encodeGroup(nil, g)...))
+		n++
+	})
+	for e, b := range entries {
+		kv[string(binary.BigEndian.AppendUint64([]byte{'l'}, uint64(e)))] = b
+	}
+	kv["m"] = binary.AppendVarint(nil, mem.wm)
+	load := func() *aggregate {
+		st := a.NewAggregate(time.Hour).(*aggregate)
+		for _, k := range slices.Sorted(maps.Keys(kv)) {
+			if err := st.Load([]byte(k), kv[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st
+	}
+	st := load()
+	st.Save(func(k, v []byte) { kv[string(k)] = append([]byte(nil), v...) }, func(k []byte) { delete(kv, string(k)) })
+	for k := range kv {
+		if k[0] == 'l' {
+			t.Errorf("the Save left the earlier layout's entry %q", k)
+		}
+	}
+	rows := func(s *aggregate) []string {
+		var out []string
+		if err := s.Fire(true, func(r *engine.Row) error {
+			out = append(out, fmt.Sprintf("%d %s %d %d", r.Int(0)/1e6, r.Str(1), r.Int(2), r.Int(3)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := rows(mem)
+	if len(want) < 11*3 {
+		t.Fatalf("only %d rows", len(want))
+	}
+	if diff := cmp.Diff(want, rows(load())); diff != "" {
+		t.Errorf("rows of the state loaded from the earlier layout and saved again (-want +got):\n%s", diff)
 	}
 }
