@@ -25,9 +25,9 @@ type aggregate struct {
 	wm       int64 // the highest event time folded (or advanced to), µs
 	wmSaved  int64
 
-	groups map[string]*group // by encoded group key
-	due    dueHeap           // windows by end, lazily invalidated
-	dirty  []*group          // groups changed since the last Save
+	groups groupTable      // by encoded group key
+	due    dueHeap[*group] // windows by end, lazily invalidated
+	dirty  []*group        // groups changed since the last Save
 	// redue is set by Load: the due heap is rebuilt from the groups
 	// before the next Fire, since a group's windows are known only once
 	// every log entry is loaded.
@@ -36,6 +36,9 @@ type aggregate struct {
 	// The change log in the task's store (Save, Load).
 	seq       uint64   // sequence number of the next log entry
 	logSeqs   []uint64 // the log entries in the store
+	nextID    uint32   // the next group id of the log
+	byID      []*group // Load's groups by log id
+	logV0     []uint64 // Load's log entries of the earlier layout
 	logBytes  int64    // their total size
 	liveBytes int64    // the encoded size of every live group
 	chunk     []byte   // the log entry being filled
@@ -51,13 +54,56 @@ type aggregate struct {
 
 // group is the open windows of one group key.
 type group struct {
-	key   string // encoded key: per key slot, a null flag, N, len(S), S
-	wins  []*win
-	dirty bool
+	key  string // encoded key (groupkey.go); in kbuf when it fits
+	hash uint64 // of key, in the aggregate's groupTable
+	wins []*win
+	// inl is a tumbling or hopping group's newest window, held in the
+	// group so that a record's fold reads no other memory; it is in
+	// wins while inl.accs is not nil. Its accumulators are inlAccs when
+	// the query has at most len(inlAccs) aggregates.
+	inl     win
+	inlAccs [2]acc
+	dirty   bool
 	// full is set when a window was removed (or sessions merged) since
 	// the last Save: the log gets the whole group, not its dirty windows.
 	full bool
 	size int32 // estimated bytes of its encoding, for the log's rewrite
+	// logID names the group in the log once an entry has given its key
+	// (0: not yet, since the last rewrite).
+	logID uint32
+	kbuf  [40]byte
+}
+
+// newGroup returns an empty group of key, whose hash is h. A group is
+// never copied: its key may point into itself.
+func newGroup(key []byte, h uint64) *group {
+	g := &group{hash: h}
+	if len(key) <= len(g.kbuf) {
+		g.key = engine.UnsafeString(g.kbuf[:copy(g.kbuf[:], key)])
+	} else {
+		g.key = string(key)
+	}
+	return g
+}
+
+// addGroup returns the group of key, creating it.
+func (s *aggregate) addGroup(key []byte) *group {
+	h := s.groups.hash(key)
+	g := s.groups.find(key, h)
+	if g == nil {
+		g = newGroup(key, h)
+		s.groups.insert(g)
+	}
+	return g
+}
+
+// dropWin is called when w leaves g.wins: the group's inline window is
+// free again.
+func dropWin(g *group, w *win) {
+	if w == &g.inl {
+		g.inl = win{}
+		g.inlAccs = [len(g.inlAccs)]acc{}
+	}
 }
 
 // win is one window of a group: [start, end) for tumbling and hopping
@@ -115,16 +161,22 @@ func (x *acc) hllOf() *hyperloglog.Sketch {
 	return x.x.hll
 }
 
-type dueEntry struct {
+// dueEntry is a window end of a group; the group may have left the
+// table since (a Save deletes a group whose windows all closed, and the
+// key's next group is a new one): its entries then find no window.
+type dueEntry = heapEntry[*group]
+
+// heapEntry is an entry of a dueHeap: a time and what is due then.
+type heapEntry[T any] struct {
 	end int64
-	key string
+	v   T
 }
 
-// dueHeap is a min-heap of window ends, written out rather than through
+// dueHeap is a min-heap of ends, written out rather than through
 // container/heap, whose Push and Pop box every entry.
-type dueHeap []dueEntry
+type dueHeap[T any] []heapEntry[T]
 
-func (h *dueHeap) push(e dueEntry) {
+func (h *dueHeap[T]) push(e heapEntry[T]) {
 	*h = append(*h, e)
 	q := *h
 	for i := len(q) - 1; i > 0; {
@@ -137,12 +189,12 @@ func (h *dueHeap) push(e dueEntry) {
 	}
 }
 
-func (h *dueHeap) pop() dueEntry {
+func (h *dueHeap[T]) pop() heapEntry[T] {
 	q := *h
 	top := q[0]
 	last := len(q) - 1
 	q[0] = q[last]
-	q[last] = dueEntry{}
+	q[last] = heapEntry[T]{}
 	q = q[:last]
 	for i := 0; ; {
 		l, r, m := 2*i+1, 2*i+2, i
@@ -176,7 +228,7 @@ func (a *Aggregation) NewAggregate(lateness time.Duration) engine.Aggregate {
 		lateness: int64(lateness / time.Microsecond),
 		wm:       math.MinInt64,
 		wmSaved:  math.MinInt64,
-		groups:   map[string]*group{},
+		groups:   newGroupTable(),
 		pre:      engine.NewRow(a.pre.Output().Width()),
 		post:     engine.NewRow(a.postIn.Width()),
 		out:      engine.NewRow(a.post.Output().Width()),
@@ -253,12 +305,7 @@ func (s *aggregate) group() *group {
 		b = appendKeySlot(b, c, &s.pre.Slots[1+i])
 	}
 	s.keyBuf = b
-	g := s.groups[string(b)]
-	if g == nil {
-		g = &group{key: string(b)}
-		s.groups[g.key] = g
-	}
-	return g
+	return s.addGroup(b)
 }
 
 func appendSlot(b []byte, v *engine.Slot) []byte {
@@ -297,6 +344,13 @@ func readKeySlot(b []byte) (engine.Slot, []byte, error) {
 const slabWins = 128
 
 func (s *aggregate) newWin(g *group, start, end int64) *win {
+	w := s.slabWin(start, end)
+	s.due.push(dueEntry{end: end, v: g})
+	return w
+}
+
+// slabWin returns a new window of the slabs, with zero accumulators.
+func (s *aggregate) slabWin(start, end int64) *win {
 	n := len(s.a.aggs)
 	if len(s.winSlab) == 0 {
 		s.winSlab = make([]win, slabWins)
@@ -308,12 +362,16 @@ func (s *aggregate) newWin(g *group, start, end int64) *win {
 	s.winSlab = s.winSlab[1:]
 	*w = win{start: start, end: end, accs: s.accSlab[:n:n]}
 	s.accSlab = s.accSlab[n:]
-	s.due.push(dueEntry{end: end, key: g.key})
 	return w
 }
 
-// window returns g's window [start, end), creating it.
+// window returns g's window [start, end), creating it. The group's newest
+// window is its inline one (group.inl): a newer one takes its place, and
+// the window it held moves to the slabs.
 func (s *aggregate) window(g *group, start, end int64) *win {
+	if g.inl.accs != nil && g.inl.start == start {
+		return &g.inl
+	}
 	// Newest first: a record mostly belongs to the group's latest window,
 	// and each look at an older one is a cache miss.
 	for i := len(g.wins) - 1; i >= 0; i-- {
@@ -321,9 +379,33 @@ func (s *aggregate) window(g *group, start, end int64) *win {
 			return w
 		}
 	}
-	w := s.newWin(g, start, end)
-	g.wins = append(g.wins, w)
-	return w
+	if g.inl.accs != nil && start < g.inl.start {
+		w := s.newWin(g, start, end)
+		g.wins = append(g.wins, w)
+		return w
+	}
+	if g.inl.accs != nil {
+		// The inline window moves out, with its due entry unchanged.
+		w := s.slabWin(g.inl.start, g.inl.end)
+		copy(w.accs, g.inl.accs)
+		w.dirty = g.inl.dirty
+		for i, x := range g.wins {
+			if x == &g.inl {
+				g.wins[i] = w
+			}
+		}
+	}
+	n := len(s.a.aggs)
+	g.inlAccs = [len(g.inlAccs)]acc{}
+	g.inl = win{start: start, end: end}
+	if n <= len(g.inlAccs) {
+		g.inl.accs = g.inlAccs[:n:n]
+	} else {
+		g.inl.accs = s.slabWin(start, end).accs
+	}
+	s.due.push(dueEntry{end: end, v: g})
+	g.wins = append(g.wins, &g.inl)
+	return &g.inl
 }
 
 // session returns g's session that t extends, merging the sessions t joins.
@@ -353,7 +435,7 @@ func (s *aggregate) session(g *group, t int64) *win {
 	into.start = min(into.start, t)
 	if end := max(into.end, t+gap); end != into.end {
 		into.end = end
-		s.due.push(dueEntry{end: end, key: g.key})
+		s.due.push(dueEntry{end: end, v: g})
 	}
 	return into
 }
@@ -512,10 +594,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 	ready := s.ready[:0]
 	for len(s.due) > 0 && (final || s.due[0].end+s.lateness <= s.wm) {
 		e := s.due.pop()
-		g := s.groups[e.key]
-		if g == nil {
-			continue
-		}
+		g := e.v
 		for _, w := range g.wins {
 			if w.end == e.end && !w.fired && (final || w.end+s.lateness <= s.wm) {
 				w.fired = true
@@ -538,6 +617,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 			err = s.emit(r.g, r.w, emit)
 		}
 		r.g.wins = slices.DeleteFunc(r.g.wins, func(w *win) bool { return w == r.w })
+		dropWin(r.g, r.w)
 		r.g.full = true
 		if !r.g.dirty {
 			r.g.dirty = true
@@ -614,24 +694,33 @@ func (s *aggregate) emit(g *group, w *win, emit func(out *engine.Row) error) err
 // The task's state store holds the watermark and a log of group changes:
 //
 //	m                        varint watermark (µs)
-//	l <seq: 8 bytes, BE>     entries, each uvarint len(key) key uvarint len(value) value
+//	L <seq: 8 bytes, BE>     entries, each a group change:
+//	                           uvarint id<<1 | 1, uvarint len(key), key  (the group's first change)
+//	                           uvarint id<<1                             (a later one)
+//	                           then uvarint len(value), value
 //
 // Each Save appends one log entry (split at logChunk bytes) with every
 // group that changed in the bundle: a value is logFull and the group's
 // encoding (encodeGroup), or, for a tumbling or hopping window that only
 // had records folded in, logPatch and the encoding of just the windows
 // that changed; an empty value deletes a group whose windows are all
-// emitted. Load replays the entries
-// in sequence order, later ones replacing earlier ones. Writing a bundle's
+// emitted. A group's first change in the log carries its key and gives it
+// a number (from 1, never reused until the next rewrite); its later
+// changes name it by that number, so that a bundle's patches, a few bytes
+// of windows each, do not repeat the keys. Load replays the entries in
+// sequence order, later ones replacing earlier ones. Writing a bundle's
 // changes as a few large values instead of one Pebble key per group costs
 // the store a memcpy instead of a skiplist insert and a compaction per
 // group. When the log has grown past twice the live state (and
-// logRewriteMin), a Save writes the live groups afresh and deletes every
-// older entry in the same batch, so the log stays within a constant factor
-// of the state and closed windows leave it.
+// logRewriteMin), a Save writes the live groups afresh, with their keys
+// and new numbers, and deletes every older entry in the same batch, so
+// the log stays within a constant factor of the state and closed windows
+// leave it. Log entries of the layout before group numbers (under 'l',
+// each change with its key) are read, and the first Save rewrites them.
 const (
-	stateMeta = 'm'
-	stateLog  = 'l'
+	stateMeta  = 'm'
+	stateLog   = 'L'
+	stateLogV0 = 'l' // the layout before group numbers
 	// The first byte of a group's value in the log.
 	logFull  = 0 // the group's every window
 	logPatch = 1 // windows that replace those of the same start
@@ -645,17 +734,17 @@ const (
 // encoded state of every group that changed (or the whole state, when the
 // log is due a rewrite) and the watermark.
 func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
-	rewrite := s.logBytes > 2*s.liveBytes+logRewriteMin
+	s.byID = nil // Load's
+	rewrite := s.logBytes > 2*s.liveBytes+logRewriteMin || len(s.logV0) > 0
 	for _, g := range s.dirty {
 		g.dirty = false
 		if len(g.wins) == 0 {
-			if s.groups[g.key] == g {
-				delete(s.groups, g.key)
-			}
+			s.groups.remove(g)
 			s.liveBytes -= int64(g.size)
 			g.size = 0
-			if !rewrite {
-				s.logAppend(put, g.key, nil)
+			if !rewrite && g.logID != 0 {
+				// A group the log never named needs no deletion.
+				s.logAppend(put, g, nil)
 			}
 			continue
 		}
@@ -670,11 +759,16 @@ func (s *aggregate) Save(put func(key, value []byte), del func(key []byte)) {
 		for _, seq := range s.logSeqs {
 			del(logKey(seq))
 		}
-		s.logSeqs, s.logBytes, s.liveBytes = s.logSeqs[:0], 0, 0
-		for _, g := range s.groups {
-			g.size = 0
-			s.logGroup(put, g, false)
+		for _, seq := range s.logV0 {
+			del(binary.BigEndian.AppendUint64([]byte{stateLogV0}, seq))
 		}
+		s.logV0 = nil
+		s.logSeqs, s.logBytes, s.liveBytes = s.logSeqs[:0], 0, 0
+		s.nextID = 0
+		s.groups.each(func(g *group) {
+			g.size, g.logID = 0, 0
+			s.logGroup(put, g, false)
+		})
 	}
 	s.logFlush(put)
 	if s.wm != s.wmSaved {
@@ -703,9 +797,10 @@ func (s *aggregate) logGroup(put func(key, value []byte), g *group, patch bool) 
 	for _, w := range g.wins {
 		w.dirty = false
 	}
+	size += int64(len(g.key)) + 1 // a rewrite writes the key
 	s.liveBytes += size - int64(g.size)
 	g.size = int32(size)
-	s.logAppend(put, g.key, s.val)
+	s.logAppend(put, g, s.val)
 }
 
 func countDirty(g *group) int {
@@ -718,9 +813,19 @@ func countDirty(g *group) int {
 	return n
 }
 
-func (s *aggregate) logAppend(put func(key, value []byte), key string, val []byte) {
-	b := binary.AppendUvarint(s.chunk, uint64(len(key)))
-	b = append(b, key...)
+// logAppend appends a change of g to the log entry being filled: its
+// number, with its key the first time, and val.
+func (s *aggregate) logAppend(put func(key, value []byte), g *group, val []byte) {
+	b := s.chunk
+	if g.logID == 0 {
+		s.nextID++
+		g.logID = s.nextID
+		b = binary.AppendUvarint(b, uint64(g.logID)<<1|1)
+		b = binary.AppendUvarint(b, uint64(len(g.key)))
+		b = append(b, g.key...)
+	} else {
+		b = binary.AppendUvarint(b, uint64(g.logID)<<1)
+	}
 	b = binary.AppendUvarint(b, uint64(len(val)))
 	s.chunk = append(b, val...)
 	if len(s.chunk) >= logChunk {
@@ -768,47 +873,82 @@ func (s *aggregate) Load(key, value []byte) error {
 		s.redue = true
 		d := stateDecoder{b: value}
 		for len(d.b) > 0 && d.err == nil {
+			ref := d.uvarint()
+			id := ref >> 1
+			if d.err != nil || id == 0 || id > math.MaxUint32 {
+				return fmt.Errorf("sql: window state: log entry %d: bad group number", seq)
+			}
+			var old *group
+			if ref&1 != 0 {
+				// The group's first change: any group of its key
+				// before is gone.
+				k := d.bytes()
+				if d.err != nil {
+					break
+				}
+				h := s.groups.hash(k)
+				if g := s.groups.find(k, h); g != nil {
+					s.liveBytes -= int64(g.size)
+					s.groups.remove(g)
+					if int(g.logID) < len(s.byID) && s.byID[g.logID] == g {
+						s.byID[g.logID] = nil
+					}
+				}
+				old = newGroup(k, h)
+				old.logID = uint32(id)
+				s.groups.insert(old)
+				for uint64(len(s.byID)) <= id {
+					s.byID = append(s.byID, nil)
+				}
+				s.byID[id] = old
+				s.nextID = max(s.nextID, uint32(id))
+			} else if id < uint64(len(s.byID)) && s.byID[id] != nil {
+				old = s.byID[id]
+			} else {
+				return fmt.Errorf("sql: window state: log entry %d: unknown group number %d", seq, id)
+			}
+			v := d.bytes()
+			if d.err != nil {
+				break
+			}
+			if err := s.applyChange(old, v); err != nil {
+				return fmt.Errorf("sql: window state: log entry %d: %w", seq, err)
+			}
+			if len(v) == 0 {
+				s.byID[id] = nil
+			}
+		}
+		if d.err != nil {
+			return fmt.Errorf("sql: window state: log entry %d: %w", seq, d.err)
+		}
+		return nil
+	case stateLogV0:
+		// The layout before group numbers, each change with its key:
+		// read, and rewritten in the present layout by the next Save.
+		if len(key) != 9 {
+			return fmt.Errorf("sql: window state: log key of %d bytes, want 9", len(key))
+		}
+		seq := binary.BigEndian.Uint64(key[1:])
+		s.logV0 = append(s.logV0, seq)
+		s.redue = true
+		d := stateDecoder{b: value}
+		for len(d.b) > 0 && d.err == nil {
 			k, v := d.bytes(), d.bytes()
 			if d.err != nil {
 				break
 			}
-			old := s.groups[string(k)]
-			if len(v) == 0 || v[0] == logFull {
-				if old != nil {
-					s.liveBytes -= int64(old.size)
-					delete(s.groups, old.key)
+			h := s.groups.hash(k)
+			g := s.groups.find(k, h)
+			if g == nil || len(v) > 0 && v[0] == logFull {
+				if g != nil {
+					s.applyChange(g, nil)
 				}
-				if len(v) == 0 {
-					continue
-				}
-				g := &group{key: string(k), size: int32(len(v))}
-				if err := s.decodeGroup(g, v[1:]); err != nil {
-					return fmt.Errorf("sql: window state: %w", err)
-				}
-				s.groups[g.key] = g
-				s.liveBytes += int64(len(v))
-				continue
+				g = newGroup(k, h)
+				s.groups.insert(g)
 			}
-			if v[0] != logPatch {
-				return fmt.Errorf("sql: window state: log entry %d: unknown group value kind %d", seq, v[0])
+			if err := s.applyChange(g, v); err != nil {
+				return fmt.Errorf("sql: window state: log entry %d: %w", seq, err)
 			}
-			var p group
-			if err := s.decodeGroup(&p, v[1:]); err != nil {
-				return fmt.Errorf("sql: window state: %w", err)
-			}
-			if old == nil {
-				old = &group{key: string(k)}
-				s.groups[old.key] = old
-			}
-			for _, w := range p.wins {
-				if i := slices.IndexFunc(old.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
-					old.wins[i] = w
-				} else {
-					old.wins = append(old.wins, w)
-				}
-			}
-			s.liveBytes += int64(len(v))
-			old.size += int32(len(v))
 		}
 		if d.err != nil {
 			return fmt.Errorf("sql: window state: log entry %d: %w", seq, d.err)
@@ -818,18 +958,57 @@ func (s *aggregate) Load(key, value []byte) error {
 	return fmt.Errorf("sql: window state: unknown key kind %q (state written by another version of the window state format)", key[0])
 }
 
+// applyChange applies a group's value in the log to g: its windows
+// (logFull), windows replacing those of the same start (logPatch), or,
+// empty, its deletion.
+func (s *aggregate) applyChange(g *group, v []byte) error {
+	if len(v) == 0 || v[0] == logFull {
+		s.liveBytes -= int64(g.size)
+		g.size = 0
+		for _, w := range g.wins {
+			dropWin(g, w)
+		}
+		g.wins = g.wins[:0]
+		if len(v) == 0 {
+			s.groups.remove(g)
+			return nil
+		}
+		g.size = int32(len(v) + len(g.key) + 1)
+		s.liveBytes += int64(g.size)
+		return s.decodeGroup(g, v[1:])
+	}
+	if v[0] != logPatch {
+		return fmt.Errorf("unknown group value kind %d", v[0])
+	}
+	var p group
+	if err := s.decodeGroup(&p, v[1:]); err != nil {
+		return err
+	}
+	for _, w := range p.wins {
+		if i := slices.IndexFunc(g.wins, func(x *win) bool { return x.start == w.start }); i >= 0 {
+			dropWin(g, g.wins[i])
+			g.wins[i] = w
+		} else {
+			g.wins = append(g.wins, w)
+		}
+	}
+	s.liveBytes += int64(len(v))
+	g.size += int32(len(v))
+	return nil
+}
+
 // rebuildDue refills the due heap from every window after a Load.
 func (s *aggregate) rebuildDue() {
 	s.redue = false
 	clear(s.due)
 	s.due = s.due[:0]
-	for _, g := range s.groups {
+	s.groups.each(func(g *group) {
 		for _, w := range g.wins {
 			if !w.fired {
-				s.due.push(dueEntry{end: w.end, key: g.key})
+				s.due.push(dueEntry{end: w.end, v: g})
 			}
 		}
-	}
+	})
 }
 
 // The value of a group: the number of windows, then each window's start,

@@ -92,7 +92,7 @@ type dedupState struct {
 	pending bool // out holds a row Fire has not emitted
 
 	seen    map[string]int64 // key → event time of its first sighting
-	expiry  dueHeap          // end = sighting + within
+	expiry  dueHeap[string]  // end = sighting + within
 	wm      int64
 	wmSaved int64
 	changed []string // keys set or expired since the last Save
@@ -133,7 +133,7 @@ func (s *dedupState) Add(in *engine.Row) (bool, error) {
 	if t+s.d.within > s.wm {
 		s.seen[key] = t
 		s.changed = append(s.changed, key)
-		s.expiry.push(dueEntry{end: t + s.d.within, key: key})
+		s.expiry.push(heapEntry[string]{end: t + s.d.within, v: key})
 	}
 	s.wm = max(s.wm, t)
 	s.expire()
@@ -149,9 +149,9 @@ func (s *dedupState) Add(in *engine.Row) (bool, error) {
 func (s *dedupState) expire() {
 	for len(s.expiry) > 0 && s.expiry[0].end <= s.wm {
 		e := s.expiry.pop()
-		if first, ok := s.seen[e.key]; ok && first+s.d.within == e.end {
-			delete(s.seen, e.key)
-			s.changed = append(s.changed, e.key)
+		if first, ok := s.seen[e.v]; ok && first+s.d.within == e.end {
+			delete(s.seen, e.v)
+			s.changed = append(s.changed, e.v)
 		}
 	}
 }
@@ -212,7 +212,7 @@ func (s *dedupState) Load(k, v []byte) error {
 		}
 		key := string(k[1:])
 		s.seen[key] = t
-		s.expiry.push(dueEntry{end: t + s.d.within, key: key})
+		s.expiry.push(heapEntry[string]{end: t + s.d.within, v: key})
 		return nil
 	}
 	return fmt.Errorf("sql: dedup state: unknown key kind %q", k[0])

@@ -92,10 +92,11 @@
 // window, a record any of whose windows was emitted. The state is saved
 // at the end of each bundle as one log entry holding every group that
 // changed (engine.Aggregate.Save; for a tumbling or hopping window, only
-// the windows folded into); a group whose last window closed is deleted
-// by the log, and the log is rewritten from the live groups once it
-// outgrows twice their size, so the store stays proportional to the open
-// windows.
+// the windows folded into; a group's key is written with its first change
+// only, later ones name it by a number); a group whose last window closed
+// is deleted by the log, and the log is rewritten from the live groups
+// once it outgrows twice their size, so the store stays proportional to
+// the open windows.
 //
 // # Shuffle
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
@@ -24,7 +25,7 @@ import (
 // source task. It is used by the task's goroutine only.
 type Partial struct {
 	s    *aggregate
-	keys []string
+	keys []*group
 	val  []byte
 }
 
@@ -58,20 +59,18 @@ func (p *Partial) Advance(wm int64) { p.s.Advance(wm) }
 func (p *Partial) Flush(emit func(key, value []byte) error) error {
 	s := p.s
 	keys := p.keys[:0]
-	for k := range s.groups {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	s.groups.each(func(g *group) { keys = append(keys, g) })
+	slices.SortFunc(keys, func(x, y *group) int { return strings.Compare(x.key, y.key) })
 	var err error
-	for _, k := range keys {
+	for _, g := range keys {
 		if err == nil {
-			p.val = s.encodeGroup(p.val[:0], s.groups[k])
-			err = emit([]byte(k), p.val)
+			p.val = s.encodeGroup(p.val[:0], g)
+			err = emit(engine.UnsafeBytes(g.key), p.val)
 		}
 	}
 	clear(keys)
 	p.keys = keys[:0]
-	clear(s.groups)
+	s.groups.reset()
 	clear(s.due)
 	s.due = s.due[:0]
 	clear(s.dirty)
@@ -145,11 +144,7 @@ func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
 			continue
 		}
 		if g == nil {
-			g = s.groups[string(key)]
-			if g == nil {
-				g = &group{key: string(key)}
-				s.groups[g.key] = g
-			}
+			g = s.addGroup(key)
 			g.full = true // merged windows are not marked dirty
 			if !g.dirty {
 				g.dirty = true
@@ -165,7 +160,7 @@ func (m *Merge) MergePartial(key, value []byte) (late int, err error) {
 			continue
 		}
 		g.wins = append(g.wins, w)
-		s.due.push(dueEntry{end: w.end, key: g.key})
+		s.due.push(dueEntry{end: w.end, v: g})
 	}
 	return late, nil
 }
@@ -202,13 +197,13 @@ func (s *aggregate) mergeSession(g *group, w *win) {
 	g.wins = kept
 	if into == nil {
 		g.wins = append(g.wins, w)
-		s.due.push(dueEntry{end: w.end, key: g.key})
+		s.due.push(dueEntry{end: w.end, v: g})
 		return
 	}
 	end := into.end
 	s.merge(into, w)
 	if into.end != end {
-		s.due.push(dueEntry{end: into.end, key: g.key})
+		s.due.push(dueEntry{end: into.end, v: g})
 	}
 }
 
