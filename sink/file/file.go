@@ -196,8 +196,8 @@ func (s *Sink) header() []byte {
 	return nil
 }
 
-// append writes b at the end of the file and makes it durable.
-func (s *Sink) append(b []byte) error {
+// write appends b to the file, without syncing it (see commit).
+func (s *Sink) write(b []byte) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -218,11 +218,17 @@ func (s *Sink) append(b []byte) error {
 	s.started = true
 	s.size += int64(len(b))
 	s.written++
+	s.mu.Unlock()
+	return nil
+}
+
+// commit makes every write before it durable. Group commit: an fsync covers
+// every write before it, so a flush whose writes another flush's fsync
+// already covered is done.
+func (s *Sink) commit() error {
+	s.mu.Lock()
 	gen := s.written
 	s.mu.Unlock()
-
-	// Group commit: an fsync covers every write before it, so a flush whose
-	// write another flush's fsync already covered is done.
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	if s.synced >= gen {
@@ -249,7 +255,14 @@ func pathless(err error) error {
 	return err
 }
 
-// writer is one task's writer: it buffers encoded rows until Flush.
+// spillBytes is how much encoded output a writer buffers before it writes
+// it to the file ahead of Flush (unsynced): a bundle of many or large rows,
+// such as the windows a stateful pipeline fires at the end of its input,
+// holds at most this much in the sink rather than all of its rows.
+const spillBytes = 1 << 20
+
+// writer is one task's writer: it buffers encoded rows until Flush, or
+// until they reach spillBytes.
 type writer struct {
 	s     *Sink
 	enc   encode.Encoder
@@ -259,7 +272,9 @@ type writer struct {
 	dead  *encode.DeadLetters
 
 	buf, block []byte
-	rows       int
+	rows       int // rows of the open bundle, spilled ones included
+	buffered   int // rows in buf
+	spilled    int // bytes of the open bundle already written, not yet synced
 }
 
 func (w *writer) Write(row *engine.Row) error {
@@ -275,7 +290,32 @@ func (w *writer) Write(row *engine.Row) error {
 		w.buf = append(w.buf, '\n')
 	}
 	w.rows++
+	w.buffered++
 	w.s.env.Stats.AddInFlight(1)
+	if len(w.buf) >= spillBytes {
+		return w.spill()
+	}
+	return nil
+}
+
+// spill writes the buffered rows to the file, as one Avro block when the
+// file is a container, and empties the buffer. The bytes are not synced:
+// the bundle is acknowledged only by Flush, after its fsync.
+func (w *writer) spill() error {
+	out := w.buf
+	if w.ocf != nil {
+		var err error
+		if w.block, err = w.ocf.AppendBlock(w.block[:0], w.buffered, w.buf); err != nil {
+			return fmt.Errorf("file sink: %w", err)
+		}
+		out = w.block
+	}
+	if err := w.s.write(out); err != nil {
+		w.s.env.Stats.Error("write")
+		return err
+	}
+	w.spilled += len(out)
+	w.buf, w.buffered = w.buf[:0], 0
 	return nil
 }
 
@@ -287,27 +327,24 @@ func (w *writer) Flush(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	out := w.buf
-	if w.ocf != nil {
-		var err error
-		if w.block, err = w.ocf.AppendBlock(w.block[:0], w.rows, w.buf); err != nil {
-			return fmt.Errorf("file sink: %w", err)
+	if w.buffered > 0 {
+		if err := w.spill(); err != nil {
+			return err
 		}
-		out = w.block
 	}
-	if err := w.s.append(out); err != nil {
+	if err := w.s.commit(); err != nil {
 		w.s.env.Stats.Error("write")
 		return err
 	}
-	w.s.env.Stats.Acked(w.rows, len(out), time.Since(start).Seconds())
+	w.s.env.Stats.Acked(w.rows, w.spilled, time.Since(start).Seconds())
 	w.s.env.Stats.AddInFlight(-w.rows)
-	w.buf, w.rows = w.buf[:0], 0
+	w.rows, w.spilled = 0, 0
 	return nil
 }
 
 func (w *writer) Close(ctx context.Context) error {
 	w.s.env.Stats.AddInFlight(-w.rows)
-	w.buf, w.rows = w.buf[:0], 0
+	w.buf, w.rows, w.buffered, w.spilled = w.buf[:0], 0, 0, 0
 	w.dead.Discard()
 	var err error
 	if w.ocf != nil {

@@ -203,3 +203,74 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestFileSinkLargeBundle: a bundle larger than the writer's buffer is
+// written ahead of its Flush in whole rows (whole blocks for Avro), so the
+// sink holds at most spillBytes of it, and two tasks doing so at once still
+// leave a file every reader takes, with every row once after the flushes.
+func TestFileSinkLargeBundle(t *testing.T) {
+	const rows = 1500 // ~1.5 KB each: over 2 × spillBytes per task
+	pad := string(bytes.Repeat([]byte("x"), 1500))
+	for _, tc := range []struct{ format, codec string }{{"json", ""}, {"csv", ""}, {"avro", "snappy"}} {
+		t.Run(tc.format+tc.codec, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "out")
+			s, err := New(ctx, Config{Path: path, Format: tc.format, Codec: tc.codec}, schema, engine.SinkEnv{Name: "file/0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ws []engine.Writer
+			for k := range 2 {
+				w, err := s.Open(ctx, engine.TaskID{Topic: "in", Partition: int32(k)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws = append(ws, w)
+			}
+			row := engine.NewRow(schema.Width())
+			for i := range rows {
+				for k, w := range ws {
+					row.Reset(schema.Width())
+					row.SetInt(0, int64(k*1000+i))
+					row.SetStr(1, pad)
+					row.SetStr(3, "US")
+					if err := w.Write(row); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for k, w := range ws {
+				if buf := len(w.(*writer).buf); buf >= spillBytes {
+					t.Errorf("task %d holds %d bytes before its flush, want < %d", k, buf, spillBytes)
+				}
+			}
+			// Nothing is written before a flush unless it was spilled.
+			if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+				t.Fatalf("before the flush the file is empty (%v); want the spilled rows", err)
+			}
+			for _, w := range ws {
+				if err := w.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got := readIDs(t, path, tc.format)
+			sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+			var want []int64
+			for k := range 2 {
+				for i := range rows {
+					want = append(want, int64(k*1000+i))
+				}
+			}
+			sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ids (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
