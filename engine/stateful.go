@@ -169,7 +169,7 @@ func (t *task) aggregate(tp *taskPipe, row *Row, rec *Record) {
 		t.deadLetter(tp, "late", errLate, rec)
 		return
 	}
-	t.lastInput = time.Now()
+	t.folded = true // lastInput is set once per batch: see processQueue
 	t.fire(tp, false, rec)
 }
 

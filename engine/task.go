@@ -138,6 +138,7 @@ type task struct {
 	stateErr   error     // the store failed: positions no longer advance
 	publishing bool      // publish is called with a fresh snapshot
 	lastInput  time.Time // the last record folded (or the task's start), for the idle timeout
+	folded     bool      // a record was folded since lastInput was last set
 	advanced   int64     // the watermark advance of the open bundle, 0 if none
 	idled      bool      // the open bundle ends in an Idler's idle mark
 	finalFired bool      // the end of the input emitted every window
@@ -538,6 +539,12 @@ func (t *task) processQueue() {
 				}
 			}
 		}
+		if t.folded {
+			// Once per batch, not per record: reading the clock costs a
+			// folded record more than a hash table lookup does, and the
+			// idle timeout it serves is checked at checkpoint cuts.
+			t.lastInput, t.folded = time.Now(), false
+		}
 		if from < i {
 			t.segs = append(t.segs, b[from:i])
 		}
@@ -900,6 +907,9 @@ func (t *task) retrySealed() {
 					break replay
 				}
 			}
+		}
+		if t.folded {
+			t.lastInput, t.folded = time.Now(), false
 		}
 		if ok {
 			t.replayAdvance()
