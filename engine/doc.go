@@ -98,7 +98,11 @@
 // for), and writes one checkpoint with every task's last complete
 // positions to the CheckpointStore; only once it is durable does it commit
 // the positions through the Source with the checkpoint key as commit
-// metadata. Drain (SIGTERM, Runtime.Drain, the end of a bounded source) and
+// metadata. A task about to flush a StatefulWriter that was opened with no
+// recorded state (a new BigQuery stream, a new series of objects) first
+// publishes that writer's state and asks for a checkpoint at once, and
+// flushes once one that holds it is committed: no row reaches a
+// destination that a replay could not resume (opened.go). Drain (SIGTERM, Runtime.Drain, the end of a bounded source) and
 // revocation stop the tasks, give them three quarters of Job.DrainDeadline
 // (at most all but 10 s) to complete, then make them give up unacknowledged
 // bundles, and write the final checkpoint within the deadline. Abort stops
@@ -134,7 +138,8 @@
 // windows already emitted are dead letters with stage late. What a bundle
 // changed is written to the store when the pipeline completes it, and a
 // stateful task publishes its position only with a snapshot of the store
-// (at each checkpoint cut and when it stops), so that every checkpointed
+// (at each checkpoint cut, before a fresh writer's first flush, and when it
+// stops), so that every checkpointed
 // offset comes with the state at that offset. An aggregate that is a
 // Sealer (the source side of a shuffled aggregation, whose rows are its
 // partials, not the query's) emits rows of its own when a bundle closes,

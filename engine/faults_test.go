@@ -670,3 +670,87 @@ func TestRestartsCollectOldCheckpoints(t *testing.T) {
 		t.Errorf("the checkpoint the last commit names (%s) was deleted; the store holds %v", meta, keys)
 	}
 }
+
+// streamSink is a ResumableSink whose every writer opened fresh starts a
+// stream of its own; each writer's first Flush looks up whether a committed
+// checkpoint names its stream already.
+type streamSink struct {
+	src     *liveSource
+	acked   flakySink    // the rows every writer acknowledged
+	fail    atomic.Int64 // flushes still to fail
+	mu      sync.Mutex
+	opened  []string // streams Open started
+	resumed []string // states Resume was given
+	unnamed []string // streams flushed into before a commit named them
+}
+
+type streamWriter struct {
+	flakyWriter
+	sink    *streamSink
+	stream  string
+	flushed bool
+}
+
+func (s *streamSink) Open(context.Context, engine.TaskID) (engine.Writer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := fmt.Sprintf("stream-%d", len(s.opened))
+	s.opened = append(s.opened, st)
+	return &streamWriter{flakyWriter: flakyWriter{s: &s.acked}, sink: s, stream: st}, nil
+}
+func (s *streamSink) Resume(_ context.Context, _ engine.TaskID, st []byte) (engine.Writer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resumed = append(s.resumed, string(st))
+	return &streamWriter{flakyWriter: flakyWriter{s: &s.acked}, sink: s, stream: string(st), flushed: true}, nil
+}
+func (s *streamSink) Close(context.Context) error { return nil }
+func (w *streamWriter) State() []byte             { return []byte(w.stream) }
+func (w *streamWriter) Flush(ctx context.Context) error {
+	if !w.flushed {
+		w.flushed = true
+		p, _, _ := w.sink.src.last()
+		named := slices.ContainsFunc(p.Sinks, func(s engine.SinkState) bool { return string(s.Data) == w.stream })
+		if !named {
+			w.sink.mu.Lock()
+			w.sink.unnamed = append(w.sink.unnamed, w.stream)
+			w.sink.mu.Unlock()
+		}
+	}
+	if w.sink.fail.Add(-1) >= 0 {
+		return errors.New("dial tcp 127.0.0.1:9: connect: connection refused")
+	}
+	return w.flakyWriter.Flush(ctx)
+}
+
+// A writer that keeps state and was opened fresh (no state recorded for it)
+// is named by a committed checkpoint before its first flush, even when no
+// checkpoint interval passes: a crash after that flush resumes its stream
+// instead of writing the rows into a new one. When that first flush fails,
+// the writer is reopened from the recorded state, not fresh.
+func TestFreshWriterCheckpointedBeforeItsFirstFlush(t *testing.T) {
+	src := &liveSource{values: values(40), offset: -1, batch: 10}
+	sink := &streamSink{src: src}
+	sink.fail.Store(2)
+	job := newJob(src, &keyStore{cps: map[string]*engine.Checkpoint{}}, pipeline("p", engine.NamedSink{Name: "bq", Sink: sink}))
+	job.Interval = time.Hour
+	_, stop := start(t, job)
+	waitFor(t, "every row acknowledged", 5*time.Second, func() bool {
+		return len(sink.acked.rows()) == 40
+	})
+	stop()
+	if got := sink.acked.rows(); !slices.Equal(got, values(40)) {
+		t.Errorf("acknowledged %q; want the 40 rows once, in order", got)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.unnamed) > 0 {
+		t.Errorf("streams %q were flushed into before a committed checkpoint named them", sink.unnamed)
+	}
+	if !slices.Equal(sink.opened, []string{"stream-0"}) {
+		t.Errorf("streams opened: %q; want one, the failed flushes resuming it", sink.opened)
+	}
+	if len(sink.resumed) == 0 || slices.ContainsFunc(sink.resumed, func(s string) bool { return s != "stream-0" }) {
+		t.Errorf("resumed with %q; want stream-0 after each failed flush", sink.resumed)
+	}
+}

@@ -194,7 +194,11 @@ type SinkState struct {
 // State is called by the task's goroutine, with no runtime lock held, after
 // a Flush of the writer succeeded and every writer of its pipeline
 // acknowledged the bundle; the result must describe the destination just
-// after the flushed rows. nil means no state. The runtime keeps the
+// after the flushed rows. For a writer opened (not resumed), it is also
+// called once before its first Flush, and must then describe the
+// destination before any row written since Open: the runtime checkpoints
+// that state before the flush, so that a replay resumes the same
+// destination. nil means no state. The runtime keeps the
 // returned slice in positions and checkpoints: the writer must not modify
 // it afterwards (return a new one each time). The state of a pipeline's
 // dead-letter writer is not checkpointed.

@@ -27,7 +27,11 @@ type Runtime struct {
 	ending  []*task // tasks that reached the end of a bounded source
 	endedCh chan struct{}
 
-	ckptMu   sync.Mutex // serializes checkpoints; guards seq, lastKeys, committed, refs, handed
+	ckptMu sync.Mutex // serializes checkpoints; guards seq, lastKeys, committed, refs, handed
+	// ckptReq asks Run for a checkpoint now (askCheckpoint), and waits
+	// tells the tasks that asked when one is committed (opened.go).
+	ckptReq  chan struct{}
+	waits    ckptWaits
 	seq      uint64
 	lastKeys []string
 	// committed is the last committed position of each task, to skip
@@ -125,6 +129,7 @@ func New(job *Job) (*Runtime, error) {
 		warned:      map[string]time.Time{},
 		orphanGrace: orphanGrace,
 		endedCh:     make(chan struct{}, 1),
+		ckptReq:     make(chan struct{}, 1),
 		drainReq:    make(chan struct{}),
 	}
 	r.hard, r.cancel = context.WithCancel(context.Background())
@@ -216,6 +221,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 			r.checkpoint(cctx, quit.Done(), nil)
 			cancel()
 			r.checkOrphan(time.Now())
+		case <-r.ckptReq:
+			// A task records a writer it opened fresh (opened.go).
+			cctx, cancel := context.WithTimeout(r.hard, max(r.job.Interval, r.job.FlushTimeout))
+			r.checkpoint(cctx, quit.Done(), nil)
+			cancel()
 		case err := <-srcDone:
 			if err != nil {
 				r.SetUnready(err.Error())
@@ -409,13 +419,14 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 		}
 		wait.Stop()
 	}
+	read, wanted := r.waits.begin()
 	positions := slices.Clone(extra)
 	for _, t := range ts {
 		if p := t.position(); p.Offset >= 0 {
 			positions = append(positions, p)
 		}
 	}
-	changed := false
+	changed := wanted
 	for _, p := range positions {
 		if c, ok := r.committed[p.Task]; !ok || c.Offset != p.Offset || !slices.Equal(c.Pipelines, p.Pipelines) {
 			changed = true
@@ -458,6 +469,7 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 		return err
 	}
 	r.setFault(faultKey{kind: faultCheckpoint}, "")
+	r.waits.done(read)
 	stopped := make(map[TaskID]bool, len(extra))
 	for _, p := range extra {
 		stopped[p.Task] = true

@@ -134,21 +134,22 @@ func (t *task) saveState(tp *taskPipe) {
 
 // snapshot makes the store durable in the checkpoint store and publishes
 // the task's positions with it.
-func (t *task) snapshot() {
+func (t *task) snapshot() bool {
 	if t.store == nil || t.stateErr != nil {
-		return
+		return false
 	}
 	ref, err := t.store.Snapshot(t.ctx)
 	if err != nil {
 		if t.ctx.Err() == nil && t.rt.warnDue("snapshot "+t.id.String()) {
 			t.rt.log.Warn("task state snapshot failed; its position waits for the next checkpoint", "task", t.id.String(), "error", t.rt.redact(err.Error()))
 		}
-		return
+		return false
 	}
 	t.stateRef = ref
 	t.publishing = true
 	t.publish()
 	t.publishing = false
+	return true
 }
 
 // aggregate folds a decoded record into a stateful pipeline and writes the

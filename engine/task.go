@@ -123,6 +123,10 @@ type task struct {
 	// up when it exited (read after done is closed).
 	abandoned int
 
+	// cutReply is the reply channel of the checkpoint cut being handled,
+	// nil once answered.
+	cutReply chan<- TaskID
+
 	flushing []*taskWriter // scratch of flush
 	errs     []error       // scratch of flush
 
@@ -204,6 +208,9 @@ type taskWriter struct {
 	sink  Sink
 	w     Writer // nil while it could not be (re)opened
 	acked bool   // acknowledged the sealed bundle: no replay goes to it
+	// fresh: a StatefulWriter opened without a recorded state, not flushed
+	// yet; its state is checkpointed before its first flush (opened.go).
+	fresh bool
 
 	fails     int   // consecutive failed flushes or opens
 	err       error // the last failure
@@ -492,6 +499,7 @@ func (t *task) run() {
 				}
 			}
 		case reply := <-t.cut:
+			t.cutReply = reply
 			if !t.blocked() {
 				t.complete()
 				t.idle(time.Now())
@@ -499,7 +507,10 @@ func (t *task) run() {
 			if t.stateful {
 				t.snapshot()
 			}
-			reply <- t.id
+			if t.cutReply != nil { // recordOpened may have answered it
+				reply <- t.id
+				t.cutReply = nil
+			}
 		case <-stop:
 			stop = nil
 			t.stopped = true
@@ -679,6 +690,11 @@ func (t *task) openWriter(ctx context.Context, tp *taskPipe, w *taskWriter) bool
 		return false
 	}
 	w.w = wr
+	if !resumed && w != tp.dlq {
+		_, stateful := wr.(StatefulWriter)
+		_, resumable := w.sink.(ResumableSink)
+		w.fresh = stateful && resumable
+	}
 	return true
 }
 
@@ -944,6 +960,7 @@ func (t *task) pause(attempt int) time.Duration {
 // pipeline all of whose writers acknowledged is complete at once. It
 // reports whether the whole bundle is complete.
 func (t *task) flush() bool {
+	t.recordOpened()
 	ws := t.flushing[:0]
 	for _, tp := range t.pipes {
 		if tp.done {

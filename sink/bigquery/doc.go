@@ -69,7 +69,13 @@
 // (engine.StatefulWriter), under the sink's name, and on restart hands it
 // back through Resume (engine.ResumableSink): the replayed rows go to the same
 // stream at the same offsets, so committed mode is exactly-once across crashes
-// as well as retries. Because the state follows the sink's name, not its place
+// as well as retries. A new stream is in a committed checkpoint (at offset
+// 0) before its first Flush: the engine checkpoints a writer opened with no
+// state at once, so that a crash before the next interval resumes that
+// stream instead of writing its rows into another. (A task stopped by a
+// drain or a revocation does not wait for that checkpoint; the drain's
+// final one records the stream, and only a crash during the drain can then
+// repeat rows.) Because the state follows the sink's name, not its place
 // in the list, inserting or reordering sinks keeps it; renaming the sink
 // starts a new stream.
 //

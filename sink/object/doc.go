@@ -35,7 +35,10 @@
 // the rows are acknowledged although their object is not visible yet. The
 // writer's state (engine.StatefulWriter), taken after each Flush and stored
 // in the checkpoint with the task's offset, names the open object and its
-// parts. It is tens of bytes: parts are runs of indexes.
+// parts. It is tens of bytes: parts are runs of indexes. A writer opened
+// with no state (a new series) is recorded too, before its first Flush: the
+// engine checkpoints its empty state at once, so that no row is ever staged
+// in a series that a restart could not find.
 //
 // After a crash the task restarts from its checkpoint, and Resume continues
 // the object that the checkpointed state names, with the parts it lists;
@@ -57,8 +60,10 @@
 // assumption BigQuery's committed streams rely on too). The exceptions, where
 // delivery is at-least-once:
 //
-//   - a crash before the task's first checkpoint that holds the writer's
-//     state: the restart opens a new series, and rows of objects the lost
+//   - a crash while the task is being drained or revoked, after the first
+//     Flush of a writer opened fresh and before the final checkpoint (a
+//     stopping task does not wait for the checkpoint that records a new
+//     series): the restart opens a new series, and rows of objects the lost
 //     run finalized are written again;
 //   - two writers of one task at once (a pod that has not yet learnt that
 //     it lost the task): their part names differ, and the second to finalize

@@ -69,11 +69,17 @@ func newWindowRun(t *testing.T) *windowRun {
 // of the partition a record is written to) instead of one per partition.
 func newWindowRunMode(t *testing.T, aggregation string, spread bool) *windowRun {
 	t.Helper()
+	return newWindowRunJob(t, aggregation, spread, "1s")
+}
+
+// newWindowRunJob is newWindowRunMode with the checkpoint interval.
+func newWindowRunJob(t *testing.T, aggregation string, spread bool, interval string) *windowRun {
+	t.Helper()
 	bq := bqtest.Start(t)
-	c := newCluster(t, windowTopicP, "1s")
+	c := newCluster(t, windowTopicP, interval)
 	job := fmt.Sprintf(`job: e2e
 kafka: {brokers: [%s]}
-checkpoint: {store: file://%s/ckpt, interval: 1s}
+checkpoint: {store: file://%s/ckpt, interval: %s}
 metrics: {listen: "off"}
 drain: {deadline: 30s}
 pipelines:
@@ -90,7 +96,7 @@ pipelines:
     bundle: {max_records: 500, max_wait: 200ms}
     sinks:
       - bigquery: {project: p, dataset: d, table: windows, mode: committed, endpoint: "http://%s"}
-`, c.brokers[0], c.dir, aggregation, bq.Addr())
+`, c.brokers[0], c.dir, interval, aggregation, bq.Addr())
 	if err := os.WriteFile(c.job, []byte(job), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -301,4 +307,33 @@ func TestWindowCrashExactlyOnce(t *testing.T) {
 	step("done")
 	r.exact(w0.logs.String() + w1.logs.String())
 	t.Logf("%d records, %d windows, 3 SIGKILLs and a 1→2→1 rescale: every window once, every count and sum exact", r.next, len(r.want))
+}
+
+// TestCrashBeforeFirstCheckpoint: the job's checkpoint interval is an hour,
+// so no interval passes before the SIGKILL, yet its first life has written
+// window rows into fresh BigQuery committed streams. Each task checkpointed
+// its stream before flushing into it, so the second life resumes those
+// streams at the same offsets and BigQuery rejects the rows it holds: every
+// window once.
+func TestCrashBeforeFirstCheckpoint(t *testing.T) {
+	t.Parallel()
+	r := newWindowRunJob(t, "per_partition", false, "1h")
+	c := r.c
+	r.produce(20000) // 40 s of event time: windows close while it is read
+	w0 := c.start("w0")
+	deadline := time.Now().Add(time.Minute)
+	for len(r.bq.Rows(windowTable)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(r.bq.Rows(windowTable)) == 0 {
+		c.kill(w0)
+		t.Fatalf("no window row within a minute; logs:\n%s", w0.logs.String())
+	}
+	c.kill(w0)
+	first := len(r.bq.Rows(windowTable))
+	w0 = c.start("w0")
+	r.waitTable(2 * time.Minute)
+	c.drain(w0)
+	r.exact(w0.logs.String())
+	t.Logf("%d window rows written before the SIGKILL, none again after it; %d windows once", first, len(r.want))
 }
