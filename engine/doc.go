@@ -124,7 +124,7 @@
 // pipeline's latency (now − the event time of the oldest record it has not
 // written, over the tasks with input to process; observe.go), backlog and
 // throughput, the status page, and Runtime.Collector's metrics. Exported
-// bounds what /metrics serves: 3 series per pipeline and at most 10 per job,
+// bounds what /metrics serves: 3 series per pipeline and at most 11 per job,
 // unless per-partition series are asked for (export.go).
 //
 // # Stateful pipelines

@@ -18,8 +18,9 @@ import (
 // pipeline, its latency, backlog records and backlog seconds; per job, the
 // handful of families in jobFamilies (counters summed over their other
 // labels at scrape time, so they stay monotonic). That is 3 series per
-// pipeline plus at most 10 per job: a job of 10 pipelines exports at most 40
-// whatever its partition count. The instrumentation itself is unchanged:
+// pipeline plus at most 11 per job (the 11th only once a shuffled
+// aggregation dropped a late window): a job of 10 pipelines exports at most
+// 41 whatever its partition count. The instrumentation itself is unchanged:
 // with per-partition metrics on (metrics: {per_partition: true} in the job
 // file) every family is exported as recorded, per task, per sink, and with
 // histograms, plus the per-task latency and backlog below. Queries that
@@ -44,6 +45,9 @@ var jobFamilies = map[string][]string{
 	"sluice_checkpoint_last_commit_timestamp_seconds": {"job"},
 	"sluice_checkpoint_cycle_failures_total":          {"job"},
 	"process_cpu_seconds_total":                       {"job"},
+	// Registered by cmd/sluice for a job with a shuffled aggregation:
+	// windows left out of the output belong with the dead letters.
+	"sluice_shuffle_late_windows_total": {"job"},
 }
 
 // Collector returns the runtime's observed metrics: per pipeline latency,

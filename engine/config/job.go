@@ -209,7 +209,7 @@ type Metrics struct {
 	AdminListen string `yaml:"admin_listen"`
 	// PerPartition exports every series as recorded: per task (topic,
 	// partition), per sink, and the histograms. Off by default: a worker
-	// then exports 3 series per pipeline and at most 10 per job.
+	// then exports 3 series per pipeline and at most 11 per job.
 	PerPartition bool `yaml:"per_partition"`
 }
 

@@ -124,7 +124,7 @@ func TestDashboardQueries(t *testing.T) {
 
 // TestMetricsCardinality runs a job of 10 pipelines over 600 partitions and
 // counts the series its worker exports: at most 40 by default (3 per
-// pipeline, 10 per job), every task's with metrics.per_partition.
+// pipeline, 10 per job for this job, which has no shuffle), every task's with metrics.per_partition.
 func TestMetricsCardinality(t *testing.T) {
 	var topics []string
 	for i := range 10 {
