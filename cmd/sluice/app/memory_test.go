@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,10 +90,17 @@ func stallingCollector(t *testing.T) (url string, release func(), refused *atomi
 	return "http://" + ln.Addr().String() + "/ingest", func() { open.Store(true) }, refused
 }
 
+// memoryStall is how long TestMemoryBoundUnderLoad keeps its sink stalled
+// once the job has paused: a few seconds in make test, ten minutes for the
+// long run (go test ./cmd/sluice/app -run TestMemoryBoundUnderLoad
+// -memory.stall 10m -timeout 30m -v).
+var memoryStall = flag.Duration("memory.stall", 5*time.Second, "how long TestMemoryBoundUnderLoad's sink refuses every request after the job paused")
+
 // A job reading as fast as it can while its https sink refuses every
 // request holds no more than the memory bound that docs/job-file.md derives
-// from its memory settings, however much input waits in Kafka; once the
-// sink recovers, every record arrives. The input is three times what the bound allows above idle.
+// from its memory settings, however much input waits in Kafka, and for as
+// long as the sink stalls (-memory.stall); once the sink recovers, every
+// record arrives. The input is twice what the bound allows above idle.
 func TestMemoryBoundUnderLoad(t *testing.T) {
 	const (
 		partitions = 4
@@ -163,7 +171,14 @@ pipelines:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(5 * time.Second)
+	for stalledFor := time.Duration(0); stalledFor < *memoryStall; {
+		d := min(*memoryStall-stalledFor, time.Minute)
+		time.Sleep(d)
+		stalledFor += d
+		if *memoryStall >= time.Minute {
+			t.Logf("stalled %v: peak anonymous RSS %d MiB (bound %d MiB), %d requests refused", stalledFor, rss.peakAnon.Load()>>20, bound>>20, refused.Load())
+		}
+	}
 	stalled := rss.peakAnon.Load()
 	release()
 	deadline = time.Now().Add(5 * time.Minute)
