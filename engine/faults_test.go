@@ -754,3 +754,30 @@ func TestFreshWriterCheckpointedBeforeItsFirstFlush(t *testing.T) {
 		t.Errorf("resumed with %q; want stream-0 after each failed flush", sink.resumed)
 	}
 }
+
+// A fresh writer whose first checkpoint fails waits, asking again with
+// backoff, and flushes only once one is committed: the store refusing
+// saves holds its output back, never lets it into an unnamed stream.
+func TestFreshWriterWaitsForAFailingStore(t *testing.T) {
+	src := &liveSource{values: values(20), offset: -1, batch: 10}
+	sink := &streamSink{src: src}
+	store := &keyStore{cps: map[string]*engine.Checkpoint{}}
+	store.setErr(errors.New("checkpoint store unavailable"))
+	job := newJob(src, store, pipeline("p", engine.NamedSink{Name: "bq", Sink: sink}))
+	job.Interval = time.Hour
+	_, stop := start(t, job)
+	time.Sleep(200 * time.Millisecond) // several failed saves
+	if n := len(sink.acked.rows()); n != 0 {
+		t.Errorf("%d rows acknowledged while no checkpoint could be saved; want none", n)
+	}
+	store.setErr(nil)
+	waitFor(t, "every row acknowledged once the store works", 5*time.Second, func() bool {
+		return len(sink.acked.rows()) == 20
+	})
+	stop()
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.unnamed) > 0 {
+		t.Errorf("streams %q were flushed into before a committed checkpoint named them", sink.unnamed)
+	}
+}

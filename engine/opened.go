@@ -31,13 +31,13 @@ import (
 type ckptWaits struct {
 	mu sync.Mutex
 	// reads counts the checkpoints that have begun reading the tasks'
-	// positions; committed is the latest such read whose checkpoint was
-	// committed.
-	reads, committed uint64
+	// positions; ended is the latest such read whose checkpoint ended,
+	// committed the latest whose checkpoint was committed.
+	reads, ended, committed uint64
 	// want: a task waits, so the next checkpoint is committed even when no
 	// offset moved.
 	want bool
-	// changed is closed when committed moves.
+	// changed is closed when a checkpoint ends.
 	changed chan struct{}
 }
 
@@ -51,14 +51,14 @@ func (c *ckptWaits) begin() (read uint64, wanted bool) {
 	return c.reads, wanted
 }
 
-// done records that the checkpoint of read was committed.
-func (c *ckptWaits) done(read uint64) {
+// end records that the checkpoint of read ended, committed or not.
+func (c *ckptWaits) end(read uint64, committed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if read <= c.committed {
-		return
+	c.ended = max(c.ended, read)
+	if committed {
+		c.committed = max(c.committed, read)
 	}
-	c.committed = read
 	if c.changed != nil {
 		close(c.changed)
 		c.changed = nil
@@ -74,18 +74,22 @@ func (c *ckptWaits) ask() uint64 {
 	return c.reads + 1
 }
 
-// wait reports whether read was committed; if not, it returns a channel
-// closed when a later checkpoint is.
-func (c *ckptWaits) wait(read uint64) (bool, <-chan struct{}) {
+// wait reports whether the checkpoint of read (or a later one) was
+// committed, or else whether it failed; while it is pending, it returns a
+// channel closed when a checkpoint ends.
+func (c *ckptWaits) wait(read uint64) (committed, failed bool, changed <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.committed >= read {
-		return true, nil
+		return true, false, nil
+	}
+	if c.ended >= read {
+		return false, true, nil
 	}
 	if c.changed == nil {
 		c.changed = make(chan struct{})
 	}
-	return false, c.changed
+	return false, false, c.changed
 }
 
 // askCheckpoint makes the runtime take a checkpoint now.
@@ -126,30 +130,45 @@ func (t *task) recordOpened() {
 	read := rt.waits.ask()
 	if t.cutReply != nil {
 		// A checkpoint waits for this task's cut: answering it lets that
-		// checkpoint read the position just published.
+		// checkpoint read the position just published, unless it stopped
+		// waiting already; the one asked for next then does.
 		t.cutReply <- t.id
 		t.cutReply = nil
-	} else {
-		rt.askCheckpoint()
 	}
-	retry := time.NewTimer(rt.job.Retry.Delay(0))
-	defer retry.Stop()
-	for attempt := 1; ; attempt++ {
-		ok, changed := rt.waits.wait(read)
-		if ok && published {
+	rt.askCheckpoint()
+	var (
+		retry   *time.Timer
+		attempt int
+	)
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		committed, failed, changed := rt.waits.wait(read)
+		if committed && published {
 			return
+		}
+		var due <-chan time.Time
+		if failed || !published {
+			// The checkpoint failed, or a stateful task's snapshot did:
+			// try again after a backoff.
+			if retry == nil {
+				retry = time.NewTimer(rt.job.Retry.Delay(attempt))
+				attempt++
+			}
+			due = retry.C
 		}
 		select {
 		case <-changed:
-		case <-retry.C:
-			// The checkpoint failed or was skipped: publish (a stateful
-			// task's snapshot may have failed) and ask again.
+		case <-due:
+			retry = nil
 			if !published {
 				published = t.publishNow()
 			}
 			read = rt.waits.ask()
 			rt.askCheckpoint()
-			retry.Reset(rt.job.Retry.Delay(attempt))
 		case reply := <-t.cut:
 			reply <- t.id
 		case <-t.stop:

@@ -420,6 +420,12 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 		wait.Stop()
 	}
 	read, wanted := r.waits.begin()
+	settled := false
+	defer func() {
+		if !settled {
+			r.waits.end(read, false)
+		}
+	}()
 	positions := slices.Clone(extra)
 	for _, t := range ts {
 		if p := t.position(); p.Offset >= 0 {
@@ -469,7 +475,8 @@ func (r *Runtime) checkpoint(ctx context.Context, quit <-chan struct{}, extra []
 		return err
 	}
 	r.setFault(faultKey{kind: faultCheckpoint}, "")
-	r.waits.done(read)
+	settled = true
+	r.waits.end(read, true)
 	stopped := make(map[TaskID]bool, len(extra))
 	for _, p := range extra {
 		stopped[p.Task] = true
