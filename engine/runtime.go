@@ -29,7 +29,7 @@ type Runtime struct {
 
 	ckptMu sync.Mutex // serializes checkpoints; guards seq, lastKeys, committed, refs, handed
 	// ckptReq asks Run for a checkpoint now (askCheckpoint), and waits
-	// tells the tasks that asked when one is committed (opened.go).
+	// tells the tasks that asked when one ends (opened.go).
 	ckptReq  chan struct{}
 	waits    ckptWaits
 	seq      uint64
@@ -205,6 +205,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 	}()
 
+	checkpoint := func() {
+		cctx, cancel := context.WithTimeout(r.hard, max(r.job.Interval, r.job.FlushTimeout))
+		r.checkpoint(cctx, quit.Done(), nil)
+		cancel()
+	}
 	tick := time.NewTicker(r.job.Interval)
 	defer tick.Stop()
 	sourceEnded := false
@@ -217,15 +222,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 			r.closeAll(r.hard)
 			return errors.New("engine: aborted; each task's next owner replays it from its last commit")
 		case <-tick.C:
-			cctx, cancel := context.WithTimeout(r.hard, max(r.job.Interval, r.job.FlushTimeout))
-			r.checkpoint(cctx, quit.Done(), nil)
-			cancel()
+			checkpoint()
 			r.checkOrphan(time.Now())
 		case <-r.ckptReq:
-			// A task records a writer it opened fresh (opened.go).
-			cctx, cancel := context.WithTimeout(r.hard, max(r.job.Interval, r.job.FlushTimeout))
-			r.checkpoint(cctx, quit.Done(), nil)
-			cancel()
+			checkpoint() // a task records a writer it opened fresh (opened.go)
 		case err := <-srcDone:
 			if err != nil {
 				r.SetUnready(err.Error())
