@@ -35,7 +35,7 @@
 //
 //	capability           on               implemented by                    called
 //	Pauser               Source           Kafka source, multi-source        Pause from Deliver's goroutine, Resume from the task's; under the task's inbox lock
-//	StatefulWriter       Writer           BigQuery, object sinks            by the task's goroutine after its pipeline completes a bundle
+//	StatefulWriter       Writer           BigQuery, object sinks            by the task's goroutine after its pipeline completes a bundle, and before the first flush of one opened fresh
 //	ResumableSink        Sink             BigQuery, object sinks            by the task's goroutine instead of Open when a state was recorded
 //	CheckpointCollector  CheckpointStore  checkpoint.Checkpointer           after each commit, one at a time, under the checkpoint lock
 //	LatestLoader         CheckpointStore  checkpoint.Checkpointer           once, by Run before the source starts
