@@ -142,10 +142,42 @@ func (c *cluster) produced() int64 {
 }
 
 type worker struct {
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	done chan error
+	cmd     *exec.Cmd
+	logs    *logBuffer
+	done    chan error
+	started time.Time
 }
+
+// logBuffer is a worker's output, written by the goroutine that copies it
+// and read by the test while the worker runs.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+// startGrace bounds how long drain waits for a worker that has logged
+// nothing yet: a SIGTERM that arrives while the process is still starting,
+// before main asks for the signal, kills it as the default action does. A
+// worker that logged a line is past that.
+const startGrace = 2 * time.Second
 
 // start runs a worker as pod, with env (NAME=value) added to the test's
 // environment.
@@ -156,11 +188,12 @@ func (c *cluster) start(pod string, env ...string) *worker {
 	// it (sluice-state/<job>/<pod>), so parallel tests whose jobs and pods
 	// share names never wipe each other's state. env may override it.
 	cmd.Env = append(append(os.Environ(), "POD_NAME="+pod, "TMPDIR="+c.dir), env...)
-	w := &worker{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	w := &worker{cmd: cmd, logs: &logBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr, cmd.Stdout = w.logs, w.logs
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
+	w.started = time.Now()
 	go func() { w.done <- cmd.Wait() }()
 	return w
 }
@@ -168,6 +201,9 @@ func (c *cluster) start(pod string, env ...string) *worker {
 // drain sends SIGTERM and requires a clean exit.
 func (c *cluster) drain(w *worker) {
 	c.t.Helper()
+	for w.logs.Len() == 0 && time.Since(w.started) < startGrace {
+		time.Sleep(10 * time.Millisecond)
+	}
 	w.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-w.done:
