@@ -143,34 +143,9 @@ func (c *cluster) produced() int64 {
 
 type worker struct {
 	cmd     *exec.Cmd
-	logs    *logBuffer
+	logs    *syncBuffer // read while the worker runs
 	done    chan error
 	started time.Time
-}
-
-// logBuffer is a worker's output, written by the goroutine that copies it
-// and read by the test while the worker runs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
 }
 
 // startGrace bounds how long drain waits for a worker that has logged
@@ -188,7 +163,7 @@ func (c *cluster) start(pod string, env ...string) *worker {
 	// it (sluice-state/<job>/<pod>), so parallel tests whose jobs and pods
 	// share names never wipe each other's state. env may override it.
 	cmd.Env = append(append(os.Environ(), "POD_NAME="+pod, "TMPDIR="+c.dir), env...)
-	w := &worker{cmd: cmd, logs: &logBuffer{}, done: make(chan error, 1)}
+	w := &worker{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr, cmd.Stdout = w.logs, w.logs
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -139,7 +139,7 @@ func (c *cluster) startJob(pod, job string) *worker {
 	cmd := exec.Command(c.bin, "run", job)
 	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(), "POD_NAME="+pod, "TMPDIR="+c.dir)
-	w := &worker{cmd: cmd, logs: &logBuffer{}, done: make(chan error, 1)}
+	w := &worker{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr, cmd.Stdout = w.logs, w.logs
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
