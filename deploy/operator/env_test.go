@@ -2,6 +2,7 @@ package operator_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -407,12 +408,13 @@ func (e *env) exactlyOnce(counts map[int64]int) {
 	}
 }
 
-// slowSink delays every produce request to "out" by d until the returned
-// release is called. A bundle completes only when its produce is
-// acknowledged, so the job's workers then write at a pace that no faster
-// machine changes, and a burst stays a backlog long enough for the
-// autoscaler to act on it.
-func (e *env) slowSink(d time.Duration) (release func()) {
+// slowSink delays every produce request to "out" by perRecord for each
+// record it carries, until the returned release is called. A bundle
+// completes only when its produce is acknowledged, so the job's workers
+// then write at most one record per perRecord, however fast the machine
+// and however many records a request carries, and a burst stays a
+// backlog long enough for the autoscaler to act on it.
+func (e *env) slowSink(perRecord time.Duration) (release func()) {
 	var released atomic.Bool
 	e.kfake.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
 		if released.Load() {
@@ -421,12 +423,32 @@ func (e *env) slowSink(d time.Duration) (release func()) {
 		}
 		e.kfake.KeepControl()
 		for _, t := range r.(*kmsg.ProduceRequest).Topics {
-			if t.Topic == "out" {
-				e.kfake.SleepControl(func() { time.Sleep(d) })
-				break
+			if t.Topic != "out" {
+				continue
 			}
+			n := 0
+			for _, p := range t.Partitions {
+				n += batchRecords(p.Records)
+			}
+			e.kfake.SleepControl(func() { time.Sleep(time.Duration(n) * perRecord) })
 		}
 		return nil, nil, false
 	})
 	return func() { released.Store(true) }
+}
+
+// batchRecords is the number of records in b, a run of v2 record batches:
+// each batch's length is at bytes 8-12 (counting what follows it) and its
+// record count at bytes 57-61.
+func batchRecords(b []byte) int {
+	n := 0
+	for len(b) >= 61 {
+		n += int(int32(binary.BigEndian.Uint32(b[57:61])))
+		l := 12 + int(int32(binary.BigEndian.Uint32(b[8:12])))
+		if l < 61 || l > len(b) {
+			break
+		}
+		b = b[l:]
+	}
+	return n
 }

@@ -142,7 +142,9 @@ func TestOperatorLifecycle(t *testing.T) {
 	stop()
 	e.produce(200000)
 	stop = e.produceEvery(10, 100*time.Millisecond)
-	release := e.slowSink(50 * time.Millisecond)
+	// At most 20,000 records a second: the burst alone is ten seconds of
+	// backlog for one worker.
+	release := e.slowSink(50 * time.Microsecond)
 
 	// Resume.
 	if err := e.jobs.Resume(ctx, e.ns, "life"); err != nil {
