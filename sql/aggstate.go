@@ -624,36 +624,39 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 	if s.redue {
 		s.rebuildDue()
 	}
-	if len(s.due) == 0 || (!final && s.due[0].end+s.lateness > s.wm) {
-		return nil
-	}
-	ready := s.ready[:0]
+	var err error
 	for len(s.due) > 0 && (final || s.due[0].end+s.lateness <= s.wm) {
-		e := s.due.pop()
-		g := e.v
-		for _, w := range g.wins {
-			if w.end == e.end && !w.fired && (final || w.end+s.lateness <= s.wm) {
-				w.fired = true
-				ready = append(ready, newReadyWin(g, w))
+		// One end at a time, in start and key order: the same order as
+		// sorting every ready window by end first, with a slice and a
+		// sort as small as one end's windows (the final Fire of a long
+		// input otherwise gathers every window of the run at once).
+		end := s.due[0].end
+		ready := s.ready[:0]
+		for len(s.due) > 0 && s.due[0].end == end {
+			g := s.due.pop().v
+			for _, w := range g.wins {
+				if w.end == end && !w.fired {
+					w.fired = true
+					ready = append(ready, newReadyWin(g, w))
+				}
 			}
 		}
-	}
-	slices.SortFunc(ready, func(x, y readyWin) int { return compareReady(&x, &y) })
-	var err error
-	for _, r := range ready {
-		if err == nil {
-			err = s.emit(r.g, r.w, emit)
+		slices.SortFunc(ready, func(x, y readyWin) int { return compareReady(&x, &y) })
+		for _, r := range ready {
+			if err == nil {
+				err = s.emit(r.g, r.w, emit)
+			}
+			r.g.wins = slices.DeleteFunc(r.g.wins, func(w *win) bool { return w == r.w })
+			dropWin(r.g, r.w)
+			r.g.full = true
+			if !r.g.dirty {
+				r.g.dirty = true
+				s.dirty = append(s.dirty, r.g)
+			}
 		}
-		r.g.wins = slices.DeleteFunc(r.g.wins, func(w *win) bool { return w == r.w })
-		dropWin(r.g, r.w)
-		r.g.full = true
-		if !r.g.dirty {
-			r.g.dirty = true
-			s.dirty = append(s.dirty, r.g)
-		}
+		clear(ready)
+		s.ready = ready[:0]
 	}
-	clear(ready)
-	s.ready = ready[:0]
 	return err
 }
 
