@@ -214,13 +214,14 @@ func (h *dueHeap[T]) pop() heapEntry[T] {
 	return top
 }
 
-// readyWin is a window Fire emits, with what orders it copied beside it:
-// sorting a hundred thousand of them reads this slice, not every group's
-// key (a cache miss each time two are compared).
+// readyWin is a window Fire emits, with what orders it among the windows
+// of its end copied beside it: sorting a hundred thousand of them reads
+// this slice, not every group's window and key (a cache miss each time
+// two are compared).
 type readyWin struct {
-	g          *group
-	w          *win
-	end, start int64
+	g     *group
+	w     *win
+	start int64
 	// k0, k1 are the first 16 bytes of the group's key, big-endian and
 	// padded with zeros. Where they differ they order as the keys do:
 	// the first differing byte is one both keys have, or the shorter
@@ -233,16 +234,14 @@ func newReadyWin(g *group, w *win) readyWin {
 	var p [16]byte
 	copy(p[:], g.key)
 	return readyWin{
-		g: g, w: w, end: w.end, start: w.start,
+		g: g, w: w, start: w.start,
 		k0: binary.BigEndian.Uint64(p[:8]), k1: binary.BigEndian.Uint64(p[8:]),
 	}
 }
 
-// compareReady orders windows by end, start and group key.
+// compareReady orders windows of one end by start (sessions of one end
+// may start apart) and group key.
 func compareReady(x, y *readyWin) int {
-	if c := cmp.Compare(x.end, y.end); c != 0 {
-		return c
-	}
 	if c := cmp.Compare(x.start, y.start); c != 0 {
 		return c
 	}
