@@ -54,6 +54,7 @@ func (t *task) initState() {
 		if a, ok := tp.p.Transform.(Aggregator); ok {
 			tp.agg = a.NewAggregate(tp.p.AllowedLateness)
 			tp.aggOf = a
+			tp.emit = t.emitter(tp)
 			t.stateful = true
 		}
 	}
@@ -175,21 +176,32 @@ func (t *task) aggregate(tp *taskPipe, row *Row, rec *Record) {
 }
 
 // fire writes the rows of the windows the pipeline's watermark closed.
+// It is called for every folded record, so it allocates nothing: the
+// callback is the pipeline's own (emitter), told where the rows come from
+// through tp.fireRec and tp.fireOffset.
 func (t *task) fire(tp *taskPipe, final bool, rec *Record) {
-	offset := t.next - 1
+	tp.fireRec, tp.fireOffset = rec, t.next-1
 	if rec != nil {
-		offset = rec.Offset
+		tp.fireOffset = rec.Offset
 	}
-	err := tp.agg.Fire(final, func(out *Row) error {
+	err := tp.agg.Fire(final, tp.emit)
+	tp.fireRec = nil
+	if err != nil {
+		t.rt.log.Error("window rows not emitted", "task", t.id.String(), "pipeline", tp.p.Name, "error", t.rt.redact(err.Error()))
+	}
+}
+
+// emitter returns the callback through which tp's aggregate emits a
+// window's row: it writes the row as the output of the record being
+// folded (tp.fireRec, nil when a watermark advance fired it).
+func (t *task) emitter(tp *taskPipe) func(out *Row) error {
+	return func(out *Row) error {
 		if !t.replay {
 			t.counts[tp.idx].out++
 		}
-		out.Origin = Origin{Task: t.id, Offset: offset}
-		t.writeRow(tp, out, rec)
+		out.Origin = Origin{Task: t.id, Offset: tp.fireOffset}
+		t.writeRow(tp, out, tp.fireRec)
 		return nil
-	})
-	if err != nil {
-		t.rt.log.Error("window rows not emitted", "task", t.id.String(), "pipeline", tp.p.Name, "error", t.rt.redact(err.Error()))
 	}
 }
 
