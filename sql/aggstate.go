@@ -56,7 +56,11 @@ type aggregate struct {
 type group struct {
 	key  string // encoded key (groupkey.go); in kbuf when it fits
 	hash uint64 // of key, in the aggregate's groupTable
-	wins []*win
+	// wins are the group's open windows; while they fit, in winsBuf, so
+	// that a group's first window allocates nothing and Fire, Save and
+	// a new window read them from the group's own memory.
+	wins    []*win
+	winsBuf [2]*win
 	// inl is a tumbling or hopping group's newest window, held in the
 	// group so that a record's fold reads no other memory; it is in
 	// wins while inl.accs is not nil. Its accumulators are inlAccs when
@@ -75,9 +79,10 @@ type group struct {
 }
 
 // newGroup returns an empty group of key, whose hash is h. A group is
-// never copied: its key may point into itself.
+// never copied: its key and windows may point into itself.
 func newGroup(key []byte, h uint64) *group {
 	g := &group{hash: h}
+	g.wins = g.winsBuf[:0]
 	if len(key) <= len(g.kbuf) {
 		g.key = engine.UnsafeString(g.kbuf[:copy(g.kbuf[:], key)])
 	} else {
