@@ -67,6 +67,11 @@ import (
 // records the job read: about 1.03 for record framing, more when the
 // consumer fetched records twice or far past the ends.
 //
+// The job runs with the garbage collector as sluice run sets it
+// (app.TuneMemory: memory.gc_percent, default app.DefaultGCPercent), unless
+// GOGC is set in the environment, which wins there as it does here: GOGC=100
+// measures Go's default.
+//
 // By default the broker runs in a child process (this test binary re-run
 // with brokerEnv set), so that -cpu 1 gives the cores sluice uses alone, as a
 // worker pod's vCPU is: kfake is one serial broker that would otherwise
@@ -917,6 +922,9 @@ func benchEndToEnd(b *testing.B, c e2eCase, kind, schemas string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The garbage collector as sluice run sets it for the job.
+	_, restoreGC := app.TuneMemory(cj)
+	defer restoreGC()
 	built, err := app.Build(ctx, cj, app.Options{Pod: "bench-0", Brokers: k.addrs})
 	if err != nil {
 		b.Fatal(err)

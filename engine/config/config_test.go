@@ -267,14 +267,14 @@ func TestMemorySettings(t *testing.T) {
 		src := "job: j\nmemory: " + memory + "\npipelines:\n  - name: p\n    source: {file: {path: x.avro}}\n    sql: SELECT 1 FROM input\n    sinks: [{file: {path: out.jsonl}}]\n"
 		return Parse("job.yaml", []byte(src), env(nil))
 	}
-	j, err := parse("{task_buffer: 4MiB, fetch: 512KiB}")
+	j, err := parse("{task_buffer: 4MiB, fetch: 512KiB, gc_percent: 150}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Memory.TaskBuffer != 4<<20 || j.Memory.Fetch != 512<<10 {
+	if j.Memory.TaskBuffer != 4<<20 || j.Memory.Fetch != 512<<10 || j.Memory.GCPercent != 150 {
 		t.Errorf("memory = %+v", j.Memory)
 	}
-	if j, err = parse("{}"); err != nil || j.Memory.TaskBuffer != 0 || j.Memory.Fetch != 0 {
+	if j, err = parse("{}"); err != nil || j.Memory.TaskBuffer != 0 || j.Memory.Fetch != 0 || j.Memory.GCPercent != 0 {
 		t.Errorf("empty memory block: %+v, %v; want zero values (the parts' defaults)", j, err)
 	}
 	for memory, want := range map[string]string{
@@ -282,6 +282,7 @@ func TestMemorySettings(t *testing.T) {
 		"{task_buffer: -1}":   `job.yaml:2:23: expected a size`,
 		"{task_bufer: 1MiB}":  `job.yaml:2:10: unknown key "task_bufer"`,
 		"{task_buffer: lots}": `job.yaml:2:23: expected a size`,
+		"{gc_percent: -1}":    `job.yaml:2:22: memory gc_percent must be between 1 and 10000`,
 	} {
 		if _, err := parse(memory); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("memory: %s: got %v, want an error containing %q", memory, err, want)

@@ -256,6 +256,11 @@ type Memory struct {
 	// source's FetchMaxBytes); a partition's share of one fetch is at most
 	// the smaller of Fetch and 1MiB.
 	Fetch ByteSize `yaml:"fetch"`
+	// GCPercent is the worker's garbage-collection target, as GOGC: the
+	// heap grows by this percentage of what is live before a collection
+	// (default 200, cmd/sluice's DefaultGCPercent; the GOGC environment
+	// variable, when set, wins).
+	GCPercent int `yaml:"gc_percent"`
 }
 
 // Pipeline is source topics → decode → SQL → sinks.
@@ -665,6 +670,9 @@ func (j *Job) validate() Errors {
 	}
 	if f := j.Memory.Fetch; f < 0 || f > 1<<30 {
 		add(j.Memory.Pos.Key("fetch").Errorf("memory fetch must be between 0 (the default) and 1GiB, got %d bytes", f))
+	}
+	if g := j.Memory.GCPercent; g < 0 || g > 10000 {
+		add(j.Memory.Pos.Key("gc_percent").Errorf("memory gc_percent must be between 1 and 10000 (0 or none: the default), got %d", g))
 	}
 	for _, l := range []struct{ key, addr string }{{"listen", j.Metrics.Listen}, {"admin_listen", j.Metrics.AdminListen}} {
 		if msg := checkListen(l.addr); msg != "" {

@@ -23,6 +23,10 @@
 // its --config file (decoded with engine/config's strictness and positions),
 // its Kafka and Kubernetes clients.
 //
+// Before a job starts, run and dev set the process's garbage collector for
+// it (gc.go: memory.gc_percent, and a soft memory limit below the
+// container's), leaving alone what GOGC and GOMEMLIMIT set.
+//
 // Paths in a job file: inputs (schema files, file sources) are relative to
 // the job file's directory, so a job runs the same from any working
 // directory; outputs (file sinks, dead-letter files, file:// checkpoints) are
