@@ -9,6 +9,10 @@
 //	            max_batch_rows: 500, max_batch_bytes: 1MiB, timeout: 30s,
 //	            max_elapsed: 5m, concurrency: 4}
 //
+// With gzip, each task's Writer keeps its own compressor (about 1 MiB,
+// reused from request to request); docs/job-file.md counts it in a worker's
+// memory bound.
+//
 // # Delivery
 //
 // A task's Writer cuts its rows into batches of at most max_batch_rows rows
