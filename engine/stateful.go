@@ -177,13 +177,10 @@ func (t *task) aggregate(tp *taskPipe, row *Row, rec *Record) {
 
 // fire writes the rows of the windows the pipeline's watermark closed.
 // It is called for every folded record, so it allocates nothing: the
-// callback is the pipeline's own (emitter), told where the rows come from
-// through tp.fireRec and tp.fireOffset.
+// callback is the pipeline's own (emitter), told through tp.fireRec which
+// record the rows come from.
 func (t *task) fire(tp *taskPipe, final bool, rec *Record) {
-	tp.fireRec, tp.fireOffset = rec, t.next-1
-	if rec != nil {
-		tp.fireOffset = rec.Offset
-	}
+	tp.fireRec = rec
 	err := tp.agg.Fire(final, tp.emit)
 	tp.fireRec = nil
 	if err != nil {
@@ -193,13 +190,18 @@ func (t *task) fire(tp *taskPipe, final bool, rec *Record) {
 
 // emitter returns the callback through which tp's aggregate emits a
 // window's row: it writes the row as the output of the record being
-// folded (tp.fireRec, nil when a watermark advance fired it).
+// folded (tp.fireRec), or, when a watermark advance fired it, of the open
+// bundle's last record.
 func (t *task) emitter(tp *taskPipe) func(out *Row) error {
 	return func(out *Row) error {
 		if !t.replay {
 			t.counts[tp.idx].out++
 		}
-		out.Origin = Origin{Task: t.id, Offset: tp.fireOffset}
+		offset := t.next - 1
+		if tp.fireRec != nil {
+			offset = tp.fireRec.Offset
+		}
+		out.Origin = Origin{Task: t.id, Offset: offset}
 		t.writeRow(tp, out, tp.fireRec)
 		return nil
 	}

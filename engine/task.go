@@ -188,11 +188,10 @@ type taskPipe struct {
 	// for a stateless one.
 	agg   Aggregate
 	aggOf Aggregator
-	// emit is the callback of agg.Fire (emitter); fireRec and fireOffset
-	// are the record and offset the rows it writes come from.
-	emit       func(out *Row) error
-	fireRec    *Record
-	fireOffset int64
+	// emit is the callback of agg.Fire (emitter); fireRec is the record
+	// the rows it writes come from, nil for a watermark advance.
+	emit    func(out *Row) error
+	fireRec *Record
 	// rejects are the rows the open bundle's writers refused in Write (and
 	// sent to dead letters): a replay into the dead-letter writer alone
 	// repeats them without writing to the writers again.

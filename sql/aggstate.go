@@ -246,7 +246,7 @@ func newReadyWin(g *group, w *win) readyWin {
 
 // compareReady orders windows of one end by start (sessions of one end
 // may start apart) and group key.
-func compareReady(x, y *readyWin) int {
+func compareReady(x, y readyWin) int {
 	if c := cmp.Compare(x.start, y.start); c != 0 {
 		return c
 	}
@@ -645,7 +645,7 @@ func (s *aggregate) Fire(final bool, emit func(out *engine.Row) error) error {
 				}
 			}
 		}
-		slices.SortFunc(ready, func(x, y readyWin) int { return compareReady(&x, &y) })
+		slices.SortFunc(ready, compareReady)
 		for _, r := range ready {
 			if err == nil {
 				err = s.emit(r.g, r.w, emit)

@@ -31,7 +31,7 @@ func TestCompareReadyOrdersAsKeys(t *testing.T) {
 	for i, k := range keys {
 		ready = append(ready, newReadyWin(newGroup([]byte(k), 0), &win{start: int64(i % 3), end: 10}))
 	}
-	slices.SortFunc(ready, func(x, y readyWin) int { return compareReady(&x, &y) })
+	slices.SortFunc(ready, compareReady)
 	for i := 1; i < len(ready); i++ {
 		x, y := ready[i-1], ready[i]
 		if x.w.start > y.w.start || x.w.start == y.w.start && x.g.key > y.g.key {

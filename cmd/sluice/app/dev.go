@@ -78,8 +78,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	redact := cj.Redactor()
 	log := newLogger(stderr, redact)
-	tuning, _ := TuneMemory(cj) // for the life of the process
-	logTuning(log, tuning)
+	tuneProcess(log, cj)
 	reg := prometheus.NewRegistry()
 	rt, svc, err := newWorker(ctx, cj, reg, Options{Pod: "dev-0", Logger: log, Brokers: brokers})
 	if err != nil {

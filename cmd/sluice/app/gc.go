@@ -97,7 +97,8 @@ func cgroupMemoryLimit(root string) int64 {
 	return 0
 }
 
-// logTuning logs what TuneMemory set.
-func logTuning(log *slog.Logger, t Tuning) {
+// tuneProcess is TuneMemory for the life of the process, logged.
+func tuneProcess(log *slog.Logger, cj *config.Job) {
+	t, _ := TuneMemory(cj)
 	log.Info("garbage collector tuned", "gc_percent", t.GCPercent, "memory_limit_bytes", t.MemoryLimit)
 }

@@ -25,8 +25,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	redact := cj.Redactor()
 	log := newLogger(stderr, redact)
-	tuning, _ := TuneMemory(cj) // for the life of the process
-	logTuning(log, tuning)
+	tuneProcess(log, cj)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	// The process's CPU carries the job, so that throughput per vCPU is one
