@@ -723,6 +723,34 @@ func (w *streamWriter) Flush(ctx context.Context) error {
 	return w.flakyWriter.Flush(ctx)
 }
 
+// Input delivered while a bundle waits to retry its flush, behind input of
+// an earlier delivery still queued, is processed once that bundle and the
+// queue are complete: the task saw its signal while it could not take it,
+// and no checkpoint cut comes to wake it.
+func TestInputDeliveredWhileSealedIsTaken(t *testing.T) {
+	src := &liveSource{values: values(20), offset: -1, batch: 20}
+	sink := &flakySink{}
+	sink.down.Store(true)
+	job := newJob(src, &keyStore{cps: map[string]*engine.Checkpoint{}}, pipeline("p", engine.NamedSink{Name: "s", Sink: sink}))
+	job.Interval = time.Hour
+	job.Retry = backoff.Policy{Base: 20 * time.Millisecond, Max: 20 * time.Millisecond}
+	rt, stop := start(t, job)
+	// The first bundle (r0..r9) fails; r10..r19 wait in the queue.
+	waitFor(t, "a failed flush", 5*time.Second, func() bool { return sink.flushes.Load() > 0 })
+	var recs []engine.Record
+	for j := 20; j < 30; j++ {
+		recs = append(recs, engine.Record{Value: []byte(fmt.Sprintf("r%d", j)), Offset: int64(j), Timestamp: time.UnixMicro(int64(j + 1))})
+	}
+	rt.Deliver(task0, recs)
+	time.Sleep(100 * time.Millisecond) // the task sees the signal while sealed
+	sink.down.Store(false)
+	waitFor(t, "every row acknowledged", 5*time.Second, func() bool { return len(sink.rows()) == 30 })
+	stop()
+	if got := sink.rows(); !slices.Equal(got, values(30)) {
+		t.Errorf("acknowledged %q; want the 30 rows once, in order", got)
+	}
+}
+
 // A writer that keeps state and was opened fresh (no state recorded for it)
 // is named by a committed checkpoint before its first flush, even when no
 // checkpoint interval passes: a crash after that flush resumes its stream

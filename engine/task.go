@@ -487,6 +487,15 @@ func (t *task) run() {
 				timer.Reset(wait)
 			}
 		}
+		if !t.blocked() && len(t.queue) == 0 && t.pending() {
+			// Input delivered while the task was blocked or working
+			// through its queue signalled wake, and the task consumed
+			// that signal without taking it (it takes only with an empty
+			// queue): signal again, or the input would wait for a signal
+			// that never comes. Through the select, not a loop back, so
+			// that a task that is never idle still answers cuts and stop.
+			t.notify()
+		}
 		select {
 		case <-t.wake:
 		case <-timer.C:
