@@ -110,6 +110,20 @@ pipelines:
 	return c
 }
 
+// compress makes the producer compress its batches with codec (franz-go's
+// default is snappy).
+func (c *cluster) compress(codec kgo.CompressionCodec) {
+	c.t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic("e2e.traffic"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchCompression(codec))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.prod.Close()
+	c.prod = prod
+	c.t.Cleanup(prod.Close)
+}
+
 // produce writes n more sequence-numbered records and waits for them.
 func (c *cluster) produce(n int) {
 	c.mu.Lock()

@@ -13,6 +13,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/bench/gen"
 )
 
 // procBytes reads a size field of /proc/PID/status: VmRSS, the resident set,
@@ -100,20 +105,96 @@ var memoryStall = flag.Duration("memory.stall", 5*time.Second, "how long TestMem
 // request holds no more than the memory bound that docs/job-file.md derives
 // from its memory settings, however much input waits in Kafka, and for as
 // long as the sink stalls (-memory.stall); once the sink recovers, every
-// record arrives. The input is twice what the bound allows above idle.
+// record arrives. It runs on an uncompressed topic, where records borrow
+// the fetch responses' bytes and the input is twice what the bound allows
+// above idle, and on a snappy-compressed one, where the client decompresses
+// every batch into a buffer of its own and the bound grows with the
+// compression ratio; the same records in both.
 func TestMemoryBoundUnderLoad(t *testing.T) {
-	const (
-		partitions = 4
-		taskBuffer = 512 << 10
-		fetch      = 1 << 20
-		maxRecords = 1000
-		// Half the default, so that the test also shows the worker
-		// honours the setting: at the default 200 the same run peaks
-		// at about 108 MiB, far above this bound.
-		gcPercent = 100
-	)
 	t.Parallel() // memory, not time: it may share the machine
-	c := newCluster(t, partitions, "1s")
+	ratio, recordBytes := snappyRatio(20000)
+	_, input := memoryBound(0, 1, recordBytes)
+	total := int(input / int64(recordBytes))
+	t.Logf("generated records: %d bytes on average, %.2fx smaller with snappy in 1 MB batches", recordBytes, ratio)
+	t.Run("uncompressed", func(t *testing.T) { testMemoryBound(t, kgo.NoCompression(), 1, recordBytes, total) })
+	t.Run("snappy", func(t *testing.T) { testMemoryBound(t, kgo.SnappyCompression(), ratio, recordBytes, total) })
+}
+
+// The job's memory settings in TestMemoryBoundUnderLoad.
+const (
+	memPartitions = 4
+	memTaskBuffer = 512 << 10
+	memFetch      = 1 << 20
+	memMaxRecords = 1000
+	// Half the default, so that the test also shows the worker honours
+	// the setting: at the default 200 the worker's heap may grow to
+	// three times what is live, not two.
+	memGCPercent = 100
+)
+
+// memoryBound is the bound of docs/job-file.md on the anonymous memory of a
+// worker idle at idle bytes, running TestMemoryBoundUnderLoad's job on a
+// topic whose batches compress c times, with records of r bytes on
+// average; and the input that is twice what it allows above idle.
+//
+// It is the idle process, plus what the job may hold live with the garbage
+// collector's headroom (gc_percent), plus a tenth and 4 MiB for the
+// runtime's own bookkeeping. Live are, per task, an inbox and a queue, each
+// a task buffer plus two partition shares of a fetch (one buffered, one in
+// flight when the pause lands), decompressed, each record with its 112-byte
+// engine.Record in a slice rounded up to a power of two; the client's
+// fetches (one buffered, one in flight per broker), with their records'
+// kgo.Records (about 256 bytes each) and, when compressed, their
+// decompressed batches; and each task's bundle in each sink's buffer.
+// Uncompressed records borrow the bytes of the fetch response that carried
+// them; with fetch no larger than a partition's share (1 MiB), as here, a
+// held share pins no more than itself.
+func memoryBound(idle int64, c float64, r int) (bound, input int64) {
+	const (
+		partFetch = min(memFetch, 1<<20)
+		sinks     = 2
+		rowBytes  = 200 // a JSON row of the three columns, with slack
+	)
+	held := int64(memPartitions * 2 * (memTaskBuffer + 2*c*partFetch))
+	fetched := int64(2 * c * memFetch)
+	live := held + held*224/int64(r) + 2*memFetch + fetched*256/int64(r) + memPartitions*memMaxRecords*rowBytes*sinks
+	if c > 1 {
+		live += fetched
+	}
+	heap := live * (100 + memGCPercent) / 100
+	bound = idle + heap + heap/10 + 4<<20
+	return bound, 2 * (bound - idle)
+}
+
+// snappyRatio compresses the first n records that cluster.produce writes
+// with snappy in blocks of a producer batch's largest size (1 MB), and
+// returns how many times smaller they get (as much as they can in a batch:
+// smaller batches compress less) and their average size.
+func snappyRatio(n int) (ratio float64, avg int) {
+	g := gen.New(0)
+	var raw, packed int
+	block := make([]byte, 0, 1<<20)
+	flush := func() {
+		raw += len(block)
+		packed += len(s2.EncodeSnappy(nil, block))
+		block = block[:0]
+	}
+	for i := range int64(n) {
+		rec := g.Next()
+		rec.SequenceNumber = i
+		if block = rec.AppendAvro(block); len(block) >= 1_000_000 {
+			flush()
+		}
+	}
+	flush()
+	return float64(raw) / float64(packed), raw / n
+}
+
+// testMemoryBound is one run of TestMemoryBoundUnderLoad: total records
+// produced with codec, whose batches compress ratio times.
+func testMemoryBound(t *testing.T, codec kgo.CompressionCodec, ratio float64, recordBytes, total int) {
+	c := newCluster(t, memPartitions, "1s")
+	c.compress(codec)
 	url, release, refused := stallingCollector(t)
 	job := fmt.Sprintf(`job: e2e
 kafka: {brokers: [%s]}
@@ -129,7 +210,7 @@ pipelines:
     sinks:
       - file: {path: %s/out.jsonl, format: json}
       - https: {url: %q, max_retries: 1, timeout: 1s}
-`, c.brokers[0], c.dir, taskBuffer, fetch, gcPercent, maxRecords, c.dir, url)
+`, c.brokers[0], c.dir, memTaskBuffer, memFetch, memGCPercent, memMaxRecords, c.dir, url)
 	if err := os.WriteFile(c.job, []byte(job), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -142,28 +223,8 @@ pipelines:
 	}
 	rss := sampleRSS(w.cmd.Process.Pid)
 
-	// The bound of docs/job-file.md: the idle process, plus what the job
-	// may hold live with the garbage collector's headroom (gc_percent),
-	// plus a tenth and 4 MiB for the runtime's own bookkeeping. Live
-	// are, per task, an inbox and a queue, each a task buffer plus two
-	// partition shares of a fetch (one buffered, one in flight when the
-	// pause lands), each record with its 112-byte engine.Record; the
-	// client's fetches (one buffered, one in flight per broker), each
-	// record with its kgo.Record (about 256 bytes); and each task's bundle
-	// in the sinks' buffers. Records borrow the bytes of the fetch
-	// response that carried them; with fetch no larger than a partition's
-	// share (1 MiB), as here, a held share pins no more than itself.
-	const (
-		partFetch   = min(fetch, 1<<20)
-		rowBytes    = 200 // a JSON row of the three columns, with slack
-		recordBytes = 380 // a generated traffic record, Avro-encoded, at least
-	)
-	held := int64(partitions * 2 * (taskBuffer + 2*partFetch))
-	live := held + held*112/recordBytes + 2*fetch + 2*fetch*256/recordBytes + partitions*maxRecords*rowBytes
-	heap := live * (100 + gcPercent) / 100
-	bound := idle + heap + heap/10 + 4<<20
-	input := 2 * (bound - idle)
-	total := int(input / recordBytes)
+	bound, _ := memoryBound(idle, ratio, recordBytes)
+	input := int64(total * recordBytes)
 	t.Logf("idle anonymous RSS %d MiB, bound %d MiB, producing %d records (%d MiB)", idle>>20, bound>>20, total, input>>20)
 	c.produce(total)
 
