@@ -90,7 +90,14 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(j.prod.Close)
+	t.Cleanup(func() {
+		// Records still buffered when the test returns are delivered
+		// first, not failed as "client closed" into its report.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		j.prod.Flush(ctx)
+		cancel()
+		j.prod.Close()
+	})
 	c := &cluster{t: t, bin: sharedBinary(t), dir: j.dir, job: path}
 	j.worker = c.start("obs-0")
 	t.Cleanup(func() {
