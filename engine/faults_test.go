@@ -751,6 +751,61 @@ func TestInputDeliveredWhileSealedIsTaken(t *testing.T) {
 	}
 }
 
+// gatedSource is a bounded source of one task: it delivers its values in
+// one batch, then ends the task once gate is closed.
+type gatedSource struct {
+	liveSource
+	gate chan struct{}
+}
+
+func (s *gatedSource) Run(ctx context.Context, h engine.Handler) error {
+	h.Assign(ctx, []engine.Assignment{{Task: task0, Offset: -1}})
+	var recs []engine.Record
+	for j, v := range s.values {
+		recs = append(recs, engine.Record{Value: []byte(v), Offset: int64(j), Timestamp: time.UnixMicro(int64(j + 1))})
+	}
+	h.Deliver(task0, recs)
+	<-s.gate
+	h.End(task0)
+	return nil
+}
+
+// The end of a bounded task, signalled while a bundle waits to retry its
+// flush with input still queued behind it, ends the task once that input is
+// complete, and with it the job.
+func TestEndWhileSealedEndsTheJob(t *testing.T) {
+	src := &gatedSource{liveSource: liveSource{values: values(20)}, gate: make(chan struct{})}
+	sink := &flakySink{}
+	sink.down.Store(true)
+	job := newJob(src, &keyStore{cps: map[string]*engine.Checkpoint{}}, pipeline("p", engine.NamedSink{Name: "s", Sink: sink}))
+	job.Interval = time.Hour
+	job.Retry = backoff.Policy{Base: 20 * time.Millisecond, Max: 20 * time.Millisecond}
+	rt, err := engine.New(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(context.Background()) }()
+	// The first bundle (r0..r9) fails; r10..r19 wait in the queue.
+	waitFor(t, "a failed flush", 5*time.Second, func() bool { return sink.flushes.Load() > 0 })
+	close(src.gate)
+	time.Sleep(100 * time.Millisecond) // the task sees the end while sealed
+	sink.down.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		rt.Abort()
+		<-done
+		t.Fatalf("the job did not end within 5 s of its sink recovering; acknowledged %d rows", len(sink.rows()))
+	}
+	if got := sink.rows(); !slices.Equal(got, values(20)) {
+		t.Errorf("acknowledged %q; want the 20 rows once, in order", got)
+	}
+}
+
 // A writer that keeps state and was opened fresh (no state recorded for it)
 // is named by a committed checkpoint before its first flush, even when no
 // checkpoint interval passes: a crash after that flush resumes its stream

@@ -409,11 +409,12 @@ func (t *task) take() (batches [][]Record, ended bool) {
 	return batches, ended
 }
 
-// pending reports whether input waits in the inbox.
+// pending reports whether input waits in the inbox, or the end of the input
+// that the task has not taken yet. Only the task's goroutine calls it.
 func (t *task) pending() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.inbox) > 0
+	return len(t.inbox) > 0 || (t.ended && !t.sawEnd)
 }
 
 // blocked reports whether the task cannot process input now: its bundle is
@@ -488,8 +489,8 @@ func (t *task) run() {
 			}
 		}
 		if !t.blocked() && len(t.queue) == 0 && t.pending() {
-			// Input delivered while the task was blocked or working
-			// through its queue signalled wake, and the task consumed
+			// Input (or its end) delivered while the task was blocked or
+			// working through its queue signalled wake, and the task consumed
 			// that signal without taking it (it takes only with an empty
 			// queue): signal again, or the input would wait for a signal
 			// that never comes. Through the select, not a loop back, so
