@@ -102,24 +102,23 @@ pipelines:
     sinks:
       - file: {path: %s/out.jsonl, format: json}
 %s`, c.brokers[0], c.dir, interval, c.dir, extra)), 0o644)
-	c.prod, err = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic("e2e.traffic"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.prod.Close)
+	c.producer()
 	return c
 }
 
-// compress makes the producer compress its batches with codec (franz-go's
-// default is snappy).
-func (c *cluster) compress(codec kgo.CompressionCodec) {
+// producer replaces the cluster's producer with one that spreads records
+// round-robin over the partitions, with opts on top (franz-go compresses
+// with snappy unless told otherwise).
+func (c *cluster) producer(opts ...kgo.Opt) {
 	c.t.Helper()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic("e2e.traffic"),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchCompression(codec))
+	prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic("e2e.traffic"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, opts...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.prod.Close()
+	if c.prod != nil {
+		c.prod.Close()
+	}
 	c.prod = prod
 	c.t.Cleanup(prod.Close)
 }

@@ -194,7 +194,7 @@ func snappyRatio(n int) (ratio float64, avg int) {
 // produced with codec, whose batches compress ratio times.
 func testMemoryBound(t *testing.T, codec kgo.CompressionCodec, ratio float64, recordBytes, total int) {
 	c := newCluster(t, memPartitions, "1s")
-	c.compress(codec)
+	c.producer(kgo.ProducerBatchCompression(codec))
 	url, release, refused := stallingCollector(t)
 	job := fmt.Sprintf(`job: e2e
 kafka: {brokers: [%s]}
